@@ -1,0 +1,233 @@
+"""The main job: one CSV and one job spec through Prolific's AI Task Builder, end to end.
+
+Order (the seed's ten steps, plus checks): validate the CSV and the spec (nothing remote is created if
+that fails) → create dataset → upload the CSV → wait READY → create batch → instructions (legacy, or
+``batch_items``) → set up → wait READY → create study → cost estimate vs budget → (approval) →
+publish → wait for the study → report → outputs. Every create is "find by job key, else create" and
+cached under the job key, so a retry or a re-run resumes instead of creating twice; publish happens
+only while the study is UNPUBLISHED. Two runs of one job on this host serialise on a file lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from taskbuilder.aggregate import select_submissions_to_approve
+from taskbuilder.job import AnnotationJob
+from taskbuilder.jobkey import sha256_file, storage_slug, tag_name
+from taskbuilder.polling import PollSettings
+
+from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
+from tasks.connection import ProlificConnection, open_client
+from tasks.datasets import create_dataset, upload_dataset_file, wait_for_dataset
+from tasks.inputs import prepare_upload_file, stage_csv, validate_input
+from tasks.logs import run_logger
+from tasks.records import update_job_record
+from tasks.reports import fetch_report
+from tasks.results import aggregate_results, write_results
+from tasks.studies import (
+    approve_submissions,
+    create_study,
+    estimate_study_cost,
+    list_submissions,
+    publish_study,
+    wait_for_study,
+)
+
+LOCK_DIR = Path(os.environ.get("TASKBUILDER_LOCK_DIR", Path(tempfile.gettempdir()) / "taskbuilder-locks"))
+"""Folder of the per-job lock files (one host; several hosts need a shared lock, see NOTES.md)."""
+
+
+class BudgetExceeded(RuntimeError):
+    """The study's estimated cost is above ``max_budget``: it stays unpublished."""
+
+
+class PublishRejected(RuntimeError):
+    """A reviewer rejected publishing the study: it stays unpublished."""
+
+
+@flow(name="annotation-batch", log_prints=False)
+def annotation_batch(
+    job: AnnotationJob,
+    connection: ProlificConnection | None = None,
+    polling: PollSettings | None = None,
+    wait_for_completion: bool | None = None,
+    output_dir: str | None = None,
+) -> dict[str, Any]:
+    """Run one annotation job; return the run summary written to ``run.json``.
+
+    Parameters:
+        job: the job spec (dataset CSV, batch, study, publish/budget switches); no secrets in it.
+        connection: API URL, timeouts and the Secret block name; default from the environment.
+        polling: poll intervals and deadlines (seconds).
+        wait_for_completion: overrides ``job.wait_for_completion`` (deployments launch with false).
+        output_dir: overrides ``job.output_dir`` (a folder or ``s3://bucket/prefix``).
+
+    Returns a dict: ``job_key``, ``dataset_id``, ``batch_id``, ``study_id``, ``statuses``,
+    ``instructions_mode``, ``cost``, ``published``, ``outputs`` (name → location), ``notes``.
+    Raises ``InputInvalid`` (bad CSV/spec, nothing created), ``BudgetExceeded``, the typed API errors
+    of :mod:`taskbuilder.errors` after retries, ``WaitTimedOut``.
+    """
+    logger = run_logger()
+    connection = connection or ProlificConnection(token_secret_block=job.token_secret_block)
+    polling = polling or PollSettings()
+    wait = job.wait_for_completion if wait_for_completion is None else wait_for_completion
+    destination = output_dir or job.output_dir
+    work_dir = Path(tempfile.mkdtemp(prefix="taskbuilder-"))
+
+    csv_path = stage_csv(job.dataset.csv, work_dir / "input")
+    report = validate_input(csv_path, job)
+    upload_path = prepare_upload_file(csv_path, report, job, work_dir / "upload")
+    job_key = job.job_key(sha256_file(upload_path))
+    logger.info("Job key %r", job_key)
+
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with FileLock(LOCK_DIR / f"{storage_slug(job_key, connection.base_url)}.lock"):
+        summary = _run_locked(job, job_key, connection, polling, wait, destination, upload_path, report, work_dir)
+    return summary
+
+
+def _run_locked(
+    job: AnnotationJob,
+    job_key: str,
+    connection: ProlificConnection,
+    polling: PollSettings,
+    wait: bool,
+    destination: str,
+    upload_path: Path,
+    report: Any,
+    work_dir: Path,
+) -> dict[str, Any]:
+    logger = run_logger()
+    workspace_id = _workspace_id(job, connection)
+    update_job_record(
+        job_key, connection.base_url, workspace_id=workspace_id, spec=job.model_dump(mode="json"), output_location=destination
+    )
+
+    dataset_id = create_dataset(connection, job_key, job.dataset.name, workspace_id)
+    upload_dataset_file(connection, dataset_id, upload_path, _upload_filename(job))
+    wait_for_dataset(connection, dataset_id, polling)
+
+    batch_items = job.batch_items_payload()
+    batch_id = create_batch(
+        connection,
+        job_key,
+        workspace_id,
+        tag_name(job.batch.name, job_key),
+        dataset_id,
+        job.batch.task_details.model_dump(mode="json") if job.batch.task_details else None,
+        batch_items,
+    )
+    if batch_items is None:
+        visible = [column for column in report.columns if not column.startswith("META_")]
+        mode = add_instructions(connection, batch_id, job.instructions_payload(), job.instructions_as_batch_items(visible))
+    else:
+        mode = "batch_items"
+    update_job_record(job_key, connection.base_url, instructions_mode=mode)
+    set_up_batch(connection, batch_id, dataset_id, job.batch.tasks_per_group)
+    batch = wait_for_batch(connection, batch_id, polling)
+
+    internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
+    study_id = create_study(connection, job_key, job.study_payload(batch_id, internal_name))
+    cost = estimate_study_cost(connection, study_id, job.fee_rate, job.vat_rate, job.max_budget)
+    create_markdown_artifact(
+        key="cost-estimate", markdown=f"# Cost estimate of study {study_id}\n\n{cost.to_markdown()}", description="Before publishing"
+    )
+    logger.info("Estimated cost: %.2f %s (budget %.2f)", cost.total_cents / 100, cost.currency_code, job.max_budget / 100)
+
+    summary: dict[str, Any] = {
+        "job_key": job_key,
+        "dataset_id": dataset_id,
+        "batch_id": batch_id,
+        "study_id": study_id,
+        "instructions_mode": mode,
+        "total_task_groups": batch.get("total_task_groups"),
+        "cost": cost.model_dump(),
+        "published": False,
+        "outputs": {},
+    }
+    if not cost.within_budget:
+        _finish(summary, job_key, connection, destination, work_dir)
+        raise BudgetExceeded(
+            f"study {study_id} would cost {cost.total_cents} cents ({cost.currency_code}), over max_budget "
+            f"{job.max_budget} cents: it stays unpublished. Raise max_budget in the job spec or lower reward, "
+            "annotators_per_task or the number of datapoints."
+        )
+    if not job.publish:
+        logger.info("publish is false: study %s stays UNPUBLISHED (set publish: true to spend money)", study_id)
+        return _finish(summary, job_key, connection, destination, work_dir)
+    if job.require_approval:
+        from flows.approval import request_publish_approval
+
+        approval = request_publish_approval(study_id, cost)
+        if not approval.approve:
+            summary["notes"] = [f"publishing rejected by {approval.reviewer}: {approval.comment}"]
+            _finish(summary, job_key, connection, destination, work_dir)
+            raise PublishRejected(f"publishing study {study_id} was rejected by {approval.reviewer}: it stays unpublished")
+
+    publish_study(connection, job_key, study_id)
+    summary["published"] = True
+    if not wait:
+        logger.info("Study %s published; not waiting (wait_for_completion is false)", study_id)
+        return _finish(summary, job_key, connection, destination, work_dir)
+
+    wait_for_study(connection, study_id, polling)
+    report_path = fetch_report(connection, batch_id, work_dir / "report.csv")
+    responses, result = aggregate_results(job, report_path)
+    submissions = list_submissions(connection, study_id)
+    if job.approve_submissions:
+        approved = approve_submissions(connection, study_id, select_submissions_to_approve(submissions, result.participants))
+        summary["approved_submissions"] = len(approved)
+        submissions = list_submissions(connection, study_id)
+    summary["outputs"] = write_results(report_path, responses, result, submissions, destination)
+    return _finish(summary, job_key, connection, destination, work_dir)
+
+
+def _finish(summary: dict[str, Any], job_key: str, connection: ProlificConnection, destination: str, work_dir: Path) -> dict[str, Any]:
+    """Read the final statuses, store the job record and write ``run.json``; return the summary."""
+    with open_client(connection) as client:
+        summary["statuses"] = {
+            "dataset": str(client.get_dataset_status(summary["dataset_id"])),
+            "batch": str(client.get_batch_status(summary["batch_id"])),
+            "study": str(client.get_study(summary["study_id"]).status),
+        }
+    record = update_job_record(job_key, connection.base_url, statuses=summary["statuses"], notes=summary.pop("notes", []))
+    summary["notes"] = record.get("notes", [])
+    from taskbuilder.outputs import write_outputs
+
+    summary["outputs"]["run.json"] = "run.json"
+    run_json = work_dir / "run.json"
+    run_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    locations = write_outputs(destination, files={"run.json": run_json})
+    summary["outputs"]["run.json"] = locations["run.json"]
+    run_logger().info("Wrote %s", locations["run.json"])
+    return summary
+
+
+def _workspace_id(job: AnnotationJob, connection: ProlificConnection) -> str:
+    """The spec's workspace, else ``PROLIFIC_WORKSPACE_ID``, else the account's only workspace."""
+    if job.workspace_id or os.environ.get("PROLIFIC_WORKSPACE_ID"):
+        return job.workspace_id or os.environ["PROLIFIC_WORKSPACE_ID"]
+    with open_client(connection) as client:
+        workspaces = client.list_workspaces()
+    if len(workspaces) != 1:
+        raise ValueError(
+            f"the account has {len(workspaces)} workspaces: set workspace_id in the job spec or PROLIFIC_WORKSPACE_ID "
+            f"(ids: {', '.join(w.id for w in workspaces[:10])})"
+        )
+    return workspaces[0].id
+
+
+def _upload_filename(job: AnnotationJob) -> str:
+    """The file name given to ``upload-url/{filename}``: the CSV's name, always ending in ``.csv``."""
+    name = Path(job.dataset.csv.rsplit("/", 1)[-1]).stem or "dataset"
+    return f"{name}.csv"
+

@@ -1,0 +1,165 @@
+"""The ``taskbuilder`` command: run a job, validate input, start the sandbox, run the demo.
+
+An entry point like a deployment: it sits on top of the flows. Without ``--api-url`` (and without
+``PROLIFIC_API_URL``) ``run`` starts the local sandbox and runs the job there, so nothing real is
+created and no money is spent.
+
+Exit codes: 0 done; 2 the input (CSV or job spec) has errors, or the job was refused (budget,
+approval); 1 anything else failed (the message says what, and what to do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+# Settings for the Prefect run this process starts (ephemeral server unless PREFECT_API_URL is set).
+for _name, _value in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+EXAMPLE_JOB = Path(__file__).resolve().parent.parent / "examples" / "review-sentiment" / "job.yaml"
+
+
+@app.command()
+def run(
+    job_file: Annotated[Path, typer.Argument(help="The job spec (YAML).", exists=True, dir_okay=False)],
+    api_url: Annotated[
+        Optional[str], typer.Option(help="API root without /api/v1 (default: PROLIFIC_API_URL, else the embedded sandbox).")
+    ] = None,
+    output_dir: Annotated[Optional[str], typer.Option(help="Output folder or s3://bucket/prefix (default: the spec's).")] = None,
+) -> None:
+    """Run the job in JOB_FILE: validate, create dataset, batch and study, publish if allowed, collect."""
+    raise typer.Exit(_run_job(job_file, api_url=api_url, output_dir=output_dir))
+
+
+@app.command()
+def demo(
+    output_dir: Annotated[str, typer.Option(help="Where the outputs go.")] = "out/demo",
+) -> None:
+    """Run the example job (examples/review-sentiment) on the embedded sandbox, publish included."""
+    raise typer.Exit(_run_job(EXAMPLE_JOB, api_url=None, output_dir=str(Path(output_dir).resolve()), embedded=True))
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="The CSV or TSV file.", exists=True, dir_okay=False)],
+    job: Annotated[Optional[Path], typer.Option(help="The job spec, for its column and limit checks.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check FILE (and the job spec) without touching the API. Exit 0 ok, 2 errors, 1 tool failure."""
+    from taskbuilder.job import AnnotationJob, SpecError
+    from taskbuilder.validation import validate_csv
+
+    try:
+        spec = AnnotationJob.from_yaml(job) if job else None
+    except SpecError as error:
+        if as_json:
+            problems = [
+                {"code": "spec_invalid", "severity": "error", "record": None, "line": None, "column": p.path,
+                 "message": p.message, "hint": p.hint}
+                for p in error.problems
+            ]
+            typer.echo(json.dumps({"ok": False, "rows": None, "columns": None, "problems": problems}, indent=2))
+        else:
+            typer.echo(str(error), err=True)
+        raise typer.Exit(2)
+    try:
+        report = validate_csv(file, spec)
+    except Exception as error:  # the tool itself failed
+        typer.echo(f"taskbuilder validate failed: {error}", err=True)
+        raise typer.Exit(1)
+    warnings = spec.warnings() if spec else []
+    if as_json:
+        body = report.to_dict()
+        body["problems"] = [
+            {"code": "spec_warning", "severity": "warning", "record": None, "line": None, "column": w.path,
+             "message": w.message, "hint": w.hint}
+            for w in warnings
+        ] + body["problems"]
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    else:
+        for warning in warnings:
+            typer.echo(f"warning: {warning.format(str(job))}")
+        typer.echo(report.format_text())
+    raise typer.Exit(0 if report.ok else 2)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 8765,
+    state: Annotated[Optional[Path], typer.Option(help="SQLite file that keeps state across restarts.")] = None,
+    settings: Annotated[Optional[Path], typer.Option(help="Sandbox settings (JSON).")] = None,
+) -> None:
+    """Start the local Prolific sandbox in the foreground (token: SANDBOX_API_TOKEN or sandbox-token)."""
+    command = [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port)]
+    if state:
+        command += ["--state", str(state)]
+    if settings:
+        command += ["--settings", str(settings)]
+    os.execv(sys.executable, command)
+
+
+def _run_job(job_file: Path, *, api_url: str | None, output_dir: str | None, embedded: bool = False) -> int:
+    from taskbuilder.job import AnnotationJob, SpecError
+
+    try:
+        job = AnnotationJob.from_yaml(job_file)
+    except SpecError as error:
+        typer.echo(str(error), err=True)
+        return 2
+    api_url = None if embedded else (api_url or os.environ.get("PROLIFIC_API_URL"))
+    if api_url:
+        return _run_flow(job, api_url, output_dir, sandboxed=False)
+    from flows.embedded_sandbox import running_sandbox
+
+    typer.echo("No --api-url or PROLIFIC_API_URL: running on the embedded local sandbox (no account, no money).")
+    with running_sandbox() as sandbox_process:
+        os.environ["PROLIFIC_API_TOKEN"] = sandbox_process.token
+        os.environ.pop("PROLIFIC_WORKSPACE_ID", None)
+        return _run_flow(job, sandbox_process.base_url, output_dir, sandboxed=True)
+
+
+def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool) -> int:
+    from flows.annotation_batch import BudgetExceeded, PublishRejected, annotation_batch
+    from tasks.connection import ProlificConnection
+    from tasks.inputs import InputInvalid
+    from taskbuilder.errors import ProlificError
+    from taskbuilder.polling import PollSettings
+
+    connection = ProlificConnection(base_url=api_url, token_secret_block=job.token_secret_block)
+    polling = PollSettings(interval_seconds=0.5, max_interval_seconds=2.0) if sandboxed else PollSettings()
+    try:
+        summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
+    except InputInvalid as error:
+        typer.echo(f"The input has errors; nothing was created on Prolific.\n{error}", err=True)
+        return 2
+    except (BudgetExceeded, PublishRejected) as error:
+        typer.echo(str(error), err=True)
+        return 2
+    except ProlificError as error:
+        typer.echo(f"The job failed: {error}", err=True)
+        return 1
+    typer.echo(f"Job {summary['job_key']}: study {summary['study_id']} is {summary['statuses']['study']}")
+    for name, location in summary["outputs"].items():
+        typer.echo(f"  {name}: {location}")
+    return 0
+
+
+def main() -> None:
+    """Console entry point (``taskbuilder``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Studies (API doc §6.1-6.3): create against a READY batch, get, list, transition, export.
+
+Only ``data_collection_method: AI_TASK_BUILDER_BATCH`` studies are simulated. Places default to
+``total_task_groups × annotators_per_task``. A study is done when all places hold completed
+submissions (or it was stopped) and none is still ACTIVE; it then waits in AWAITING REVIEW until no
+submission awaits review, and turns COMPLETED.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox import accounts
+from sandbox.ids import iso, object_id
+from sandbox.web import ApiError, Request, Response, Router, bad_request, json_response, not_found, paginate, validate
+
+if TYPE_CHECKING:
+    from sandbox.app import Sandbox
+
+STATUSES = ("UNPUBLISHED", "SCHEDULED", "ACTIVE", "PAUSED", "AWAITING REVIEW", "COMPLETED")
+# Submission statuses that hold a place and count as done (API doc §6.4; RETURNED/TIMED-OUT free their place).
+DONE_SUBMISSION_STATUSES = ("AWAITING REVIEW", "APPROVED", "REJECTED", "PARTIALLY APPROVED")
+UNDERPAYING_CENTS_PER_HOUR = 600
+PRIVATE_FIELDS = ("stopped", "workspace_id")
+
+
+class CompletionAction(BaseModel):
+    """One action of a completion code, e.g. ``{"action": "AUTOMATICALLY_APPROVE"}``; other keys kept."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    action: str = Field(min_length=1)
+
+
+class CompletionCode(BaseModel):
+    """One entry of ``completion_codes`` (API doc §6.1)."""
+
+    model_config = ConfigDict(strict=True)
+    code: str = Field(min_length=1)
+    code_type: str = Field(min_length=1)
+    actions: list[CompletionAction] = []
+
+
+class DataCollectionMetadata(BaseModel):
+    """``data_collection_metadata`` (seed "Publishing a batch"): annotators per task, default 1."""
+
+    model_config = ConfigDict(strict=True)
+    annotators_per_task: int = Field(1, ge=1)
+
+
+class SubmissionsConfig(BaseModel):
+    """``submissions_config`` (API doc §6.1); -1 = unlimited."""
+
+    model_config = ConfigDict(strict=True)
+    max_submissions_per_participant: int = -1
+    max_concurrent_submissions: int = -1
+    auto_rejection_categories: list[str] = []
+
+
+class StudyCreate(BaseModel):
+    """Body of ``POST /api/v1/studies/`` (API doc §6.1, seed "Publishing a batch"); unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True)
+    name: str = Field(min_length=1)
+    internal_name: str | None = None
+    description: str = ""
+    external_study_url: str | None = None
+    prolific_id_option: Literal["question", "url_parameters", "not_required"] | None = None
+    completion_option: Literal["url", "code"] | None = None
+    completion_code: str | None = None
+    completion_codes: list[CompletionCode] | None = None
+    total_available_places: int | None = Field(None, ge=1)
+    estimated_completion_time: int = Field(ge=1)
+    maximum_allowed_time: int | None = Field(None, ge=1)
+    reward: int = Field(ge=1)
+    device_compatibility: list[Literal["desktop", "tablet", "mobile"]] = ["desktop", "tablet", "mobile"]
+    peripheral_requirements: list[Literal["audio", "camera", "download", "microphone"]] = []
+    study_type: Literal["SINGLE", "QUOTA"] = "SINGLE"
+    study_labels: list[str] = []
+    filters: list[dict] = []
+    filter_set_id: str | None = None
+    project: str | None = None
+    submissions_config: SubmissionsConfig = SubmissionsConfig()
+    data_collection_method: Literal["AI_TASK_BUILDER_BATCH"]
+    data_collection_id: str = Field(min_length=1)
+    data_collection_metadata: DataCollectionMetadata = DataCollectionMetadata()
+
+
+class Transition(BaseModel):
+    """Body of ``POST /api/v1/studies/{id}/transition/`` (API doc §6.3)."""
+
+    model_config = ConfigDict(strict=True)
+    action: Literal["PUBLISH", "START", "PAUSE", "STOP"]
+
+
+def public(sb: Sandbox, study: dict) -> dict:
+    """The study as the API shows it, with ``places_taken`` and ``number_of_submissions`` counted now."""
+    shown = {k: v for k, v in study.items() if k not in PRIVATE_FIELDS}
+    submissions = sb.store.list("submission", study_id=study["id"])
+    shown["places_taken"] = sum(s["status"] in DONE_SUBMISSION_STATUSES + ("ACTIVE",) for s in submissions)
+    shown["number_of_submissions"] = len(submissions)
+    return shown
+
+
+def get_study(sb: Sandbox, study_id: str) -> dict:
+    """The stored study; 404 when unknown."""
+    study = sb.store.get("study", study_id)
+    if study is None:
+        raise not_found("study", study_id)
+    return study
+
+
+def total_cost_cents(sb: Sandbox, reward: int, places: int) -> int:
+    """Rewards plus the service fee (``service_fee_percent`` setting), in minor units, rounded."""
+    return round(reward * places * (1 + sb.settings.service_fee_percent / 100))
+
+
+def auto_approves(study: dict) -> bool:
+    """True when a COMPLETED-type completion code carries the AUTOMATICALLY_APPROVE action."""
+    return any(code["code_type"] == "COMPLETED" and any(a["action"] == "AUTOMATICALLY_APPROVE" for a in code["actions"])
+               for code in study.get("completion_codes") or [])
+
+
+def completion_code(study: dict) -> str | None:
+    """The code a participant enters on completion (the COMPLETED-type code, else the legacy code)."""
+    for code in study.get("completion_codes") or []:
+        if code["code_type"] == "COMPLETED":
+            return code["code"]
+    return study.get("completion_code")
+
+
+def set_status(sb: Sandbox, study: dict, status: str) -> None:
+    """Change the study status, store it, and emit ``study.status.change`` (API doc §8)."""
+    if study["status"] == status:
+        return
+    study["status"] = status
+    sb.store.put("study", study)
+    sb.emit(study["workspace_id"], "study.status.change",
+            {"resource_id": study["id"], "event_type": "study.status.change", "metadata": {}, "status": status})
+
+
+def settle(sb: Sandbox, study: dict) -> None:
+    """Move an ACTIVE/PAUSED/AWAITING REVIEW study on when its submissions allow (caller holds the lock)."""
+    if study["status"] not in ("ACTIVE", "PAUSED", "AWAITING REVIEW"):
+        return
+    submissions = sb.store.list("submission", study_id=study["id"])
+    if any(s["status"] == "ACTIVE" for s in submissions):
+        return
+    done = sum(s["status"] in DONE_SUBMISSION_STATUSES for s in submissions)
+    if study["status"] != "AWAITING REVIEW" and done < study["total_available_places"] and not study["stopped"]:
+        return
+    awaiting = any(s["status"] == "AWAITING REVIEW" for s in submissions)
+    set_status(sb, study, "AWAITING REVIEW" if awaiting else "COMPLETED")
+
+
+def register(router: Router, sb: Sandbox) -> None:
+    """Add ``/api/v1/studies`` endpoints (create, list, get, transition, export) and project studies."""
+    one = r"/api/v1/studies/(?P<study_id>[^/]+)"
+
+    def create(req: Request) -> Response:
+        body = validate(StudyCreate, req.json_object())
+        batch = sb.store.get("batch", body.data_collection_id)
+        if batch is None:
+            raise bad_request("data_collection_id", f"no batch with id {body.data_collection_id!r}")
+        if batch["status"] != "READY":
+            raise bad_request("data_collection_id", f"batch {batch['id']} is {batch['status']}; it must be READY")
+        if body.maximum_allowed_time is not None and body.maximum_allowed_time < body.estimated_completion_time:
+            raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
+        project_id = body.project or accounts.default_project_id(sb)
+        project = sb.store.get("project", project_id)
+        if project is None:
+            raise bad_request("project", f"no project with id {project_id!r}")
+        annotators = body.data_collection_metadata.annotators_per_task
+        capacity = batch["total_task_groups"] * annotators
+        places = body.total_available_places or capacity
+        if places > capacity:
+            raise bad_request("total_available_places",
+                              f"at most {capacity} places (total_task_groups {batch['total_task_groups']} × "
+                              f"annotators_per_task {annotators})")
+        study = {
+            "id": object_id(), **body.model_dump(exclude={"total_available_places"}),
+            "total_available_places": places, "project": project_id, "status": "UNPUBLISHED",
+            "date_created": iso(), "published_at": None, "started_publishing_at": None, "publish_at": None,
+            "completed_at": None, "currency_code": sb.settings.currency_code,
+            "presentment_currency_code": sb.settings.currency_code,
+            "total_cost": total_cost_cents(sb, body.reward, places),
+            "estimated_reward_per_hour": round(body.reward * 60 / body.estimated_completion_time),
+            "is_pilot": False, "access_details": [],
+            "researcher": {"id": sb.user_id(), "name": sb.store.get("user", sb.user_id())["name"]},
+            "stopped": False, "workspace_id": project["workspace"],
+        }
+        study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
+        study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+        study["data_collection_metadata"]["total_task_groups"] = batch["total_task_groups"]
+        sb.store.put("study", study)
+        return json_response(201, public(sb, study))
+
+    def list_studies(req: Request, project_id: str | None = None) -> Response:
+        status = req.query_value("status")
+        if status is not None and status not in STATUSES:
+            raise bad_request("status", f"must be one of {', '.join(STATUSES)}")
+        studies = [s for s in sb.store.list("study") if (status is None or s["status"] == status)
+                   and (project_id is None or s["project"] == project_id)]
+        return json_response(200, paginate(req, [public(sb, s) for s in studies]))
+
+    def project_studies(req: Request) -> Response:
+        if sb.store.get("project", req.params["project_id"]) is None:
+            raise not_found("project", req.params["project_id"])
+        return list_studies(req, req.params["project_id"])
+
+    def get(req: Request) -> Response:
+        return json_response(200, public(sb, get_study(sb, req.params["study_id"])))
+
+    def transition(req: Request) -> Response:
+        study = get_study(sb, req.params["study_id"])
+        action = validate(Transition, req.json_object()).action
+        allowed = {"PUBLISH": ("UNPUBLISHED",), "PAUSE": ("ACTIVE",), "START": ("PAUSED",),
+                   "STOP": ("ACTIVE", "PAUSED")}[action]
+        if study["status"] not in allowed:
+            raise ApiError(400, {"action": [f"cannot {action} a study that is {study['status']}; "
+                                            f"allowed from {' or '.join(allowed)}"]})
+        if action == "PUBLISH":
+            _publish(sb, study)
+        elif action == "PAUSE":
+            set_status(sb, study, "PAUSED")
+        elif action == "START":
+            set_status(sb, study, "ACTIVE")
+        else:
+            study["stopped"] = True
+            set_status(sb, study, "AWAITING REVIEW")
+            settle(sb, study)
+        sb.store.put("study", study)
+        return json_response(200, public(sb, study))
+
+    def export(req: Request) -> Response:
+        study = get_study(sb, req.params["study_id"])
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["Submission id", "Participant id", "Status", "Started at", "Completed at", "Reviewed at",
+                         "Time taken", "Completion code", "Task group id"])
+        for s in sb.store.list("submission", study_id=study["id"]):
+            writer.writerow([s["id"], s["participant_id"], s["status"], s["started_at"], s["completed_at"] or "",
+                             s["reviewed_at"] or "", s["time_taken"] if s["time_taken"] is not None else "",
+                             s["study_code"] or "", s["task_group_id"]])
+        return Response(200, out.getvalue().encode(), {"Content-Type": "text/csv; charset=utf-8"})
+
+    router.add("POST", "/api/v1/studies", create)
+    router.add("GET", "/api/v1/studies", list_studies)
+    router.add("GET", one, get)
+    router.add("POST", one + "/transition", transition)
+    router.add("GET", one + "/export", export)
+    router.add("GET", r"/api/v1/projects/(?P<project_id>[^/]+)/studies", project_studies)
+
+
+def _publish(sb: Sandbox, study: dict) -> None:
+    """PUBLISH: check the batch is READY and the balance covers ``total_cost``, debit it, go ACTIVE."""
+    batch = sb.store.get("batch", study["data_collection_id"])
+    if batch is None or batch["status"] != "READY":
+        raise ApiError(400, {"data_collection_id": [f"batch {study['data_collection_id']} is not READY"]})
+    balance = sb.settings.account_balance_cents
+    if balance < study["total_cost"]:
+        raise ApiError(400, {"total_cost": [f"insufficient balance: the study costs {study['total_cost']} "
+                                            f"{study['currency_code']} minor units, the balance is {balance}"]})
+    sb.settings.account_balance_cents = balance - study["total_cost"]
+    now = iso()
+    study.update(published_at=now, started_publishing_at=now)
+    set_status(sb, study, "ACTIVE")

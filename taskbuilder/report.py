@@ -1,0 +1,258 @@
+"""Turn a batch report (wide CSV) into a tidy "responses" table, one row per response.
+
+Source: ``GET /api/v1/data-collection/batches/{id}/report/`` (API doc §5.1) in the layout fixed by the
+team brief ("Report CSV"): one row per datapoint × instruction,
+``DataPoint_ID,Task_Group_ID,Task_Type,Question,<original dataset columns>,Annotator1_ID,
+Annotator1_Response,Annotator1_Timestamp,Annotator2_ID,...``. ``Question`` is the instruction's
+``description``. Response cell encodings:
+
+- ``free_text``: the text as typed;
+- ``multiple_choice``: the selected option labels joined by ``|`` (in option order);
+- ``multiple_choice_with_free_text``: JSON ``[{"label": <option label>, "explanation": <text>}]``;
+- ``free_text_with_unit``: JSON ``{"value": <number as string>, "unit": <unit label>}``;
+- ``file_upload``: JSON ``[{"file_name", "file_key", "file_size_mb", "content_type"}]``.
+
+The caller downloads the report (presigned pointer or inline CSV) to a file and keeps that file byte for
+byte; this module only reads it. Every cell is read as text (``dtype=str, keep_default_na=False``):
+"NA", "001", "1.50" stay as typed.
+
+Matching rows to instructions: by ``Question`` == ``description`` and ``Task_Type`` == ``type``. When two
+instructions share both, the report gives no other clue, so the k-th such row of a datapoint (in report
+order) is matched to the k-th such instruction (in instruction order).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FIXED_COLUMNS = ["DataPoint_ID", "Task_Group_ID", "Task_Type", "Question"]
+RESPONSE_COLUMNS = ["datapoint_id", "task_group_id", "instruction", "instruction_type",
+                    "participant_id", "answer", "answered_at"]
+CHOICE_TYPES = ("multiple_choice", "multiple_choice_with_free_text")
+_ANNOTATOR = re.compile(r"^Annotator(\d+)_(ID|Response|Timestamp)$")
+
+
+class UnmappedAnswerWarning(UserWarning):
+    """A response cell whose option label (or unit label) matches no option of its instruction; the raw
+    text is kept as the answer."""
+
+
+def split_joined(text: str, names: list[str]) -> list[int] | None:
+    """Split ``text`` made of entries of ``names`` joined by ``|`` into the entries' positions.
+
+    Entries may themselves contain ``|`` and may come in any order; the result is sorted (option order).
+    ``""`` → ``[]``. Returns None when ``text`` is not such a join. Used for option labels (report cells)
+    and option values (``answer``, gold cells).
+    """
+    def walk(pos: int, used: frozenset[int]) -> list[int] | None:
+        if pos == len(text):
+            return []
+        for i, name in enumerate(names):
+            if i in used or not name or not text.startswith(name, pos):
+                continue
+            end = pos + len(name)
+            if end == len(text):
+                return [i]
+            if text[end] == "|":
+                rest = walk(end + 1, used | {i})
+                if rest is not None:
+                    return [i, *rest]
+        return None
+
+    found = walk(0, frozenset())
+    return None if found is None else sorted(found)
+
+
+def _map_choice(cell: str, instruction: dict) -> str | None:
+    options = instruction["options"]
+    found = split_joined(cell, [o["label"] for o in options])
+    return None if found is None else "|".join(options[i]["value"] for i in found)
+
+
+def _map_choice_with_text(cell: str, instruction: dict) -> str | None:
+    if cell == "":
+        return ""
+    by_label = {o["label"]: o["value"] for o in instruction["options"]}
+    try:
+        items = json.loads(cell)
+        mapped = [{"value": by_label[item["label"]], "explanation": item["explanation"]} for item in items]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return json.dumps(mapped, ensure_ascii=False)
+
+
+def _map_unit(cell: str, instruction: dict) -> str | None:
+    if cell == "":
+        return ""
+    by_label = {u["label"]: u["value"] for u in instruction["unit_options"]}
+    try:
+        item = json.loads(cell, parse_float=str, parse_int=str)
+        mapped = {"value": item["value"], "unit": by_label[item["unit"]]}
+    except (ValueError, TypeError, KeyError):
+        return None
+    return json.dumps(mapped, ensure_ascii=False)
+
+
+_MAPPERS = {
+    "multiple_choice": _map_choice,
+    "multiple_choice_with_free_text": _map_choice_with_text,
+    "free_text_with_unit": _map_unit,
+}
+
+
+def _read_header(report_csv: Path) -> list[str]:
+    with open(report_csv, newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), None)
+    if header is None or header[:4] != FIXED_COLUMNS:
+        raise ValueError(f"{report_csv}: line 1: the header must start with {','.join(FIXED_COLUMNS)}, "
+                         f"found {','.join((header or [])[:4])!r}; is this a batch report CSV?")
+    return header
+
+
+def _annotator_triples(report_csv: Path, header: list[str]) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """Return (position of the first annotator column, [(k, id_pos, response_pos, timestamp_pos)])."""
+    found: dict[int, dict[str, int]] = {}
+    first = len(header)
+    for pos, name in enumerate(header[4:], start=4):
+        match = _ANNOTATOR.match(name)
+        if match:
+            first = min(first, pos)
+            found.setdefault(int(match[1]), {})[match[2]] = pos
+        elif first < pos:
+            raise ValueError(f"{report_csv}: line 1: column {name!r} comes after the annotator columns; "
+                             "the report layout puts every dataset column before Annotator1_ID")
+    for k, parts in sorted(found.items()):
+        if len(parts) != 3:
+            missing = sorted({"ID", "Response", "Timestamp"} - parts.keys())
+            raise ValueError(f"{report_csv}: line 1: Annotator{k} lacks column(s) "
+                             f"{', '.join(f'Annotator{k}_{m}' for m in missing)}")
+    return first, [(k, p["ID"], p["Response"], p["Timestamp"]) for k, p in sorted(found.items())]
+
+
+def _instruction_of_rows(report_csv: Path, frame: pd.DataFrame, instructions: list[dict]) -> np.ndarray:
+    """Index into ``instructions`` for every report row (columns 0..3 = the fixed columns)."""
+    by_key: dict[tuple[str, str], list[int]] = {}
+    for i, ins in enumerate(instructions):
+        by_key.setdefault((ins["description"], ins["type"]), []).append(i)
+    keys = pd.MultiIndex.from_arrays([frame[3], frame[2]])
+    occurrence = frame.groupby([0, 2, 3], sort=False).cumcount().to_numpy()
+    result = np.empty(len(frame), dtype=np.int64)
+    for key in keys.unique():
+        rows = np.flatnonzero(keys == key)
+        candidates = by_key.get(key)
+        if candidates is None:
+            known = "; ".join(f"{d!r} ({t})" for d, t in by_key)
+            raise ValueError(f"{report_csv}: data row {rows[0] + 1}: Question {key[0]!r} with Task_Type "
+                             f"{key[1]!r} matches no instruction (description, type); known: {known}. "
+                             "Pass the instructions of this report's batch.")
+        extra = rows[occurrence[rows] >= len(candidates)]
+        if len(extra):
+            raise ValueError(f"{report_csv}: data row {extra[0] + 1}: datapoint {frame.at[extra[0], 0]!r} has "
+                             f"more rows for Question {key[0]!r} than there are instructions with that "
+                             f"description and type ({len(candidates)})")
+        result[rows] = np.asarray(candidates)[occurrence[rows]]
+    return result
+
+
+def _map_answers(report_csv: Path, long: pd.DataFrame, instructions: list[dict]) -> pd.Series:
+    """Map raw response cells to option values per the instruction type (one mapper call per distinct
+    cell); warn once per instruction about cells that match no option, keeping their raw text."""
+    answer = long["raw"].copy()
+    for i, instruction in enumerate(instructions):
+        mapper = _MAPPERS.get(instruction["type"])
+        mask = (long["instruction_index"] == i).to_numpy()
+        if mapper is None or not mask.any():
+            continue
+        raw = long.loc[mask, "raw"]
+        mapped = raw.map({cell: mapper(cell, instruction) for cell in raw.unique()})
+        unmapped = mapped.isna()
+        if unmapped.any():
+            bad = long.loc[unmapped[unmapped].index]
+            examples = "; ".join(f"data row {r + 1} {c}: {t!r}" for r, c, t in
+                                 bad[["row", "column", "raw"]].head(3).itertuples(index=False))
+            warnings.warn(UnmappedAnswerWarning(
+                f"{report_csv}: {len(bad)} answer(s) to {instruction['description']!r} ({instruction['type']}) "
+                f"match no option or unit label and are kept as raw text, e.g. {examples}"), stacklevel=3)
+        answer.loc[mask] = mapped.where(~unmapped, raw)
+    return answer
+
+
+def parse_report(report_csv: Path, instructions: list[dict]) -> pd.DataFrame:
+    """Read a batch report CSV and return the tidy "responses" table.
+
+    Args:
+        report_csv: the downloaded report (UTF-8 CSV, layout in the module docstring).
+        instructions: the batch's instructions as API payload dicts (API doc §4: ``type``,
+            ``description``, ``options`` [{label, value}], ``unit_options`` [{label, value}], ...), in order.
+
+    Returns:
+        One row per datapoint × instruction × participant (empty annotator triples skipped), in report
+        order, columns ``datapoint_id, task_group_id, instruction`` (description), ``instruction_type,
+        participant_id, answer, answered_at`` (the annotator timestamp text), then the original dataset
+        columns unchanged (a name equal to one of the first seven gets the suffix ``_original``). All
+        cells are ``str``. ``answer``: option values for ``multiple_choice`` (several joined by ``|`` in
+        option order; ``""`` = none selected); JSON ``[{"value", "explanation"}]`` for
+        ``multiple_choice_with_free_text``; JSON ``{"value", "unit"}`` (unit value) for
+        ``free_text_with_unit``; the cell as given for ``file_upload`` and ``free_text``.
+
+    Raises:
+        ValueError: the header is not a report header, an annotator triple is incomplete or has a
+            response without a participant id, or a row matches no instruction (message names the file,
+            data row and column).
+
+    Warns:
+        UnmappedAnswerWarning: a label matches no option (the raw text is kept as the answer).
+    """
+    report_csv = Path(report_csv)
+    header = _read_header(report_csv)
+    first_annotator, triples = _annotator_triples(report_csv, header)
+    frame = pd.read_csv(report_csv, header=None, skiprows=1, names=list(range(len(header))), dtype=str,
+                        keep_default_na=False, encoding="utf-8")
+    instruction_index = _instruction_of_rows(report_csv, frame, instructions)
+
+    parts = []
+    for k, id_pos, response_pos, timestamp_pos in triples:
+        part = pd.DataFrame({"row": np.arange(len(frame)), "participant_id": frame[id_pos],
+                             "raw": frame[response_pos], "answered_at": frame[timestamp_pos],
+                             "column": f"Annotator{k}_Response"})
+        no_id = part["participant_id"] == ""
+        orphan = no_id & ((part["raw"] != "") | (part["answered_at"] != ""))
+        if orphan.any():
+            row = int(part.loc[orphan, "row"].iloc[0])
+            raise ValueError(f"{report_csv}: data row {row + 1}: Annotator{k}_Response/Timestamp is set but "
+                             f"Annotator{k}_ID is empty; the report is damaged, download it again")
+        parts.append(part[~no_id])
+    columns = ["row", "participant_id", "raw", "answered_at", "column"]
+    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({c: [] for c in columns}, dtype=str)
+    long = long.sort_values("row", kind="stable", ignore_index=True)
+    rows = long["row"].to_numpy(dtype=np.int64)
+    long["instruction_index"] = instruction_index[rows]
+
+    types = np.array([ins["type"] for ins in instructions], dtype=object)
+    descriptions = np.array([ins["description"] for ins in instructions], dtype=object)
+    responses = pd.DataFrame({
+        "datapoint_id": frame[0].to_numpy()[rows],
+        "task_group_id": frame[1].to_numpy()[rows],
+        "instruction": descriptions[long["instruction_index"].to_numpy()],
+        "instruction_type": types[long["instruction_index"].to_numpy()],
+        "participant_id": long["participant_id"].to_numpy(),
+        "answer": _map_answers(report_csv, long, instructions).to_numpy(),
+        "answered_at": long["answered_at"].to_numpy(),
+    }, dtype=str)
+
+    taken = set(RESPONSE_COLUMNS)
+    originals = {}
+    for pos in range(4, first_annotator):
+        name = header[pos]
+        while name in taken:
+            name += "_original"
+        taken.add(name)
+        originals[name] = frame[pos].to_numpy()[rows]
+    return pd.concat([responses, pd.DataFrame(originals, dtype=str)], axis=1)

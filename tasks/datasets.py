@@ -1,0 +1,140 @@
+"""Prefect tasks for datasets: create, upload the CSV through the presigned URL, wait until READY.
+
+Endpoints (API doc §2): ``POST /api/v1/data-collection/datasets``,
+``GET …/datasets/{id}/upload-url/{filename}``, ``PUT <presigned url>``, ``GET …/datasets/{id}/status``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from taskbuilder.errors import DatasetProcessingFailed, UploadSlowDown, UploadURLExpired, classify
+from taskbuilder.models import DatasetStatus
+from taskbuilder.polling import PollSettings, wait_for_status
+from taskbuilder.redact import redact_url
+from taskbuilder.upload import upload_file
+
+from tasks.caching import CREATE_TASK_OPTIONS
+from tasks.connection import ProlificConnection, open_client
+from tasks.logs import run_logger
+from tasks.records import load_job_record, update_job_record
+from tasks.retry import API_TASK_OPTIONS
+
+UPLOAD_URL_MARGIN_SECONDS = 60.0
+"""A presigned URL that expires sooner than this is not used; a fresh one is requested."""
+UPLOAD_ATTEMPTS = 4
+"""Upload attempts inside one task run (URL refreshes and SlowDown back-offs)."""
+
+
+@task(name="create-dataset", **API_TASK_OPTIONS, **CREATE_TASK_OPTIONS)
+def create_dataset(connection: ProlificConnection, job_key: str, name: str, workspace_id: str) -> str:
+    """Create the job's dataset once; return its id (str).
+
+    ``POST /api/v1/data-collection/datasets`` with ``{name, workspace_id}`` (→ 201). The result is
+    cached under the job key, so a re-run of the job returns the same id. The API has no dataset
+    look-up, so when a create's response is lost (the server made it, the client never heard) the retry
+    makes a second one: the first stays behind, empty and free of charge. Each attempt is counted in
+    the job record and such a leftover is written to its ``notes`` (and so to ``run.json``).
+    """
+    logger = run_logger()
+    record = load_job_record(job_key, connection.base_url) or {}
+    attempts = int(record.get("dataset_create_attempts", 0)) + 1
+    notes = []
+    if attempts > 1:
+        notes.append(
+            "a dataset create was attempted before without a recorded answer: the server may hold one "
+            "extra empty dataset from this job (no cost; the API has no dataset look-up or delete)"
+        )
+        logger.warning("Dataset create attempt %d for job %r: %s", attempts, job_key, notes[0])
+    update_job_record(job_key, connection.base_url, dataset_create_attempts=attempts, notes=notes)
+    with open_client(connection) as client:
+        dataset = client.create_dataset(name=name, workspace_id=workspace_id)
+    update_job_record(job_key, connection.base_url, dataset_id=dataset.id, statuses={"dataset": str(dataset.status)})
+    logger.info("Created dataset %s (%s)", dataset.id, name)
+    return dataset.id
+
+
+@task(name="upload-dataset-file", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def upload_dataset_file(connection: ProlificConnection, dataset_id: str, csv_path: Path, filename: str) -> str:
+    """Upload ``csv_path`` to the dataset unless it already has data; return the status seen first.
+
+    State is checked first (``GET …/datasets/{id}/status``): only an ``UNINITIALISED`` dataset is
+    uploaded to. Then ``GET …/upload-url/{filename}`` and a raw ``PUT`` streamed from disk with
+    Content-Length (``Content-Type: text/csv``). A URL within 60 s of ``expires_at`` is replaced before
+    use; an expiry answer from S3 (recognised from its XML body) gets a fresh URL; ``SlowDown`` backs
+    off. Raises the typed errors of :mod:`taskbuilder.errors`; transient ones are retried by Prefect.
+    """
+    logger = run_logger()
+    with open_client(connection) as client:
+        status = str(client.get_dataset_status(dataset_id))
+        if status != DatasetStatus.UNINITIALISED:
+            logger.info("Dataset %s is %s: its file was uploaded before, not uploading again", dataset_id, status)
+            return status
+        size_bytes = csv_path.stat().st_size
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            upload_url = client.get_dataset_upload_url(dataset_id, filename)
+            remaining = (upload_url.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if remaining < UPLOAD_URL_MARGIN_SECONDS and attempt < UPLOAD_ATTEMPTS:
+                logger.info("Upload URL expires in %.0f s: asking for a fresh one", remaining)
+                continue
+            started = time.monotonic()
+            try:
+                upload_file(upload_url.upload_url, csv_path, content_type="text/csv", timeouts=connection.timeouts)
+            except (UploadURLExpired, UploadSlowDown) as exc:
+                decision = classify(exc)
+                if attempt == UPLOAD_ATTEMPTS:
+                    raise
+                delay = decision.wait_seconds if decision.wait_seconds is not None else min(2.0**attempt, 30.0)
+                if decision.action == "refresh":
+                    delay = 0.0
+                logger.warning("Upload to %s: %s; attempt %d again in %.1f s", redact_url(upload_url.upload_url), decision.reason, attempt + 1, delay)
+                time.sleep(delay)
+                continue
+            elapsed = time.monotonic() - started
+            logger.info(
+                "Uploaded %s (%d bytes) to %s in %.2f s", csv_path.name, size_bytes, redact_url(upload_url.upload_url), elapsed
+            )
+            return status
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@task(name="wait-for-dataset", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def wait_for_dataset(connection: ProlificConnection, dataset_id: str, polling: PollSettings) -> str:
+    """Poll ``GET …/datasets/{id}/status`` until READY; return ``"READY"``.
+
+    Raises :class:`DatasetProcessingFailed` at once on ERROR (with the server's reason from
+    ``GET …/datasets/{id}``), :class:`WaitTimedOut` after ``polling.dataset_timeout_seconds``.
+    """
+    logger = run_logger()
+    with open_client(connection) as client:
+
+        def failed(status: str) -> Exception:
+            dataset = client.get_dataset(dataset_id)
+            return DatasetProcessingFailed(dataset_id=dataset_id, reason=_reason_of(dataset))
+
+        return wait_for_status(
+            lambda: client.get_dataset_status(dataset_id),
+            resource="dataset",
+            resource_id=dataset_id,
+            done={DatasetStatus.READY},
+            failed={DatasetStatus.ERROR},
+            on_failed=failed,
+            timeout_seconds=polling.dataset_timeout_seconds,
+            settings=polling,
+            on_poll=lambda status, elapsed: logger.info("Dataset %s is %s after %.1f s", dataset_id, status, elapsed),
+        )
+
+
+def _reason_of(resource: object) -> str:
+    """The server's explanation of an ERROR status, from whichever field it sent."""
+    extra = getattr(resource, "model_extra", None) or {}
+    for field in ("error_reason", "reason", "error", "status_reason", "failure_reason"):
+        value = getattr(resource, field, None) or extra.get(field)
+        if value:
+            return str(value)
+    return "the server gave no reason"

@@ -1,0 +1,78 @@
+"""Prefect tasks for the user's input: fetch an ``s3://`` CSV, validate it, prepare the upload file.
+
+Nothing here calls the Prolific API: the flow runs these first, so bad input fails before anything
+is created remotely.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from taskbuilder.job import AnnotationJob
+from taskbuilder.validation import ValidationReport, prepare_upload, validate_csv
+
+from tasks.logs import run_logger
+
+
+class InputInvalid(ValueError):
+    """The CSV or the job spec has errors; the message lists every one (file, record, column, fix)."""
+
+
+@task(name="stage-csv", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def stage_csv(csv: str, work_dir: Path) -> Path:
+    """Return a local path for the job's CSV: the path itself, or an ``s3://bucket/key`` downloaded.
+
+    S3 reads use boto3's default credential chain and ``AWS_ENDPOINT_URL`` (streamed to disk).
+    """
+    if not csv.startswith("s3://"):
+        return Path(csv)
+    bucket, _, key = csv[len("s3://"):].partition("/")
+    target = work_dir / Path(key).name
+    work_dir.mkdir(parents=True, exist_ok=True)
+    boto3.client("s3").download_file(bucket, key, str(target))
+    run_logger().info("Fetched %s (%d bytes)", csv, target.stat().st_size)
+    return target
+
+
+@task(name="validate-input", cache_policy=NO_CACHE)
+def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
+    """Run every CSV and spec check (:func:`taskbuilder.validation.validate_csv`) and publish the report.
+
+    The report goes to a Prefect markdown artifact (key ``validation-report``). Raises
+    :class:`InputInvalid` listing all problems when there is any error; warnings are logged.
+    """
+    logger = run_logger()
+    report = validate_csv(csv_path, job)
+    problems = [*job.warnings(), *report.problems]
+    text = report.format_text()
+    create_markdown_artifact(
+        key="validation-report",
+        markdown=f"# Validation of `{csv_path.name}`\n\n{report.rows} rows, {len(report.columns)} columns.\n\n```\n{text}\n```",
+        description="CSV and job spec checks, run before anything is created on Prolific",
+    )
+    for warning in job.warnings():
+        logger.warning("%s", warning.format())
+    if not report.ok:
+        raise InputInvalid(text)
+    if problems:
+        logger.warning("%s", text)
+    logger.info("%s: %d rows, %d columns, no errors", csv_path.name, report.rows, len(report.columns))
+    return report
+
+
+@task(name="prepare-upload", cache_policy=NO_CACHE)
+def prepare_upload_file(csv_path: Path, report: ValidationReport, job: AnnotationJob, work_dir: Path) -> Path:
+    """The file to upload: the CSV itself when it is UTF-8 CSV already, else a checked rewrite.
+
+    See :func:`taskbuilder.validation.prepare_upload` (the rewrite is read back and compared cell by cell).
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = prepare_upload(csv_path, report, job, work_dir)
+    if path != csv_path:
+        run_logger().info("Rewrote %s as UTF-8 CSV for upload (%s); every cell checked equal", csv_path.name, report.dialect)
+    return path

@@ -1,0 +1,75 @@
+"""The job record: what one job created and where its outputs went, readable by any worker.
+
+Kept as a Prefect ``JSON`` block named ``taskbuilder-job-<slug>`` (slug of the job key and the API
+URL), so a later stage (collect-report), a re-run or another worker on the same Prefect server finds
+the job by its key. A block rather than a Variable because variables hold at most 5,000 characters
+and a record carries the whole job spec.
+
+Shape (a dict, JSON): ``job_key``, ``base_url``, ``workspace_id``, ``spec`` (the job spec as JSON),
+``dataset_id``, ``batch_id``, ``study_id``, ``instructions_mode`` (``"legacy"`` | ``"batch_items"``),
+``statuses`` (resource → last seen status), ``output_location``, ``notes`` (list of str),
+``dataset_create_attempts`` (int), ``updated_at`` (ISO-8601).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from taskbuilder.jobkey import storage_slug
+
+RECORD_PREFIX = "taskbuilder-job-"
+
+
+def record_name(job_key: str, base_url: str) -> str:
+    """Block name of the record of ``job_key`` on the API at ``base_url``."""
+    return RECORD_PREFIX + storage_slug(job_key, base_url)
+
+
+def load_job_record(job_key: str, base_url: str) -> dict[str, Any] | None:
+    """The stored record, or ``None`` when this job has none yet."""
+    from prefect.blocks.system import JSON
+
+    try:
+        return dict(JSON.load(record_name(job_key, base_url)).value)
+    except ValueError:  # Prefect: "Unable to find block document named ..."
+        return None
+
+
+def update_job_record(job_key: str, base_url: str, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into the record (creating it) and store it; returns the new record.
+
+    ``statuses`` and ``notes`` are merged (dict update / appended without duplicates), other fields
+    replaced.
+    """
+    from prefect.blocks.system import JSON
+
+    record = load_job_record(job_key, base_url) or {"job_key": job_key, "base_url": base_url, "statuses": {}, "notes": []}
+    for name, value in fields.items():
+        if name == "statuses":
+            record.setdefault("statuses", {}).update(value)
+        elif name == "notes":
+            record.setdefault("notes", [])
+            record["notes"] += [note for note in value if note not in record["notes"]]
+        else:
+            record[name] = value
+    record["updated_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    JSON(value=record).save(record_name(job_key, base_url), overwrite=True)
+    return record
+
+
+def list_job_records() -> list[dict[str, Any]]:
+    """Every job record on the current Prefect server (used by the study monitor)."""
+    from prefect.blocks.system import JSON
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import BlockTypeFilter, BlockTypeFilterSlug
+
+    with get_client(sync_client=True) as client:
+        documents = client.read_block_documents(
+            block_type_filter=BlockTypeFilter(slug=BlockTypeFilterSlug(any_=["json"])), include_secrets=False
+        ) if hasattr(client, "read_block_documents") else []
+    records = []
+    for document in documents:
+        if document.name and document.name.startswith(RECORD_PREFIX):
+            records.append(dict(JSON.load(document.name).value))
+    return records

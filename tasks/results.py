@@ -1,0 +1,87 @@
+"""Prefect tasks that turn the downloaded report into the job's outputs and artifacts.
+
+``report.csv`` (as downloaded) → ``responses.csv`` (tidy) → ``labels.csv``, ``participants.csv``,
+``summary.json`` (see :mod:`taskbuilder.report`, :mod:`taskbuilder.aggregate`), written to a folder or
+an ``s3://`` prefix (:mod:`taskbuilder.outputs`), with Prefect table and markdown artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from taskbuilder.aggregate import AggregateResult, aggregate
+from taskbuilder.job import AnnotationJob
+from taskbuilder.outputs import write_outputs
+from taskbuilder.report import parse_report
+
+from tasks.logs import run_logger
+
+ARTIFACT_ROWS = 20
+"""Rows of labels and participants shown in the table artifacts."""
+
+
+@task(name="aggregate-results", cache_policy=NO_CACHE)
+def aggregate_results(job: AnnotationJob, report_path: Path) -> tuple[Any, AggregateResult]:
+    """Parse the report and aggregate it; return ``(responses DataFrame, AggregateResult)``."""
+    instructions = job.all_instructions_payload()
+    responses = parse_report(report_path, instructions)
+    result = aggregate(
+        responses,
+        instructions,
+        id_column=job.dataset.id_column,
+        gold_column=job.dataset.gold_column if job.dataset.gold_column in responses.columns else None,
+        attention_check_column=job.dataset.attention_check_column,
+        min_agreement=job.min_agreement,
+        min_gold_accuracy=job.min_gold_accuracy,
+    )
+    run_logger().info(
+        "%d responses from %d participants → %d labels", len(responses), len(result.participants), len(result.labels)
+    )
+    return responses, result
+
+
+@task(name="write-results", cache_policy=NO_CACHE)
+def write_results(
+    report_path: Path, responses: Any, result: AggregateResult, submissions: list[dict[str, Any]], destination: str
+) -> dict[str, str]:
+    """Write ``report.csv`` (byte for byte), ``responses.csv``, ``labels.csv``, ``participants.csv``,
+    ``summary.json`` to ``destination``; publish artifacts; return name → location.
+
+    ``submissions``: the study's submissions (dicts with ``participant_id`` and ``status``), used to fill
+    ``participants.submission_status``.
+    """
+    participants = result.participants.copy()
+    status_of = {s.get("participant_id"): s.get("status") for s in submissions}
+    participants["submission_status"] = participants["participant_id"].map(status_of).fillna("")
+    locations = write_outputs(
+        destination,
+        files={
+            "report.csv": report_path,
+            "responses.csv": responses,
+            "labels.csv": result.labels,
+            "participants.csv": participants,
+            "summary.json": result.summary,
+        },
+    )
+    create_table_artifact(
+        key="labels", table=result.labels.head(ARTIFACT_ROWS).astype(str).to_dict(orient="records"), description="First labels"
+    )
+    create_table_artifact(
+        key="participants",
+        table=participants.head(ARTIFACT_ROWS).astype(str).to_dict(orient="records"),
+        description="First participants",
+    )
+    create_markdown_artifact(
+        key="results-summary",
+        markdown="# Results\n\n```json\n" + json.dumps(result.summary, indent=2, default=str)[:20000] + "\n```\n\n"
+        + "\n".join(f"- `{name}`: {where}" for name, where in locations.items()),
+        description="Counts, label distribution, agreement, gold accuracy",
+    )
+    run_logger().info("Wrote %s", ", ".join(sorted(locations)))
+    return locations

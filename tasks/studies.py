@@ -1,0 +1,140 @@
+"""Prefect tasks for studies: find-or-create, cost, publish once, wait, submissions.
+
+Endpoints (API doc §6, §7): ``GET/POST /api/v1/studies/``, ``GET /api/v1/studies/{id}/``,
+``POST /api/v1/studies/{id}/transition/``, ``GET /api/v1/studies/{id}/submissions/``,
+``POST /api/v1/submissions/bulk-approve/``, ``GET /api/v1/users/me/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from taskbuilder.cost import CostEstimate, estimate_cost
+from taskbuilder.models import StudyAction, StudyStatus
+from taskbuilder.polling import PollSettings, wait_for_status
+
+from tasks.caching import CREATE_TASK_OPTIONS
+from tasks.connection import ProlificConnection, open_client
+from tasks.logs import run_logger
+from tasks.records import update_job_record
+from tasks.retry import API_TASK_OPTIONS
+
+STUDY_DONE = {StudyStatus.AWAITING_REVIEW, StudyStatus.COMPLETED}
+"""A study is finished for collection once it reaches either (it may pass AWAITING REVIEW quickly)."""
+
+
+@task(name="create-study", **API_TASK_OPTIONS, **CREATE_TASK_OPTIONS)
+def create_study(connection: ProlificConnection, job_key: str, payload: dict[str, Any]) -> str:
+    """Return the id of the job's study, creating it only if no study has its ``internal_name``.
+
+    ``payload["internal_name"]`` carries the job key. Look-up first (``GET /api/v1/studies/``), then
+    ``POST /api/v1/studies/`` with ``data_collection_method: AI_TASK_BUILDER_BATCH``.
+    """
+    logger = run_logger()
+    with open_client(connection) as client:
+        existing = [study for study in client.list_studies() if study.internal_name == payload["internal_name"]]
+        if existing:
+            study = existing[0]
+            logger.info("Found study %s (%s): not creating another", study.id, study.status)
+        else:
+            study = client.create_study(payload)
+            logger.info("Created study %s with %s places", study.id, study.total_available_places)
+    update_job_record(job_key, connection.base_url, study_id=study.id, statuses={"study": str(study.status)})
+    return study.id
+
+
+@task(name="estimate-cost", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def estimate_study_cost(
+    connection: ProlificConnection, study_id: str, fee_rate: float, vat_rate: float, max_budget_cents: int | None
+) -> CostEstimate:
+    """Estimate the study's cost from its reward and places and the account currency.
+
+    Reads ``GET /api/v1/studies/{id}/`` (reward, ``total_available_places``) and
+    ``GET /api/v1/users/me/`` (``currency_code``); see :mod:`taskbuilder.cost` for the formula.
+    """
+    with open_client(connection) as client:
+        study = client.get_study(study_id)
+        currency = getattr(client.get_me(), "currency_code", None) or "GBP"
+    return estimate_cost(
+        reward_cents=int(study.reward),
+        places=int(study.total_available_places or 0),
+        fee_rate=fee_rate,
+        vat_rate=vat_rate,
+        currency_code=currency,
+        max_budget_cents=max_budget_cents,
+    )
+
+
+@task(name="publish-study", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def publish_study(connection: ProlificConnection, job_key: str, study_id: str) -> str:
+    """Publish the study if, and only if, it is still UNPUBLISHED; return its status after.
+
+    ``GET /api/v1/studies/{id}/`` first, then ``POST …/transition/ {"action": "PUBLISH"}``. A retry
+    after a lost response sees the study published and does not publish again.
+    """
+    logger = run_logger()
+    with open_client(connection) as client:
+        study = client.get_study(study_id)
+        if str(study.status) != StudyStatus.UNPUBLISHED:
+            logger.info("Study %s is %s: already published, not publishing again", study_id, study.status)
+            status = str(study.status)
+        else:
+            status = str(client.transition_study(study_id, StudyAction.PUBLISH).status)
+            logger.info("Published study %s: %s", study_id, status)
+    update_job_record(job_key, connection.base_url, statuses={"study": status})
+    return status
+
+
+@task(name="wait-for-study", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def wait_for_study(connection: ProlificConnection, study_id: str, polling: PollSettings) -> str:
+    """Poll ``GET /api/v1/studies/{id}/`` until AWAITING REVIEW or COMPLETED; return the status.
+
+    Raises :class:`WaitTimedOut` after ``polling.study_timeout_seconds``. Logs progress (places taken).
+    """
+    logger = run_logger()
+    with open_client(connection) as client:
+        places = {"taken": "?"}
+
+        def status() -> str:
+            study = client.get_study(study_id)
+            places["taken"] = f"{study.places_taken or 0}/{study.total_available_places}"
+            return str(study.status)
+
+        return wait_for_status(
+            status,
+            resource="study",
+            resource_id=study_id,
+            done=STUDY_DONE,
+            timeout_seconds=polling.study_timeout_seconds,
+            settings=polling,
+            on_poll=lambda s, elapsed: logger.info(
+                "Study %s is %s, %s places taken, after %.0f s", study_id, s, places["taken"], elapsed
+            ),
+        )
+
+
+@task(name="list-submissions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def list_submissions(connection: ProlificConnection, study_id: str) -> list[dict[str, Any]]:
+    """``GET /api/v1/studies/{id}/submissions/`` (all pages) as a list of dicts."""
+    with open_client(connection) as client:
+        return [submission.model_dump(mode="json") for submission in client.list_submissions(study_id)]
+
+
+@task(name="approve-submissions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def approve_submissions(connection: ProlificConnection, study_id: str, submission_ids: list[str]) -> list[str]:
+    """Bulk-approve ``submission_ids`` that are still AWAITING REVIEW; return those approved.
+
+    State first (``GET …/submissions/``): a retry never acts on a submission already approved, nor on
+    any RETURNED or TIMED-OUT one. Then ``POST /api/v1/submissions/bulk-approve/ {submission_ids}``.
+    """
+    logger = run_logger()
+    with open_client(connection) as client:
+        awaiting = {s.id for s in client.list_submissions(study_id) if str(s.status) == "AWAITING REVIEW"}
+        to_approve = [sid for sid in submission_ids if sid in awaiting]
+        if to_approve:
+            client.bulk_approve_submissions(to_approve)
+        logger.info("Approved %d submissions (%d asked)", len(to_approve), len(submission_ids))
+    return to_approve

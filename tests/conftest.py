@@ -1,0 +1,114 @@
+"""Shared test setup: Prefect isolated per session, the sandbox as a real subprocess, shared data.
+
+Environment set here, before any test module imports Prefect: a temporary ``PREFECT_HOME`` (so no
+run sees another session's database or cached results), no analytics, short task-retry delays.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="taskbuilder-tests-"))
+for _name, _value in {
+    "PREFECT_HOME": str(_SESSION_HOME / "prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "TASKBUILDER_RETRY_BASE_SECONDS": "0.2",
+    "TASKBUILDER_LOCK_DIR": str(_SESSION_HOME / "locks"),
+}.items():
+    os.environ[_name] = _value
+for _name in ("PROLIFIC_API_URL", "PROLIFIC_API_TOKEN", "PROLIFIC_WORKSPACE_ID", "PREFECT_API_URL"):
+    os.environ.pop(_name, None)
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+UCI_DIR = SHARED / "data" / "sentiment-labelled-sentences"
+
+
+def require_shared(path: Path = UCI_DIR) -> Path:
+    """Skip the calling test with a clear reason when ``../shared`` (or ``path`` in it) is absent."""
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared folder beside the checkout); it is absent here")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sandbox_process():
+    """One sandbox subprocess for the session (``python -m sandbox --port 0``), stopped at the end."""
+    from flows.embedded_sandbox import running_sandbox
+
+    with running_sandbox(token="test-token-not-secret-" + os.urandom(6).hex()) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox(sandbox_process, monkeypatch):
+    """The session's sandbox, reset (resources, request log, fault rules) and with default settings
+    restored for this test; ``PROLIFIC_API_TOKEN`` set to its token."""
+    control = httpx.Client(base_url=sandbox_process.base_url, timeout=30)
+    control.post("/_sandbox/reset").raise_for_status()
+    defaults = control.get("/_sandbox/settings").json()
+    monkeypatch.setenv("PROLIFIC_API_TOKEN", sandbox_process.token)
+    yield SandboxHandle(sandbox_process, control)
+    control.delete("/_sandbox/faults")
+    writable = {k: v for k, v in defaults.items() if not k.startswith("object_store")}
+    control.post("/_sandbox/settings", json=writable)
+    control.close()
+
+
+class SandboxHandle:
+    """The running sandbox plus its control plane (``/_sandbox/…``)."""
+
+    def __init__(self, process, control: httpx.Client):
+        self.base_url = process.base_url
+        self.token = process.token
+        self.control = control
+
+    def settings(self, **changes):
+        """POST settings changes; return the settings after."""
+        response = self.control.post("/_sandbox/settings", json=changes)
+        response.raise_for_status()
+        return response.json()
+
+    def faults(self, *rules: dict) -> None:
+        """Install fault rules (``POST /_sandbox/faults``)."""
+        self.control.post("/_sandbox/faults", json={"rules": list(rules)}).raise_for_status()
+
+    def requests(self) -> list[dict]:
+        """The request log, in order."""
+        return self.control.get("/_sandbox/requests").json()["requests"]
+
+    def count(self, method: str, path_glob: str, target: str = "api") -> int:
+        """How many logged requests match ``method`` and the glob ``path_glob`` (trailing slash ignored)."""
+        from fnmatch import fnmatch
+
+        return sum(
+            1
+            for r in self.requests()
+            if r["target"] == target and r["method"] == method and fnmatch(r["path"].rstrip("/"), path_glob.rstrip("/"))
+        )
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect server and database for the flow tests of this session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def isolated_results(tmp_path, monkeypatch):
+    """Fresh Prefect result storage for this test (cache records never leak between tests)."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+
+    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path / "storage"}):
+        yield tmp_path / "storage"

@@ -1,0 +1,168 @@
+"""The main flow against the real sandbox subprocess: end to end, resume, faults, both instruction layouts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.annotation_batch import BudgetExceeded, annotation_batch
+from taskbuilder.errors import UnprocessableEntity
+from taskbuilder.job import AnnotationJob
+from taskbuilder.polling import PollSettings
+from tasks.connection import ProlificConnection
+from tasks.inputs import InputInvalid
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "review-sentiment"
+FAST = PollSettings(interval_seconds=0.2, max_interval_seconds=1.0, dataset_timeout_seconds=60, batch_timeout_seconds=60, study_timeout_seconds=120)
+
+pytestmark = pytest.mark.usefixtures("prefect_harness", "isolated_results")
+
+
+def example_job(tmp_path: Path, **changes) -> AnnotationJob:
+    """The example job, copied to ``tmp_path``, under a unique name, with ``changes`` applied to the spec."""
+    folder = tmp_path / "job"
+    shutil.copytree(EXAMPLE, folder)
+    job = AnnotationJob.from_yaml(folder / "job.yaml")
+    data = job.model_dump(mode="json", exclude_unset=False)
+    data["name"] = f"test-{uuid.uuid4().hex[:10]}"
+    data["output_dir"] = str(tmp_path / "out")
+    for dotted, value in changes.items():
+        target = data
+        *parents, last = dotted.split("__")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return AnnotationJob.from_dict(data, base_dir=folder)
+
+
+def run(job: AnnotationJob, sandbox, **kwargs):
+    return annotation_batch(job=job, connection=ProlificConnection(base_url=sandbox.base_url), polling=FAST, **kwargs)
+
+
+def creates(sandbox) -> dict[str, int]:
+    return {
+        "datasets": sandbox.count("POST", "/api/v1/data-collection/datasets"),
+        "batches": sandbox.count("POST", "/api/v1/data-collection/batches"),
+        "studies": sandbox.count("POST", "/api/v1/studies"),
+        "publish": sum(1 for r in sandbox.requests() if r["method"] == "POST" and r["path"].rstrip("/").endswith("/transition")),
+    }
+
+
+def test_example_job_end_to_end(tmp_path, sandbox):
+    job = example_job(tmp_path)
+    summary = run(job, sandbox)
+
+    out = tmp_path / "out"
+    for name in ("report.csv", "responses.csv", "labels.csv", "participants.csv", "summary.json", "run.json"):
+        assert (out / name).is_file(), name
+    assert summary["statuses"]["study"] == "COMPLETED"  # the example auto-approves
+    responses = pd.read_csv(out / "responses.csv", dtype=str, keep_default_na=False)
+    source = pd.read_csv(EXAMPLE / "reviews.csv", dtype=str, keep_default_na=False)
+    assert len(responses) == len(source) * 2 * 3  # datapoints × instructions × annotators_per_task
+    assert list(responses.columns[:7]) == [
+        "datapoint_id", "task_group_id", "instruction", "instruction_type", "participant_id", "answer", "answered_at"
+    ]
+    # cell text reaches participants and comes back byte for byte ("NA", leading zeros, quotes, trailing spaces)
+    assert set(responses["review_text"]) == set(source["review_text"])
+    assert set(responses["id"]) == set(source["id"])
+    choices = responses[responses["instruction_type"] == "multiple_choice"]["answer"]
+    assert set(choices) <= {"positive", "neutral", "negative"}
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["study_id"] == summary["study_id"] and run_json["job_key"] == job.name
+    assert creates(sandbox) == {"datasets": 1, "batches": 1, "studies": 1, "publish": 1}
+
+
+def test_rerun_resumes_without_creating_or_publishing_again(tmp_path, sandbox):
+    job = example_job(tmp_path, wait_for_completion=False)
+    first = run(job, sandbox)
+    second = run(job, sandbox)
+    assert (second["dataset_id"], second["batch_id"], second["study_id"]) == (first["dataset_id"], first["batch_id"], first["study_id"])
+    assert creates(sandbox) == {"datasets": 1, "batches": 1, "studies": 1, "publish": 1}
+
+
+def test_bad_csv_fails_before_any_api_call(tmp_path, sandbox):
+    job = example_job(tmp_path)
+    Path(job.dataset.csv).write_text("id,review_text,product_name,rating,META_gold\n1,fine,x,5\n")  # too few fields
+    with pytest.raises(InputInvalid) as error:
+        run(job, sandbox)
+    assert "record 1" in str(error.value).lower() or "line 2" in str(error.value).lower()
+    assert [r for r in sandbox.requests() if r["target"] == "api"] == []
+
+
+def test_over_budget_never_publishes(tmp_path, sandbox):
+    job = example_job(tmp_path, max_budget=100)
+    with pytest.raises(BudgetExceeded, match="max_budget"):
+        run(job, sandbox)
+    assert creates(sandbox)["publish"] == 0
+
+
+def test_unpublished_when_publish_is_false(tmp_path, sandbox):
+    job = example_job(tmp_path, publish=False)
+    summary = run(job, sandbox)
+    assert summary["statuses"]["study"] == "UNPUBLISHED"
+    assert creates(sandbox)["publish"] == 0
+
+
+def test_retired_legacy_instructions_fall_back_to_batch_items(tmp_path, sandbox):
+    sandbox.settings(legacy_instructions="retired")
+    summary = run(example_job(tmp_path), sandbox)
+    assert summary["instructions_mode"] == "batch_items"
+    assert sandbox.count("PATCH", "/api/v1/data-collection/batches/*") == 1
+    responses = pd.read_csv(tmp_path / "out" / "responses.csv", dtype=str, keep_default_na=False)
+    assert len(responses) == 30 * 2 * 3
+
+
+def test_spec_written_in_batch_items(tmp_path, sandbox):
+    job = example_job(tmp_path)
+    data = job.model_dump(mode="json")
+    instructions = [
+        {k: v for k, v in item.items() if k != "order" and v is not None} for item in data["batch"].pop("instructions")
+    ]
+    data["batch"]["batch_items"] = [
+        {"rows": [{"columns": [{"items": [{"type": "dataset_field", "field": "review_text"}, *instructions]}]}]}
+    ]
+    job = AnnotationJob.from_dict(data)
+    summary = run(job, sandbox)
+    assert summary["instructions_mode"] == "batch_items"
+    assert sandbox.count("POST", "/api/v1/data-collection/batches/*/instructions") == 0
+    assert (tmp_path / "out" / "labels.csv").is_file()
+
+
+def test_transient_503_is_retried(tmp_path, sandbox):
+    sandbox.faults({"target": "api", "method": "POST", "path": "/api/v1/data-collection/batches", "nth": 1, "effect": "status", "status": 503})
+    summary = run(example_job(tmp_path, wait_for_completion=False), sandbox)
+    assert summary["published"] is True
+    statuses = [r["status"] for r in sandbox.requests() if r["method"] == "POST" and r["path"].rstrip("/") == "/api/v1/data-collection/batches"]
+    assert statuses == [503, 201]
+
+
+def test_permanent_422_fails_at_once_with_the_servers_message(tmp_path, sandbox):
+    sandbox.faults({"target": "api", "method": "POST", "path": "/api/v1/studies/", "nth": 1, "effect": "status", "status": 422})
+    with pytest.raises(UnprocessableEntity) as error:
+        run(example_job(tmp_path), sandbox)
+    assert "422" in str(error.value)
+    assert sandbox.count("POST", "/api/v1/studies") == 1  # no retry
+    assert creates(sandbox)["publish"] == 0
+
+
+def test_429_with_retry_after_is_waited_out(tmp_path, sandbox):
+    sandbox.faults(
+        {"target": "api", "method": "POST", "path": "/api/v1/data-collection/datasets", "nth": 1, "effect": "status", "status": 429, "retry_after": 2}
+    )
+    run(example_job(tmp_path, wait_for_completion=False), sandbox)
+    posts = [r for r in sandbox.requests() if r["method"] == "POST" and r["path"].rstrip("/") == "/api/v1/data-collection/datasets"]
+    assert [r["status"] for r in posts] == [429, 201]
+    waited = _seconds(posts[1]["time"]) - _seconds(posts[0]["time"])
+    assert 1.9 <= waited <= 6, waited
+
+
+def _seconds(stamp) -> float:
+    if isinstance(stamp, (int, float)):
+        return float(stamp)
+    return pd.Timestamp(stamp).timestamp()
