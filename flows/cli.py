@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -140,7 +142,8 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool) -> 
     connection = ProlificConnection(base_url=api_url, token_secret_block=job.token_secret_block)
     polling = PollSettings(interval_seconds=0.5, max_interval_seconds=2.0) if sandboxed else PollSettings()
     try:
-        summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
+        with _progress_bar():
+            summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
     except InputInvalid as error:
         typer.echo(f"The input has errors; nothing was created on Prolific.\n{error}", err=True)
         return 2
@@ -154,6 +157,35 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool) -> 
     for name, location in summary["outputs"].items():
         typer.echo(f"  {name}: {location}")
     return 0
+
+
+@contextmanager
+def _progress_bar() -> Iterator[None]:
+    """Show a rich progress bar on stderr for each long wait of the run (fed by :mod:`tasks.progress`)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tasks.progress import listening
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    bars: dict[str, int] = {}
+
+    def update(key: str, percent: float, description: str) -> None:
+        if not bars:
+            progress.start()
+        if key not in bars:
+            bars[key] = progress.add_task(description, total=100)
+        progress.update(bars[key], completed=percent, description=description)
+
+    try:
+        with listening(update):
+            yield
+    finally:
+        if bars:
+            progress.stop()
 
 
 def main() -> None:

@@ -135,9 +135,9 @@ class DatasetFileError(Exception):
 def read_frame(sb: Sandbox, key: str) -> pd.DataFrame:
     """Read the CSV object ``key`` as text cells (pandas ``dtype=str``, ``keep_default_na=False``).
 
-    The first row is the header. Raises DatasetFileError naming the problem (not UTF-8, not CSV,
-    blank or duplicate column names, rows with fewer fields than the header, no rows, an empty
-    ``META_TASK_GROUP_ID`` cell).
+    The first row is the header; rows with fewer fields are padded with empty cells (pandas).
+    Raises DatasetFileError naming the problem (not UTF-8, not CSV or a row with more fields than
+    the header, blank or duplicate column names, no rows, an empty ``META_TASK_GROUP_ID`` cell).
     """
     try:
         stream = sb.objects.open_object(key)
@@ -163,10 +163,6 @@ def read_frame(sb: Sandbox, key: str) -> pd.DataFrame:
     frame.columns = header
     if frame.empty:
         raise DatasetFileError("the file has a header but no datapoint rows")
-    short = frame.isna().any(axis=1)
-    if short.any():
-        row = int(short.idxmax()) + 1
-        raise DatasetFileError(f"datapoint row {row} (after the header) has fewer fields than the header's {len(header)}")
     if TASK_GROUP_COLUMN in frame.columns and (frame[TASK_GROUP_COLUMN] == "").any():
         row = int((frame[TASK_GROUP_COLUMN] == "").idxmax()) + 1
         raise DatasetFileError(f"datapoint row {row} (after the header): {TASK_GROUP_COLUMN} is empty; "

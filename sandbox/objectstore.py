@@ -104,10 +104,14 @@ def _free_port(host: str) -> int:
 
 def _s3_error_body(status: int, resource: str, request_id: str) -> bytes:
     """An S3-style XML error document for a fault answer with HTTP `status`."""
-    code, message = _S3_ERRORS.get(status, (None, None))
-    if code is None:
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-        code, message = phrase.replace(" ", ""), phrase
+    if status in _S3_ERRORS:
+        code, message = _S3_ERRORS[status]
+    else:
+        try:
+            message = HTTPStatus(status).phrase
+        except ValueError:
+            message = "Error"
+        code = message.replace(" ", "")
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
@@ -199,7 +203,6 @@ class _FrontDoorHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         store = self.server.store
-        self._continue_pending = self._continue_pending and "100-continue" in self.headers.get("Expect", "").lower()
         path, _, query = self.path.partition("?")
         started = time.monotonic()
         rule = store.listener.match_fault("s3", self.command, path) if store.listener else None
@@ -360,6 +363,10 @@ class ObjectStore:
     /work/shared/docs/local-s3.md (rclone choice, flags, behaviour) and API doc §2.5 (presigned PUT upload).
 
     Usage: `store = ObjectStore(path, listener=control_plane); store.start(); ...; store.stop()`.
+    After `start()`: `endpoint_url` ("http://127.0.0.1:PORT", the front door), `port` (front door),
+    `rclone_port` (private), `rclone_log_path` (rclone's log, next to `root_dir`). Always: `bucket`,
+    `access_key`, `secret_key`, `region` ("us-east-1"), `sign_content_type` (settable at any time).
+    rclone divergences from S3 to expect: an expired URL gets 400 (S3: 403), see local-s3.md §2.1.
     """
 
     region = "us-east-1"

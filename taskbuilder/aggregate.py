@@ -15,7 +15,9 @@ the core for ~60 lines of maths. The implementation follows crowd-kit's ``DawidS
 (majority-vote initialisation, class priors, per-participant confusion matrices clipped at 1e-10,
 stopping when the evidence lower bound per response improves by less than ``tol``), and
 ``tests/unit/test_aggregate.py`` checks labels and posteriors against crowd-kit on the same data
-(crowd-kit is in the ``dev`` extra; the test skips when it is absent).
+(crowd-kit is in the ``dev`` extra; the test skips when it is absent). Dawid-Skene is fitted on every
+readable single-select vote of the instruction, attention checks and gold datapoints included (more
+answers per participant sharpen their confusion matrices); gold is not fed to the model.
 
 Agreement (per choice instruction, on every response, attention checks included): Krippendorff's α
 (nominal, ``krippendorff`` package, from per-datapoint value counts; ``None`` when fewer than two distinct
@@ -148,8 +150,8 @@ def _instruction_index(responses: pd.DataFrame, instructions: list[dict]) -> np.
     return result
 
 
-def _selected_options(answers: pd.Series, instruction: dict) -> pd.Series:
-    """Per response: tuple of selected option positions, or None when the answer is not readable."""
+def _selected_options(answers: pd.Series, instruction: dict) -> dict[str, tuple[int, ...] | None]:
+    """Distinct answer → tuple of selected option positions (option order), or None when unreadable."""
     values = [o["value"] for o in instruction["options"]]
 
     def parse(answer: str) -> tuple[int, ...] | None:
@@ -164,7 +166,7 @@ def _selected_options(answers: pd.Series, instruction: dict) -> pd.Series:
             return None
         return tuple(found)
 
-    return answers.map({a: parse(a) for a in answers.unique()}, na_action="ignore").astype(object)
+    return {answer: parse(answer) for answer in answers.unique()}
 
 
 def _is_marked(cells: pd.Series) -> pd.Series:
@@ -212,74 +214,21 @@ def aggregate(responses: pd.DataFrame, instructions: list[dict], *, id_column: s
     which = _instruction_index(responses, instructions)
     choice = [i for i, ins in enumerate(instructions) if ins["type"] in CHOICE_TYPES]
 
-    gold: dict[str, tuple[int, ...]] = {}
-    if gold_column and choice:
-        first = instructions[choice[0]]
-        values = [o["value"] for o in first["options"]]
-        cells = datapoints.loc[datapoints[gold_column] != "", ["datapoint_id", gold_column]]
-        for datapoint_id, cell in cells.itertuples(index=False):
-            found = split_joined(cell, values)
-            if found is None or not found:
-                warnings.warn(f"{gold_column} of datapoint {datapoint_id!r} is {cell!r}, not an option value of "
-                              f"{first['description']!r} ({values}); that gold cell is ignored", stacklevel=2)
-            else:
-                gold[datapoint_id] = tuple(found)
+    gold = _read_gold(datapoints, gold_column, instructions[choice[0]]) if gold_column and choice else {}
 
     label_parts, stats, agreement_parts, gold_parts = [], [], [], []
     for i in choice:
-        instruction = instructions[i]
-        values = [o["value"] for o in instruction["options"]]
-        single = instruction.get("answer_limit", 1) == 1
         rows = responses.loc[which == i, ["datapoint_id", "participant_id", "answer"]].reset_index(drop=True)
-        selected = _selected_options(rows["answer"], instruction)
-        valid = selected.notna() & (selected.map(len, na_action="ignore") == 1 if single else selected.notna())
-        votes = rows.loc[valid, ["datapoint_id", "participant_id"]].assign(option=selected[valid]).explode("option")
-        votes = votes.dropna(subset=["option"]).astype({"option": np.int64})
-        dp_ids = rows["datapoint_id"].unique()
-        counts = (votes.groupby(["datapoint_id", "option"]).size().unstack(fill_value=0)
-                  .reindex(index=dp_ids, columns=range(len(values)), fill_value=0).to_numpy())
-        total, top = counts.sum(axis=1), counts.max(axis=1)
-        labels = pd.DataFrame({"datapoint_id": dp_ids, "instruction": instruction["description"],
-                               "label": "", "tie": False, "confidence": np.nan,
-                               "votes": [json.dumps({values[k]: int(c) for k, c in enumerate(row) if c},
-                                                    ensure_ascii=False) for row in counts],
-                               "ds_label": "", "ds_confidence": np.nan, "_order": i})
-        if single:
-            tie = (counts == top[:, None]).sum(axis=1) > 1
-            has = total > 0
-            labels["tie"] = tie & has
-            labels["label"] = np.where(has & ~tie, np.asarray(values, dtype=object)[counts.argmax(axis=1)], "")
-            labels["confidence"] = np.where(has, top / np.maximum(total, 1), np.nan)
-            if len(votes):
-                _add_dawid_skene(labels, votes, values)
-            mv = pd.DataFrame({"datapoint_id": dp_ids, "mv": counts.argmax(axis=1), "eligible": has & ~tie & (total >= 2)})
-            scored = votes.merge(mv, on="datapoint_id")
-            scored = scored[scored["eligible"]]
-            agreement_parts.append(scored.assign(agree=scored["option"] == scored["mv"])[["participant_id", "agree"]])
-        categories = (rows.loc[selected.notna(), "datapoint_id"].to_frame()
-                      .assign(category=selected[selected.notna()].map(lambda s: "|".join(map(str, s)))))
-        if single:
-            categories = categories[valid[selected.notna()].to_numpy()]
-        value_counts = categories.groupby(["datapoint_id", "category"]).size().unstack(fill_value=0).to_numpy()
-        kept = labels[~labels["datapoint_id"].isin(attention)]
-        stats.append({
-            "instruction": instruction["description"], "type": instruction["type"],
-            "answer_limit": instruction.get("answer_limit", 1), "responses": len(rows),
-            "unreadable_answers": int(selected.isna().sum()),
-            "krippendorff_alpha": nominal_alpha(value_counts), "percent_agreement": percent_agreement(value_counts),
-            **({"label_distribution": {v: int((kept["label"] == v).sum()) for v in values},
-                "ties": int(kept["tie"].sum()),
-                "ds_label_distribution": {v: int((kept["ds_label"] == v).sum()) for v in values}} if single else
-               {"selection_distribution": {v: int(counts[~np.isin(dp_ids, list(attention)), k].sum())
-                                           for k, v in enumerate(values)}}),
-        })
-        if gold and i == choice[0]:
-            on_gold = rows["datapoint_id"].isin(gold.keys())
-            expected = rows.loc[on_gold, "datapoint_id"].map(gold)
-            gold_parts.append(pd.DataFrame({"participant_id": rows.loc[on_gold, "participant_id"],
-                                            "correct": selected[on_gold] == expected}))
-            stats[-1]["gold"] = _gold_summary(kept, gold, values, single)
+        labels, instruction_stats, agreement = _aggregate_instruction(instructions[i], rows, attention)
+        labels["_order"] = i
         label_parts.append(labels)
+        if agreement is not None:
+            agreement_parts.append(agreement)
+        if gold and i == choice[0]:
+            gold_parts.append(_gold_answers(rows, instructions[i], gold))
+            instruction_stats["gold"] = _gold_summary(labels[~labels["datapoint_id"].isin(attention)], gold,
+                                                      instructions[i])
+        stats.append(instruction_stats)
 
     labels = _labels_table(label_parts, datapoints, attention, id_column)
     participants = _participants_table(responses, agreement_parts, gold_parts, min_agreement, min_gold_accuracy)
@@ -293,9 +242,88 @@ def aggregate(responses: pd.DataFrame, instructions: list[dict], *, id_column: s
     return AggregateResult(labels=labels, participants=participants, summary=summary)
 
 
+def _read_gold(datapoints: pd.DataFrame, gold_column: str, instruction: dict) -> dict[str, tuple[int, ...]]:
+    """Datapoint id → gold option positions of ``instruction``, for non-empty gold cells; warn once about
+    cells that are not option values (they are ignored)."""
+    values = [o["value"] for o in instruction["options"]]
+    cells = datapoints.loc[datapoints[gold_column] != "", ["datapoint_id", gold_column]]
+    gold, bad = {}, []
+    for datapoint_id, cell in cells.itertuples(index=False):
+        found = split_joined(cell, values)
+        if found:
+            gold[datapoint_id] = tuple(found)
+        else:
+            bad.append(f"datapoint {datapoint_id!r} has {cell!r}")
+    if bad:
+        warnings.warn(f"{gold_column}: {len(bad)} cell(s) are not option values of {instruction['description']!r} "
+                      f"({values}) and are ignored, e.g. {'; '.join(bad[:3])}", stacklevel=3)
+    return gold
+
+
+def _aggregate_instruction(instruction: dict, rows: pd.DataFrame,
+                           attention: set[str]) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+    """Labels (without original columns), summary figures and, for single-select, each vote's
+    agreement with the majority (``participant_id``, ``agree``) for one choice instruction's ``rows``
+    (``datapoint_id, participant_id, answer``)."""
+    values = [o["value"] for o in instruction["options"]]
+    single = instruction.get("answer_limit", 1) == 1
+    parsed = _selected_options(rows["answer"], instruction)
+    selected = rows["answer"].map(parsed).astype(object)
+    readable = selected.notna()
+    valid = readable & (selected.map(len, na_action="ignore") == 1) if single else readable
+    votes = rows.loc[valid, ["datapoint_id", "participant_id"]].assign(option=selected[valid]).explode("option")
+    votes = votes.dropna(subset=["option"]).astype({"option": np.int64})
+    dp_ids = rows["datapoint_id"].unique()
+    counts = np.zeros((len(dp_ids), len(values)), dtype=np.int64)
+    if len(votes):
+        position = pd.Series(range(len(dp_ids)), index=dp_ids)
+        np.add.at(counts, (votes["datapoint_id"].map(position).to_numpy(), votes["option"].to_numpy()), 1)
+    total, top = counts.sum(axis=1), counts.max(axis=1)
+    labels = pd.DataFrame({"datapoint_id": dp_ids, "instruction": instruction["description"],
+                           "label": "", "tie": False, "confidence": np.nan,
+                           "votes": [json.dumps({values[k]: int(c) for k, c in enumerate(row) if c},
+                                                ensure_ascii=False) for row in counts],
+                           "ds_label": "", "ds_confidence": np.nan})
+    kept = ~np.isin(dp_ids, list(attention))
+    category = rows["answer"].map({a: "|".join(map(str, s)) for a, s in parsed.items() if s is not None})
+    value_counts = (rows.loc[valid, ["datapoint_id"]].assign(category=category[valid])
+                    .groupby(["datapoint_id", "category"]).size().unstack(fill_value=0).to_numpy())
+    stats = {"instruction": instruction["description"], "type": instruction["type"],
+             "answer_limit": instruction.get("answer_limit", 1), "responses": len(rows),
+             "unreadable_answers": int((~readable).sum()),
+             "krippendorff_alpha": nominal_alpha(value_counts), "percent_agreement": percent_agreement(value_counts)}
+    if not single:
+        stats["selection_distribution"] = {v: int(counts[kept, k].sum()) for k, v in enumerate(values)}
+        return labels, stats, None
+
+    tie = (total > 0) & ((counts == top[:, None]).sum(axis=1) > 1)
+    labels["tie"] = tie
+    labels["label"] = np.where((total > 0) & ~tie, np.asarray(values, dtype=object)[counts.argmax(axis=1)], "")
+    labels["confidence"] = np.where(total > 0, top / np.maximum(total, 1), np.nan)
+    if len(votes):
+        _add_dawid_skene(labels, votes, values)
+    stats["label_distribution"] = {v: int((labels.loc[kept, "label"] == v).sum()) for v in values}
+    stats["ties"] = int(labels.loc[kept, "tie"].sum())
+    stats["ds_label_distribution"] = {v: int((labels.loc[kept, "ds_label"] == v).sum()) for v in values}
+    eligible = pd.Series((total >= 2) & ~tie, index=dp_ids)
+    majority = pd.Series(counts.argmax(axis=1), index=dp_ids)
+    scored = votes.loc[votes["datapoint_id"].map(eligible).to_numpy(dtype=bool)]
+    agreement = pd.DataFrame({"participant_id": scored["participant_id"],
+                              "agree": scored["option"].to_numpy() == scored["datapoint_id"].map(majority).to_numpy()})
+    return labels, stats, agreement
+
+
+def _gold_answers(rows: pd.DataFrame, instruction: dict, gold: dict[str, tuple[int, ...]]) -> pd.DataFrame:
+    """``participant_id``, ``correct`` for each answer to the first choice instruction on a gold datapoint."""
+    parsed = _selected_options(rows["answer"], instruction)
+    on_gold = rows[rows["datapoint_id"].isin(gold.keys())]
+    correct = [parsed[a] == gold[d] for d, a in zip(on_gold["datapoint_id"], on_gold["answer"])]
+    return pd.DataFrame({"participant_id": on_gold["participant_id"], "correct": correct})
+
+
 def _add_dawid_skene(labels: pd.DataFrame, votes: pd.DataFrame, values: list[str]) -> None:
     """Fill ``ds_label``/``ds_confidence`` of ``labels`` from single-select ``votes`` (datapoint_id,
-    participant_id, option) with :func:`dawid_skene`; labels never chosen get posterior 0."""
+    participant_id, option) with :func:`dawid_skene`; options nobody chose are left out of the model."""
     task_codes, task_ids = pd.factorize(votes["datapoint_id"])
     worker_codes, _ = pd.factorize(votes["participant_id"])
     label_codes, observed = pd.factorize(votes["option"], sort=True)
@@ -310,12 +338,14 @@ def _add_dawid_skene(labels: pd.DataFrame, votes: pd.DataFrame, values: list[str
     labels.loc[found, "ds_confidence"] = ds["ds_confidence"].to_numpy()[position[found].astype(int)]
 
 
-def _gold_summary(kept: pd.DataFrame, gold: dict[str, tuple[int, ...]], values: list[str], single: bool) -> dict:
-    """Accuracy of the majority-vote and Dawid-Skene labels on gold datapoints (a tie counts as wrong)."""
+def _gold_summary(kept: pd.DataFrame, gold: dict[str, tuple[int, ...]], instruction: dict) -> dict:
+    """Accuracy of the majority-vote and Dawid-Skene labels (``kept`` = labels without attention checks)
+    on gold datapoints; a tie counts as wrong. None for a multi-select instruction."""
     on_gold = kept[kept["datapoint_id"].isin(gold.keys())]
     result = {"datapoints": int(len(on_gold)), "majority_vote_accuracy": None, "dawid_skene_accuracy": None}
-    if single and len(on_gold):
-        expected = on_gold["datapoint_id"].map(lambda d: values[gold[d][0]] if len(gold[d]) == 1 else None)
+    if instruction.get("answer_limit", 1) == 1 and len(on_gold):
+        values = [o["value"] for o in instruction["options"]]
+        expected = on_gold["datapoint_id"].map(lambda d: "|".join(values[k] for k in gold[d]))
         result["majority_vote_accuracy"] = float((on_gold["label"] == expected).mean())
         result["dawid_skene_accuracy"] = float((on_gold["ds_label"] == expected).mean())
     return result

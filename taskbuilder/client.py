@@ -39,6 +39,8 @@ from taskbuilder.models import (
     BatchStatus,
     Dataset,
     DatasetStatus,
+    HookSecret,
+    HookSubscription,
     Instruction,
     Project,
     ReportLocation,
@@ -196,7 +198,9 @@ class ProlificClient:
             try:
                 response = self._http.request(method, target, params=params, json=json, timeout=timeout)
             except httpx.TransportError as exc:
-                logger.debug("%s %s → no response (%s) after %.3f s", method, path, type(exc).__name__, time.monotonic() - started)
+                logger.debug(
+                    "%s %s → no response (%s) after %.3f s", method, path, type(exc).__name__, time.monotonic() - started
+                )
                 raise transport_error_from_httpx(exc, method=method, path=path) from exc
             logger.debug("%s %s → %s (%.3f s)", method, path, response.status_code, time.monotonic() - started)
             self._note_deprecation(template, response)
@@ -251,7 +255,8 @@ class ProlificClient:
             return model.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or '(body)'}: {error['msg']}" for error in exc.errors()[:5]
+                f"{'.'.join(str(part) for part in error['loc']) or '(body)'}: {error['msg']}"
+                for error in exc.errors()[:5]
             )
             raise UnexpectedResponse(
                 method=method, path=path, status_code=status_code, reason=f"does not fit {model.__name__}: {problems}"
@@ -259,9 +264,8 @@ class ProlificClient:
 
     def _parse(self, model: type[M], data: Any, response: httpx.Response) -> M:
         """:meth:`_validate` for the body of ``response``."""
-        return self._validate(
-            model, data, method=response.request.method, path=response.request.url.path, status_code=response.status_code
-        )
+        request = response.request
+        return self._validate(model, data, method=request.method, path=request.url.path, status_code=response.status_code)
 
     def _call(self, model: type[M], method: str, template: str, **request: Any) -> M:
         """Request, then parse the JSON body as ``model``."""
@@ -330,7 +334,8 @@ class ProlificClient:
                 seen_links.add(href)
                 next_url = self._same_origin(href, response)
                 continue
-            count = (body.get("meta") or {}).get("count") if isinstance(body.get("meta"), dict) else None
+            meta = body.get("meta")
+            count = meta.get("count") if isinstance(meta, dict) else None
             if page_size and links is None and isinstance(count, int) and len(items) < count:
                 next_url = None
                 query["offset"] = len(items)
@@ -438,7 +443,8 @@ class ProlificClient:
         """``PATCH /api/v1/data-collection/batches/{batch_id}`` with ``fields`` as given (``name``,
         ``task_details``, ``dataset_id``, ``batch_items`` — ``batch_items=None`` clears it) → the batch."""
         return self._call(
-            Batch, "PATCH", "/api/v1/data-collection/batches/{batch_id}", path_params={"batch_id": batch_id}, json=fields
+            Batch, "PATCH", "/api/v1/data-collection/batches/{batch_id}",
+            path_params={"batch_id": batch_id}, json=fields,
         )
 
     def get_instructions(self, batch_id: str) -> list[Instruction]:
@@ -474,8 +480,11 @@ class ProlificClient:
         """``POST /api/v1/data-collection/batches/{batch_id}/setup`` ``{dataset_id?, tasks_per_group?}`` →
         202: task generation starts (batch PROCESSING, then READY or ERROR; poll
         :meth:`get_batch_status`). Raises :class:`~taskbuilder.errors.BadRequest` if the dataset is not READY."""
-        body = {key: value for key, value in {"dataset_id": dataset_id, "tasks_per_group": tasks_per_group}.items() if value is not None}
-        self._request("POST", "/api/v1/data-collection/batches/{batch_id}/setup", path_params={"batch_id": batch_id}, json=body)
+        fields = {"dataset_id": dataset_id, "tasks_per_group": tasks_per_group}
+        self._request(
+            "POST", "/api/v1/data-collection/batches/{batch_id}/setup",
+            path_params={"batch_id": batch_id}, json={key: value for key, value in fields.items() if value is not None},
+        )
 
     def get_batch_report(self, batch_id: str) -> ReportLocation:
         """``GET /api/v1/data-collection/batches/{batch_id}/report/`` → where the report CSV is (API doc §5.1).
@@ -516,7 +525,9 @@ class ProlificClient:
 
     def update_study(self, study_id: str, **fields: Any) -> Study:
         """``PATCH /api/v1/studies/{study_id}/`` with ``fields`` as given → the study."""
-        return self._call(Study, "PATCH", "/api/v1/studies/{study_id}/", path_params={"study_id": study_id}, json=fields)
+        return self._call(
+            Study, "PATCH", "/api/v1/studies/{study_id}/", path_params={"study_id": study_id}, json=fields
+        )
 
     def list_studies(self, *, status: str | None = None) -> list[Study]:
         """``GET /api/v1/studies/`` (all pages, limit/offset or ``_links.next``) → the token's studies.
@@ -529,13 +540,13 @@ class ProlificClient:
 
     def transition_study(self, study_id: str, action: StudyAction) -> Study:
         """``POST /api/v1/studies/{study_id}/transition/`` ``{"action": …}`` (PUBLISH, PAUSE, START,
-        STOP; API doc §6.3) → the study. If the answer is not a study object (undocumented), the study is
-        read back with :meth:`get_study`. PUBLISH spends money: the caller checks the status first."""
+        STOP; API doc §6.3) → the study. If the answer is empty or not a study object (undocumented), the
+        study is read back with :meth:`get_study`. PUBLISH spends money: the caller checks the status first."""
         response = self._request(
             "POST", "/api/v1/studies/{study_id}/transition/",
             path_params={"study_id": study_id}, json={"action": str(StudyAction(action))},
         )
-        body = self._json(response)
+        body = self._json(response) if response.content else None
         if isinstance(body, dict) and "id" in body:
             return self._parse(Study, body, response)
         return self.get_study(study_id)
@@ -543,7 +554,8 @@ class ProlificClient:
     def list_submissions(self, study_id: str) -> list[Submission]:
         """``GET /api/v1/studies/{study_id}/submissions/`` (all pages) → the study's submissions."""
         return self._list(
-            Submission, "/api/v1/studies/{study_id}/submissions/", path_params={"study_id": study_id}, page_size=PAGE_SIZE
+            Submission, "/api/v1/studies/{study_id}/submissions/",
+            path_params={"study_id": study_id}, page_size=PAGE_SIZE,
         )
 
     def get_submission_counts(self, study_id: str) -> dict[str, int]:
@@ -565,6 +577,55 @@ class ProlificClient:
         """``POST /api/v1/submissions/bulk-approve/`` ``{"submission_ids": [...]}`` (API doc §6.4); the
         answer's body is ignored (success = 2xx). Pays the participants: not to be called twice blindly."""
         self._request("POST", "/api/v1/submissions/bulk-approve/", json={"submission_ids": list(submission_ids)})
+
+    # --- webhooks (API doc §8) -----------------------------------------------------------------
+
+    def list_hook_event_types(self) -> list[dict[str, Any]]:
+        """``GET /api/v1/hooks/event-types/`` → ``[{"event_type", "description"}, …]``."""
+        return self._collect("/api/v1/hooks/event-types/")
+
+    def list_hook_secrets(self, workspace_id: str) -> list[HookSecret]:
+        """``GET /api/v1/hooks/secrets/?workspace_id=…`` → the workspace's active signing secret(s)."""
+        return self._list(HookSecret, "/api/v1/hooks/secrets/", params={"workspace_id": workspace_id})
+
+    def create_hook_secret(self, workspace_id: str) -> HookSecret:
+        """``POST /api/v1/hooks/secrets/`` ``{workspace_id}`` → a new signing secret; it replaces the
+        workspace's previous one (one active secret per workspace)."""
+        return self._call(HookSecret, "POST", "/api/v1/hooks/secrets/", json={"workspace_id": workspace_id})
+
+    def create_hook_subscription(self, *, event_type: str, target_url: str, workspace_id: str) -> HookSubscription:
+        """``POST /api/v1/hooks/subscriptions/`` ``{event_type, target_url, workspace_id}`` → the (not yet
+        enabled) subscription, with the answer's ``X-Hook-Secret`` header as ``hook_secret``. Prolific
+        delivers only to public https URLs."""
+        response = self._request(
+            "POST", "/api/v1/hooks/subscriptions/",
+            json={"event_type": event_type, "target_url": target_url, "workspace_id": workspace_id},
+        )
+        subscription = self._parse(HookSubscription, self._json(response), response)
+        handshake = response.headers.get("x-hook-secret")
+        return subscription.model_copy(update={"hook_secret": SecretStr(handshake) if handshake else None})
+
+    def confirm_hook_subscription(self, subscription_id: str, secret: SecretStr | str) -> HookSubscription:
+        """``POST /api/v1/hooks/subscriptions/{subscription_id}/`` ``{"secret": <X-Hook-Secret>}`` → the
+        enabled subscription."""
+        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        return self._call(
+            HookSubscription, "POST", "/api/v1/hooks/subscriptions/{subscription_id}/",
+            path_params={"subscription_id": subscription_id}, json={"secret": value},
+        )
+
+    def list_hook_subscriptions(self, workspace_id: str, *, is_enabled: bool | None = None) -> list[HookSubscription]:
+        """``GET /api/v1/hooks/subscriptions/?workspace_id=…[&is_enabled=true|false]`` (all pages)."""
+        params: dict[str, str] = {"workspace_id": workspace_id}
+        if is_enabled is not None:
+            params["is_enabled"] = "true" if is_enabled else "false"
+        return self._list(HookSubscription, "/api/v1/hooks/subscriptions/", params=params, page_size=PAGE_SIZE)
+
+    def delete_hook_subscription(self, subscription_id: str) -> None:
+        """``DELETE /api/v1/hooks/subscriptions/{subscription_id}/`` → 204."""
+        self._request(
+            "DELETE", "/api/v1/hooks/subscriptions/{subscription_id}/", path_params={"subscription_id": subscription_id}
+        )
 
     # --- helpers -------------------------------------------------------------------------------
 

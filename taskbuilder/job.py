@@ -390,14 +390,14 @@ class BatchItemsColumn(_Spec):
 
     items: list[BatchItem] = Field(min_length=1, description="Instructions, content blocks or dataset_field references.")
 
-    @field_validator("items")
+    @model_validator(mode="wrap")
     @classmethod
-    def _no_order(cls, items: list) -> list:
-        problems = [(f"[{i}].order", "order is not used in batch_items", "remove it: an item's position is its order")
-                    for i, item in enumerate(items) if isinstance(item, INSTRUCTION_CLASSES) and item.order is not None]
-        if problems:
-            raise _fail(problems)
-        return items
+    def _no_order(cls, data: Any, handler: Any) -> "BatchItemsColumn":
+        items = data.get("items") if isinstance(data, dict) else None
+        problems = [(f"items[{i}].order", "order is not used in batch_items", "remove it: an item's position is its order")
+                    for i, item in enumerate(items if isinstance(items, list) else [])
+                    if isinstance(item, dict) and "order" in item]
+        return _validate_with_raw_checks(handler, data, problems, cls.__name__)
 
 
 class BatchItemsRow(_Spec):

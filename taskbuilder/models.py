@@ -16,7 +16,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from taskbuilder.redact import redact_url
 
@@ -310,3 +310,25 @@ class ReportLocation(ProlificModel):
                 yield name, f"<{len(value)} characters>"
             else:
                 yield name, value
+
+
+class HookSecret(ProlificModel):
+    """A workspace's webhook signing secret (``/api/v1/hooks/secrets/``, API doc §8). ``value`` is the
+    HMAC-SHA256 key of the deliveries' ``X-Prolific-Request-Signature``: a ``SecretStr``."""
+
+    id: str
+    value: SecretStr
+    workspace_id: str | None = None
+
+
+class HookSubscription(ProlificModel):
+    """A webhook subscription (``/api/v1/hooks/subscriptions/``, API doc §8). ``hook_secret`` is the
+    one-time ``X-Hook-Secret`` handshake value of the creation answer (``None`` elsewhere); post it back
+    with :meth:`taskbuilder.client.ProlificClient.confirm_hook_subscription` to enable the subscription."""
+
+    id: str
+    event_type: str | None = None
+    target_url: str | None = None
+    is_enabled: bool | None = None
+    workspace_id: str | None = None
+    hook_secret: SecretStr | None = None

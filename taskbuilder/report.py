@@ -52,8 +52,6 @@ def split_joined(text: str, names: list[str]) -> list[int] | None:
     and option values (``answer``, gold cells).
     """
     def walk(pos: int, used: frozenset[int]) -> list[int] | None:
-        if pos == len(text):
-            return []
         for i, name in enumerate(names):
             if i in used or not name or not text.startswith(name, pos):
                 continue
@@ -66,7 +64,7 @@ def split_joined(text: str, names: list[str]) -> list[int] | None:
                     return [i, *rest]
         return None
 
-    found = walk(0, frozenset())
+    found = [] if text == "" else walk(0, frozenset())
     return None if found is None else sorted(found)
 
 
@@ -214,7 +212,7 @@ def parse_report(report_csv: Path, instructions: list[dict]) -> pd.DataFrame:
     header = _read_header(report_csv)
     first_annotator, triples = _annotator_triples(report_csv, header)
     frame = pd.read_csv(report_csv, header=None, skiprows=1, names=list(range(len(header))), dtype=str,
-                        keep_default_na=False, encoding="utf-8")
+                        keep_default_na=False, encoding="utf-8").fillna("")  # short rows: missing cells = ""
     instruction_index = _instruction_of_rows(report_csv, frame, instructions)
 
     parts = []

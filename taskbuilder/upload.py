@@ -114,7 +114,9 @@ def download_to_file(
                 if response.status_code >= 300:
                     response.read()
                     raise upload_error_from_response(response, method="GET", url=url)
-                part = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
+                part = tempfile.NamedTemporaryFile(
+                    dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False
+                )
                 try:
                     with part:
                         for chunk in response.iter_bytes():
@@ -126,5 +128,7 @@ def download_to_file(
                     raise
         except httpx.TransportError as exc:
             raise transport_error_from_httpx(exc, method="GET", path=safe_url) from exc
-    logger.debug("GET %s → %s, %d bytes (%.3f s)", safe_url, response.status_code, written_bytes, time.monotonic() - started)
+    logger.debug(
+        "GET %s → %s, %d bytes (%.3f s)", safe_url, response.status_code, written_bytes, time.monotonic() - started
+    )
     return written_bytes

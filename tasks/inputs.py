@@ -14,7 +14,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.job import AnnotationJob
-from taskbuilder.validation import ValidationReport, prepare_upload, validate_csv
+from taskbuilder.csvfile import prepare_upload
+from taskbuilder.validation import ValidationReport, validate_csv
 
 from tasks.logs import run_logger
 

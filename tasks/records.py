@@ -1,9 +1,10 @@
 """The job record: what one job created and where its outputs went, readable by any worker.
 
-Kept as a Prefect ``JSON`` block named ``taskbuilder-job-<slug>`` (slug of the job key and the API
-URL), so a later stage (collect-report), a re-run or another worker on the same Prefect server finds
-the job by its key. A block rather than a Variable because variables hold at most 5,000 characters
-and a record carries the whole job spec.
+Kept as a Prefect block of this project's type ``taskbuilder-job-record``, named
+``taskbuilder-job-<slug>`` (slug of the job key and the API URL), so a later stage (collect-report), a
+re-run or another worker on the same Prefect server finds the job by its key. A block rather than a
+Variable because variables hold at most 5,000 characters and a record carries the whole job spec
+(Prefect 3.9 no longer ships a generic JSON block).
 
 Shape (a dict, JSON): ``job_key``, ``base_url``, ``workspace_id``, ``spec`` (the job spec as JSON),
 ``dataset_id``, ``batch_id``, ``study_id``, ``instructions_mode`` (``"legacy"`` | ``"batch_items"``),
@@ -16,9 +17,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import httpx
+
+from prefect.blocks.core import Block
+
 from taskbuilder.jobkey import storage_slug
 
 RECORD_PREFIX = "taskbuilder-job-"
+
+
+class JobRecord(Block):
+    """A Prefect block holding one job record (``value``: the dict described in the module docstring)."""
+
+    _block_type_name = "Taskbuilder Job Record"
+    _block_type_slug = "taskbuilder-job-record"
+    _description = "What one Prolific annotation job created and where its outputs went (no secrets)."
+
+    value: dict[str, Any]
 
 
 def record_name(job_key: str, base_url: str) -> str:
@@ -28,10 +43,8 @@ def record_name(job_key: str, base_url: str) -> str:
 
 def load_job_record(job_key: str, base_url: str) -> dict[str, Any] | None:
     """The stored record, or ``None`` when this job has none yet."""
-    from prefect.blocks.system import JSON
-
     try:
-        return dict(JSON.load(record_name(job_key, base_url)).value)
+        return dict(JobRecord.load(record_name(job_key, base_url)).value)
     except ValueError:  # Prefect: "Unable to find block document named ..."
         return None
 
@@ -42,8 +55,6 @@ def update_job_record(job_key: str, base_url: str, **fields: Any) -> dict[str, A
     ``statuses`` and ``notes`` are merged (dict update / appended without duplicates), other fields
     replaced.
     """
-    from prefect.blocks.system import JSON
-
     record = load_job_record(job_key, base_url) or {"job_key": job_key, "base_url": base_url, "statuses": {}, "notes": []}
     for name, value in fields.items():
         if name == "statuses":
@@ -54,22 +65,19 @@ def update_job_record(job_key: str, base_url: str, **fields: Any) -> dict[str, A
         else:
             record[name] = value
     record["updated_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    JSON(value=record).save(record_name(job_key, base_url), overwrite=True)
+    JobRecord(value=record).save(record_name(job_key, base_url), overwrite=True)
     return record
 
 
 def list_job_records() -> list[dict[str, Any]]:
     """Every job record on the current Prefect server (used by the study monitor)."""
-    from prefect.blocks.system import JSON
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import BlockTypeFilter, BlockTypeFilterSlug
 
     with get_client(sync_client=True) as client:
-        documents = client.read_block_documents(
-            block_type_filter=BlockTypeFilter(slug=BlockTypeFilterSlug(any_=["json"])), include_secrets=False
-        ) if hasattr(client, "read_block_documents") else []
-    records = []
-    for document in documents:
-        if document.name and document.name.startswith(RECORD_PREFIX):
-            records.append(dict(JSON.load(document.name).value))
-    return records
+        try:
+            documents = client.read_block_documents_by_type(JobRecord.get_block_type_slug())
+        except Exception as error:  # no record saved yet: the block type is not registered
+            if "404" in str(error) or "not found" in str(error).lower():
+                return []
+            raise
+    return [dict(document.data["value"]) for document in documents if (document.name or "").startswith(RECORD_PREFIX)]

@@ -26,10 +26,27 @@ ARTIFACT_ROWS = 20
 """Rows of labels and participants shown in the table artifacts."""
 
 
+INSTRUCTION_TYPES = {"multiple_choice", "multiple_choice_with_free_text", "free_text", "free_text_with_unit", "file_upload"}
+
+
+def instruction_payloads(job: AnnotationJob) -> list[dict[str, Any]]:
+    """The job's instructions as API payload dicts, in the order participants see them (either layout)."""
+    if job.batch.instructions is not None:
+        return job.instructions_payload()
+    return [
+        item
+        for page in job.batch_items_payload() or []
+        for row in page.get("rows", [])
+        for column in row.get("columns", [])
+        for item in column.get("items", [])
+        if item.get("type") in INSTRUCTION_TYPES
+    ]
+
+
 @task(name="aggregate-results", cache_policy=NO_CACHE)
 def aggregate_results(job: AnnotationJob, report_path: Path) -> tuple[Any, AggregateResult]:
     """Parse the report and aggregate it; return ``(responses DataFrame, AggregateResult)``."""
-    instructions = job.all_instructions_payload()
+    instructions = instruction_payloads(job)
     responses = parse_report(report_path, instructions)
     result = aggregate(
         responses,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.cost import CostEstimate, estimate_cost
@@ -19,6 +20,7 @@ from taskbuilder.polling import PollSettings, wait_for_status
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
+from tasks.progress import report_progress
 from tasks.records import update_job_record
 from tasks.retry import API_TASK_OPTIONS
 
@@ -88,20 +90,38 @@ def publish_study(connection: ProlificConnection, job_key: str, study_id: str) -
     return status
 
 
+@task(name="read-study-status", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def read_study_status(connection: ProlificConnection, study_id: str) -> str:
+    """The study's current status (``GET /api/v1/studies/{id}/`` → ``status``, API doc §6.3)."""
+    with open_client(connection) as client:
+        return str(client.get_study(study_id).status)
+
+
 @task(name="wait-for-study", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
 def wait_for_study(connection: ProlificConnection, study_id: str, polling: PollSettings) -> str:
     """Poll ``GET /api/v1/studies/{id}/`` until AWAITING REVIEW or COMPLETED; return the status.
 
-    Raises :class:`WaitTimedOut` after ``polling.study_timeout_seconds``. Logs progress (places taken).
+    Raises :class:`WaitTimedOut` after ``polling.study_timeout_seconds``. Logs progress and keeps a
+    Prefect progress artifact (key ``study-<id>-progress``) at places taken / total places × 100,
+    also reported to in-process listeners (:mod:`tasks.progress`, the CLI's bar).
     """
     logger = run_logger()
+    artifact_id = create_progress_artifact(0.0, key=f"study-{study_id}-progress".lower(), description=f"Places taken of study {study_id}")
     with open_client(connection) as client:
-        places = {"taken": "?"}
+        places = {"taken": 0, "total": 0}
 
         def status() -> str:
             study = client.get_study(study_id)
-            places["taken"] = f"{study.places_taken or 0}/{study.total_available_places}"
+            places.update(taken=int(study.places_taken or 0), total=int(study.total_available_places or 0))
             return str(study.status)
+
+        def on_poll(current: str, elapsed: float) -> None:
+            done = current in STUDY_DONE
+            percent = 100.0 if done else study_progress_percent(places["taken"], places["total"])
+            description = f"Study {study_id}: {current}, {places['taken']}/{places['total']} places taken"
+            update_progress_artifact(artifact_id, percent, description=description)
+            report_progress(f"study-{study_id}", percent, description)
+            logger.info("Study %s is %s, %d/%d places taken, after %.0f s", study_id, current, places["taken"], places["total"], elapsed)
 
         return wait_for_status(
             status,
@@ -110,10 +130,15 @@ def wait_for_study(connection: ProlificConnection, study_id: str, polling: PollS
             done=STUDY_DONE,
             timeout_seconds=polling.study_timeout_seconds,
             settings=polling,
-            on_poll=lambda s, elapsed: logger.info(
-                "Study %s is %s, %s places taken, after %.0f s", study_id, s, places["taken"], elapsed
-            ),
+            on_poll=on_poll,
         )
+
+
+def study_progress_percent(places_taken: int, total_places: int) -> float:
+    """Places taken as a percentage of the study's places (0–100; 0 when the study has no places)."""
+    if total_places <= 0:
+        return 0.0
+    return max(0.0, min(100.0, 100.0 * places_taken / total_places))
 
 
 @task(name="list-submissions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)

@@ -1,0 +1,251 @@
+"""Simulated participants: they take the places of ACTIVE studies and answer the batch's tasks.
+
+Each engine tick, per ACTIVE study, participants arrive at ``participant_arrival_per_second``; each
+takes a task group that still has room (fewer than ``annotators_per_task`` holders) and that they
+have never taken before, and finishes after about ``submission_seconds``: completed (answers
+stored), RETURNED or TIMED-OUT (place freed). Every random draw comes from ``random.Random`` seeded
+with the settings' seed and the arrival number, so two runs with the same inputs are identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sandbox import batches, datasets, studies, submissions
+from sandbox.ids import iso, object_id
+from sandbox.instructions import CHOICE_TYPES
+
+if TYPE_CHECKING:
+    from sandbox.app import Sandbox
+
+WORDS = ("clear", "tone", "because", "the", "text", "reads", "as", "fairly", "mixed", "overall", "wording",
+         "suggests", "this", "label", "fits", "best", "given", "context")
+
+
+@dataclass
+class Participant:
+    """A simulated participant: pool number, 24-hex id, accuracy on gold questions, whether careless."""
+
+    number: int
+    id: str
+    accuracy: float
+    careless: bool
+
+
+def participant(sb: Sandbox, number: int) -> Participant:
+    """Participant ``number`` of the pool; traits drawn from the seed (accuracy clipped to [0, 1])."""
+    s = sb.settings
+    rng = random.Random(f"{s.seed}:participant:{number}")
+    accuracy = min(1.0, max(0.0, rng.gauss(s.accuracy_mean, s.accuracy_spread)))
+    return Participant(number, hashlib.sha256(f"{s.seed}:participant:{number}".encode()).hexdigest()[:24], accuracy,
+                       rng.random() < s.careless_share)
+
+
+@dataclass
+class StudyRun:
+    """In-memory bookkeeping of one study's simulation, rebuilt from its submissions when missing."""
+
+    arrivals: int = 0
+    next_arrival_at: float = 0.0
+    cursor: int = 0
+    held: dict[str, int] = field(default_factory=dict)            # task group id → places held
+    groups_of: dict[str, set[str]] = field(default_factory=dict)  # participant id → task groups ever taken
+    count_of: dict[str, int] = field(default_factory=dict)        # participant id → submissions
+    active: dict[str, dict] = field(default_factory=dict)         # submission id → ACTIVE submission
+
+
+def _run_of(sb: Sandbox, study: dict) -> StudyRun:
+    run = sb.runs.get(study["id"])
+    if run is None:
+        run = StudyRun(next_arrival_at=time.time())
+        for s in sb.store.list("submission", study_id=study["id"]):
+            run.arrivals = max(run.arrivals, s["arrival"] + 1)
+            run.groups_of.setdefault(s["participant_id"], set()).add(s["task_group_id"])
+            run.count_of[s["participant_id"]] = run.count_of.get(s["participant_id"], 0) + 1
+            if s["status"] == "ACTIVE":
+                run.active[s["id"]] = s
+            if s["status"] in studies.DONE_SUBMISSION_STATUSES + ("ACTIVE",):
+                run.held[s["task_group_id"]] = run.held.get(s["task_group_id"], 0) + 1
+        sb.runs[study["id"]] = run
+    return run
+
+
+def tick(sb: Sandbox) -> None:
+    """One simulation step for every study with places or submissions in play (engine tick)."""
+    with sb.lock:
+        for study in sb.store.list("study"):
+            if study["status"] not in ("ACTIVE", "PAUSED", "AWAITING REVIEW"):
+                continue
+            run = _run_of(sb, study)
+            _finish_due(sb, study, run)
+            if study["status"] == "ACTIVE":
+                _arrive(sb, study, run)
+            studies.settle(sb, study)
+
+
+def _arrive(sb: Sandbox, study: dict, run: StudyRun) -> None:
+    now = time.time()
+    interval = 1.0 / sb.settings.participant_arrival_per_second
+    run.next_arrival_at = max(run.next_arrival_at, now - 1.0)  # no burst after a pause
+    batch = sb.store.get("batch", study["data_collection_id"])
+    annotators = study["data_collection_metadata"]["annotators_per_task"]
+    limit = study["submissions_config"]["max_submissions_per_participant"]
+    while run.next_arrival_at <= now and sum(run.held.values()) < study["total_available_places"]:
+        run.next_arrival_at += interval
+        rng = random.Random(f"{sb.settings.seed}:arrival:{run.arrivals}")
+        for _ in range(10):
+            person = participant(sb, rng.randrange(sb.settings.participant_pool_size))
+            busy = any(s["participant_id"] == person.id for s in run.active.values())
+            if busy or (limit > 0 and run.count_of.get(person.id, 0) >= limit):
+                continue
+            group = _free_group(batch["task_groups"], run, person.id, annotators)
+            if group is not None:
+                _start(sb, study, run, person, group, rng)
+                break
+
+
+def _free_group(groups: list[dict], run: StudyRun, participant_id: str, annotators: int) -> dict | None:
+    """The next task group (round robin from the cursor) with room that the participant never took."""
+    taken = run.groups_of.get(participant_id, set())
+    for step in range(len(groups)):
+        index = (run.cursor + step) % len(groups)
+        group = groups[index]
+        if run.held.get(group["id"], 0) < annotators and group["id"] not in taken:
+            run.cursor = index + 1
+            return group
+    return None
+
+
+def _start(sb: Sandbox, study: dict, run: StudyRun, person: Participant, group: dict, rng: random.Random) -> None:
+    s = sb.settings
+    roll = rng.random()
+    outcome = "RETURNED" if roll < s.return_rate else "TIMED-OUT" if roll < s.return_rate + s.timeout_rate else "DONE"
+    now = time.time()
+    submission = {
+        "id": object_id(), "study_id": study["id"], "participant_id": person.id, "task_group_id": group["id"],
+        "participant_number": person.number, "started_at": iso(now), "completed_at": None, "reviewed_at": None, "is_complete": False, "time_taken": None,
+        "reward": study["reward"], "status": "ACTIVE", "strata": {}, "study_code": None, "star_awarded": False,
+        "bonus_payments": [], "arrival": run.arrivals, "outcome": outcome, "started_epoch": now,
+        "due_epoch": now + s.submission_seconds * rng.uniform(0.5, 1.5), "responses": [],
+    }
+    run.arrivals += 1
+    run.held[group["id"]] = run.held.get(group["id"], 0) + 1
+    run.groups_of.setdefault(person.id, set()).add(group["id"])
+    run.count_of[person.id] = run.count_of.get(person.id, 0) + 1
+    run.active[submission["id"]] = submission
+    submissions.set_status(sb, submission, "ACTIVE")
+
+
+def _finish_due(sb: Sandbox, study: dict, run: StudyRun) -> None:
+    now = time.time()
+    for submission in [s for s in run.active.values() if s["due_epoch"] <= now]:
+        if submission["outcome"] == "DONE":
+            try:
+                submission["responses"] = answer_group(sb, study, submission)
+            except OSError:
+                continue  # the object store did not take a file upload; try again next tick
+            submission.update(completed_at=iso(now), is_complete=True, study_code=studies.completion_code(study),
+                              time_taken=round(now - submission["started_epoch"]))
+            status = "APPROVED" if studies.auto_approves(study) else "AWAITING REVIEW"
+        else:
+            status = submission["outcome"]
+            run.held[submission["task_group_id"]] -= 1
+        del run.active[submission["id"]]
+        submissions.set_status(sb, submission, status)
+
+
+def answer_group(sb: Sandbox, study: dict, submission: dict) -> list[dict]:
+    """The submission's answers: one record per datapoint of its task group × instruction, each
+    ``{"datapoint", "instruction_id", "type", "answer": [...]}`` with ``answer`` in the shape of
+    ``GET /batches/{id}/responses`` (API doc §5.2)."""
+    batch = sb.store.get("batch", study["data_collection_id"])
+    frame = datasets.frame_of(sb, sb.store.get("dataset", batch["dataset_id"]))
+    instructions = batches.task_instructions(batch)
+    gold_id = next((i["id"] for i in instructions if i["type"] in CHOICE_TYPES), None)
+    gold_column = sb.settings.gold_column
+    group = next(g for g in batch["task_groups"] if g["id"] == submission["task_group_id"])
+    rng = random.Random(f"{sb.settings.seed}:answers:{submission['arrival']}")
+    person = participant(sb, submission["participant_number"])
+    records = []
+    for datapoint in group["datapoints"]:
+        for instruction in instructions:
+            gold = frame.at[datapoint, gold_column] if instruction["id"] == gold_id and gold_column in frame.columns else None
+            answer = _answer(sb, rng, person, instruction, gold, submission, datapoint)
+            records.append({"datapoint": datapoint, "instruction_id": instruction["id"], "type": instruction["type"],
+                            "answer": answer})
+    return records
+
+
+def _answer(sb: Sandbox, rng: random.Random, person: Participant, instruction: dict, gold: str | None,
+            submission: dict, datapoint: int) -> list[dict]:
+    kind = instruction["type"]
+    if kind in CHOICE_TYPES:
+        chosen = _choose(rng, person, instruction, gold)
+        if kind == "multiple_choice":
+            return [{"value": option["value"]} for option in chosen]
+        return [{"value": option["value"], "explanation": _text(rng, 3, 40)} for option in chosen]
+    if kind == "free_text":
+        bounds = instruction.get("validation") or {}
+        return [{"value": _text(rng, bounds.get("min") or 1, bounds.get("max") or 200)}]
+    if kind == "free_text_with_unit":
+        unit = rng.choice(instruction["unit_options"])
+        bounds = unit.get("validation") or {}
+        low, high = bounds.get("min", 0), bounds.get("max", 100)
+        value = rng.uniform(low, high)
+        text = str(round(value, 1)) if low <= round(value, 1) <= high else str(value)
+        return [{"value": text, "unit": unit["value"]}]
+    return _files(sb, rng, instruction, submission, datapoint)
+
+
+def _choose(rng: random.Random, person: Participant, instruction: dict, gold: str | None) -> list[dict]:
+    """Selected options in option order: the gold option with the participant's accuracy (else a
+    random wrong one); careless participants and non-gold questions pick at random within
+    ``answer_limit``; an exclusive option is picked alone."""
+    options = instruction["options"]
+    gold_option = next((o for o in options if o["value"] == gold), None) if gold else None
+    if gold_option is not None and not person.careless:
+        if rng.random() < person.accuracy or len(options) == 1:
+            return [gold_option]
+        return [rng.choice([o for o in options if o is not gold_option])]
+    limit = instruction["answer_limit"]
+    most = len(options) if limit == -1 else min(limit, len(options))
+    picked = rng.sample(range(len(options)), rng.randint(1, most))
+    exclusive = [i for i in picked if options[i].get("exclusive")]
+    if exclusive:
+        picked = exclusive[:1]
+    return [options[i] for i in sorted(picked)]
+
+
+def _text(rng: random.Random, shortest: int, longest: int) -> str:
+    """Words of free text whose length in characters lies within [shortest, longest]."""
+    target = rng.randint(shortest, max(shortest, min(longest, shortest + 60)))
+    text = ""
+    while len(text) < target:
+        text = (text + " " + rng.choice(WORDS)).strip()
+    return text[:longest]
+
+
+def _files(sb: Sandbox, rng: random.Random, instruction: dict, submission: dict, datapoint: int) -> list[dict]:
+    """Upload small generated files into the object store; answer items as API doc §5.2."""
+    lowest, highest = instruction.get("min_file_count", 1), instruction.get("max_file_count", instruction.get("min_file_count", 1))
+    extensions = instruction.get("accepted_file_types") or [".txt"]
+    items = []
+    for n in range(rng.randint(lowest, max(lowest, highest))):
+        extension = rng.choice(extensions)
+        name = f"upload-{datapoint}-{n + 1}{extension}"
+        key = f"uploads/{submission['study_id']}/{submission['id']}/{instruction['id']}/{name}"
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        data = json.dumps({"participant": submission["participant_id"], "datapoint": datapoint, "file": n}).encode()
+        try:
+            sb.objects.put_object(key, data, content_type)
+        except Exception as exc:  # botocore errors are not OSError; retried by the caller
+            raise OSError(f"object store refused {key}: {exc}") from exc
+        items.append({"file_key": key, "file_name": name, "file_size_mb": round(len(data) / 1_000_000, 6),
+                      "content_type": content_type})
+    return items

@@ -1,0 +1,244 @@
+"""Webhooks (API doc §8): event types, workspace secrets, subscriptions with the ``X-Hook-Secret``
+handshake, and signed deliveries.
+
+A subscription starts disabled; the response to its creation carries ``X-Hook-Secret``, and POSTing
+that value back to ``/hooks/subscriptions/{id}/`` enables it. Enabled subscriptions get each event of
+their type as a JSON POST signed with the workspace secret: ``X-Prolific-Request-Timestamp`` (UNIX
+seconds) and ``X-Prolific-Request-Signature`` = base64(HMAC-SHA256(secret, timestamp + body)), over
+exactly the bytes sent. Any target URL is accepted (the real API wants public https; see ASSUMPTIONS.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import queue
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox.ids import iso, object_id
+from sandbox.web import Request, Response, Router, bad_request, json_response, not_found, validate
+
+if TYPE_CHECKING:
+    from sandbox.app import Sandbox
+
+EVENT_TYPES = {
+    "study.status.change": "A study changed status.",
+    "submission.status.change": "A submission changed status.",
+}
+ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 0.5
+TIMEOUT_SECONDS = 5.0
+PUBLIC_FIELDS = ("id", "event_type", "target_url", "is_enabled", "workspace_id")
+
+
+class SecretCreate(BaseModel):
+    """Body of ``POST /hooks/secrets/``."""
+
+    model_config = ConfigDict(strict=True)
+    workspace_id: str = Field(min_length=1)
+
+
+class SubscriptionCreate(BaseModel):
+    """Body of ``POST /hooks/subscriptions/``."""
+
+    model_config = ConfigDict(strict=True)
+    event_type: Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]
+    target_url: str = Field(pattern=r"^https?://\S+$")
+    workspace_id: str = Field(min_length=1)
+
+
+class SubscriptionUpdate(BaseModel):
+    """Body of ``PATCH /hooks/subscriptions/{id}/``."""
+
+    model_config = ConfigDict(strict=True)
+    event_type: Literal[tuple(EVENT_TYPES)] | None = None  # type: ignore[valid-type]
+    target_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    is_enabled: bool | None = None
+
+
+class Confirm(BaseModel):
+    """Body of ``POST /hooks/subscriptions/{id}/``: the ``X-Hook-Secret`` value."""
+
+    model_config = ConfigDict(strict=True)
+    secret: str
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """base64(HMAC-SHA256(key=secret, message=timestamp + body)) (API doc §8 "Signature")."""
+    return base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()).decode()
+
+
+class Dispatcher:
+    """Delivers events on a background thread, so no API request waits for a receiver."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self._sb = sb
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="webhook-deliveries", daemon=True)
+        self._client = httpx.Client(timeout=TIMEOUT_SECONDS)
+
+    def start(self) -> None:
+        """Start the delivery thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the queued deliveries have been tried."""
+        self._queue.put(None)
+        self._thread.join(timeout=TIMEOUT_SECONDS * ATTEMPTS)
+        self._client.close()
+
+    def emit(self, workspace_id: str, event_type: str, payload: dict) -> None:
+        """Queue ``payload`` for every enabled subscription to ``event_type`` in the workspace
+        (caller holds the sandbox lock); each gets an event record with status PENDING."""
+        for hook in self._sb.store.list("hook", workspace_id=workspace_id, event_type=event_type, is_enabled=True):
+            event = {"id": object_id(), "subscription_id": hook["id"], "datetime_created": iso(),
+                     "datetime_updated": iso(), "event_type": event_type, "resource_id": payload["resource_id"],
+                     "status": "PENDING", "target_url": hook["target_url"]}
+            self._sb.store.put("hook_event", event)
+            self._queue.put((event["id"], hook["target_url"], workspace_id, json.dumps(payload).encode()))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            event_id, url, workspace_id, body = item
+            delivered = False
+            for attempt in range(ATTEMPTS):
+                with self._sb.lock:
+                    secret = _secret_of(self._sb, workspace_id)
+                timestamp = str(int(time.time()))
+                headers = {"Content-Type": "application/json", "X-Prolific-Request-Timestamp": timestamp,
+                           "X-Prolific-Request-Signature": signature(secret, timestamp, body)}
+                try:
+                    delivered = self._client.post(url, content=body, headers=headers).is_success
+                except httpx.HTTPError:
+                    delivered = False
+                if delivered:
+                    break
+                time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+            with self._sb.lock:
+                event = self._sb.store.get("hook_event", event_id)
+                if event is not None:
+                    event.update(status="SUCCEEDED" if delivered else "FAILED", datetime_updated=iso())
+                    self._sb.store.put("hook_event", event)
+
+
+def _secret_of(sb: Sandbox, workspace_id: str) -> str:
+    """The workspace's active secret, created when it has none."""
+    secrets_ = sb.store.list("hook_secret", workspace_id=workspace_id, active=True)
+    if secrets_:
+        return secrets_[-1]["value"]
+    return _new_secret(sb, workspace_id)["value"]
+
+
+def _new_secret(sb: Sandbox, workspace_id: str) -> dict:
+    for old in sb.store.list("hook_secret", workspace_id=workspace_id, active=True):
+        old["active"] = False
+        sb.store.put("hook_secret", old)
+    return sb.store.put("hook_secret", {"id": object_id(), "value": secrets.token_urlsafe(32),
+                                        "workspace_id": workspace_id, "active": True})
+
+
+def register(router: Router, sb: Sandbox) -> None:
+    """Add the ``/api/v1/hooks/`` endpoints."""
+    base = "/api/v1/hooks"
+    one = base + r"/subscriptions/(?P<hook_id>[^/]+)"
+
+    def shown_secret(secret: dict) -> dict:
+        return {k: secret[k] for k in ("id", "value", "workspace_id")}
+
+    def get_hook(req: Request) -> dict:
+        hook = sb.store.get("hook", req.params["hook_id"])
+        if hook is None:
+            raise not_found("subscription", req.params["hook_id"])
+        return hook
+
+    def public(hook: dict) -> dict:
+        return {k: hook[k] for k in PUBLIC_FIELDS}
+
+    def event_types(req: Request) -> Response:
+        results = [{"event_type": k, "description": v} for k, v in EVENT_TYPES.items()]
+        return json_response(200, {"results": results, "meta": {"count": len(results)}})
+
+    def list_secrets(req: Request) -> Response:
+        workspace_id = req.query_value("workspace_id")
+        items = [shown_secret(s) for s in sb.store.list("hook_secret", active=True)
+                 if workspace_id is None or s["workspace_id"] == workspace_id]
+        return json_response(200, {"results": items, "meta": {"count": len(items)}})
+
+    def create_secret(req: Request) -> Response:
+        body = validate(SecretCreate, req.json_object())
+        sb.require_workspace(body.workspace_id, "workspace_id")
+        return json_response(201, shown_secret(_new_secret(sb, body.workspace_id)))
+
+    def subscribe(req: Request) -> Response:
+        body = validate(SubscriptionCreate, req.json_object())
+        sb.require_workspace(body.workspace_id, "workspace_id")
+        _secret_of(sb, body.workspace_id)
+        handshake = secrets.token_hex(16)
+        hook = sb.store.put("hook", {"id": object_id(), "event_type": body.event_type, "target_url": body.target_url,
+                                     "workspace_id": body.workspace_id, "is_enabled": False, "handshake": handshake})
+        return json_response(201, public(hook), {"X-Hook-Secret": handshake})
+
+    def list_hooks(req: Request) -> Response:
+        workspace_id, enabled = req.query_value("workspace_id"), req.query_value("is_enabled")
+        if enabled not in (None, "true", "false"):
+            raise bad_request("is_enabled", "must be true or false")
+        items = [public(h) for h in sb.store.list("hook") if h.get("deleted") is not True
+                 and (workspace_id is None or h["workspace_id"] == workspace_id)
+                 and (enabled is None or h["is_enabled"] == (enabled == "true"))]
+        return json_response(200, {"results": items, "meta": {"count": len(items)}})
+
+    def get(req: Request) -> Response:
+        return json_response(200, public(live(get_hook(req))))
+
+    def live(hook: dict) -> dict:
+        if hook.get("deleted"):
+            raise not_found("subscription", hook["id"])
+        return hook
+
+    def confirm(req: Request) -> Response:
+        hook = live(get_hook(req))
+        body = validate(Confirm, req.json_object())
+        if not hmac.compare_digest(body.secret, hook["handshake"]):
+            raise bad_request("secret", "does not match the X-Hook-Secret of this subscription")
+        hook["is_enabled"] = True
+        sb.store.put("hook", hook)
+        return json_response(200, public(hook))
+
+    def update(req: Request) -> Response:
+        hook = live(get_hook(req))
+        body = validate(SubscriptionUpdate, req.json_object())
+        hook.update({k: v for k, v in body.model_dump().items() if v is not None})
+        sb.store.put("hook", hook)
+        return json_response(200, public(hook))
+
+    def delete(req: Request) -> Response:
+        hook = live(get_hook(req))
+        hook.update(deleted=True, is_enabled=False)
+        sb.store.put("hook", hook)
+        return Response(204)
+
+    def events(req: Request) -> Response:
+        hook = live(get_hook(req))
+        items = [{k: e[k] for k in ("id", "datetime_created", "datetime_updated", "event_type", "resource_id",
+                                    "status", "target_url")}
+                 for e in sb.store.list("hook_event", subscription_id=hook["id"])]
+        return json_response(200, {"results": items, "meta": {"count": len(items)}})
+
+    router.add("GET", base + "/event-types", event_types)
+    router.add("GET", base + "/secrets", list_secrets)
+    router.add("POST", base + "/secrets", create_secret)
+    router.add("POST", base + "/subscriptions", subscribe)
+    router.add("GET", base + "/subscriptions", list_hooks)
+    router.add("GET", one, get)
+    router.add("POST", one, confirm)
+    router.add("PATCH", one, update)
+    router.add("DELETE", one, delete)
+    router.add("GET", one + "/events", events)

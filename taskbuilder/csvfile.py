@@ -1,0 +1,332 @@
+"""Reading a dataset file exactly as written, and re-writing it as UTF-8 CSV for upload.
+
+`load_table(path)` reads a CSV or TSV file as text (pandas, `dtype=str`, no NA conversion: cell text is
+never altered) and keeps what the checks in `taskbuilder.validation` need: the header as written
+(duplicates and blanks kept), the data cells by position, each record's field count and the physical
+line where it starts, the encoding, and the byte spans that did not decode.
+
+Dialects:
+- CSV (RFC 4180): comma (or a `delimiter_hint` such as ";"), double-quote quoting, quoted fields may hold
+  line breaks and doubled quotes, so a record can span several physical lines.
+- TSV (IANA text/tab-separated-values): `.tsv` files, `.txt`/other files whose first line has a tab, or
+  `delimiter_hint="\\t"`. No quoting at all; records end at `\\n` only (a `\\r` before it is part of the
+  line end; U+0085 inside a cell is text, not a line break).
+
+Encoding: UTF-8, with or without a byte-order mark (the BOM is not part of the text). Other encodings
+only when named (the job spec's `dataset.encoding`); otherwise the undecodable bytes are listed.
+
+Record structure is found with vectorised numpy passes over the bytes (delimiters and newlines outside
+quotes, by quote parity); pandas' C parser reads the cells. Where the two disagree (non-RFC quoting such
+as a stray `"` inside an unquoted field, or a record with too many fields), Python's `csv` module, whose
+rules pandas' C parser follows, decides: it is slower and only runs on that error path.
+
+`prepare_upload` returns the original file when it is already UTF-8 comma CSV without BOM (uploaded byte
+for byte), else writes a UTF-8 CSV with pandas and proves the rewrite reads back cell for cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from pandas.errors import ParserError
+
+if TYPE_CHECKING:
+    from taskbuilder.job import AnnotationJob
+    from taskbuilder.validation import ValidationReport
+
+UTF8_BOM = b"\xef\xbb\xbf"
+C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")  # U+0080..U+009F encoded as UTF-8
+# The text-preserving read options: every cell is a string exactly as written, empty cells are "".
+TEXT_READ_OPTIONS = dict(dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False,
+                         header=None, index_col=False, engine="c")
+
+
+class CsvReadError(Exception):
+    """The file cannot be read at all (missing, unreadable). Message names the file."""
+
+
+@dataclass
+class UndecodableSpan:
+    """Bytes that are not valid in the file's encoding: `offset` into the file (0-based, BOM included)."""
+
+    offset: int
+    raw: bytes
+    line: int
+
+
+@dataclass
+class Table:
+    """A dataset file as read.
+
+    - `header`: column names as written (record 0), duplicates and blanks kept;
+    - `cells`: DataFrame of the data records (record 1.. → row 0..), columns are positions 0..width-1 where
+      width ≥ len(header) (records with extra fields have them in the extra positions; short records are
+      padded with "" and are listed by `field_counts`);
+    - `field_counts[r]`, `start_lines[r]`, `blank[r]`: per record, header included (r = 0);
+    - `dialect` "csv" | "tsv", `delimiter`, `encoding` (the codec used: "utf-8", "utf-8-sig" or the named one),
+      `bom` (a UTF-8 BOM was stripped), `undecodable` (spans, first ones only), `undecodable_total`,
+      `unclosed_quote_record` (record index where a quoted field never closes, or None),
+      `header_line`: the file's first physical line, decoded (for delimiter sniffing),
+      `has_c1_controls`: the text holds a character U+0080–U+009F (one fast pass over the bytes).
+    """
+
+    path: Path
+    header: list[str]
+    cells: pd.DataFrame
+    field_counts: np.ndarray
+    start_lines: np.ndarray
+    blank: np.ndarray
+    dialect: str
+    delimiter: str
+    encoding: str
+    bom: bool
+    header_line: str
+    undecodable: list[UndecodableSpan] = field(default_factory=list)
+    undecodable_total: int = 0
+    unclosed_quote_record: int | None = None
+    has_c1_controls: bool = False
+
+    @property
+    def rows(self) -> int:
+        """Number of data records (header excluded)."""
+        return len(self.cells)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# dialect and decoding
+
+
+def sniff_delimiter(path: Path, header_line: str, delimiter_hint: str | None) -> tuple[str, str]:
+    """(dialect, delimiter) for reading: the hint if given; TSV for `.tsv`, or for non-`.csv` files whose first
+    line has a tab; else CSV with a comma. (A `.csv` that is really ;- or tab-separated is read as a comma CSV
+    here; `validation` reports it using `actual_delimiter`.)"""
+    if delimiter_hint is not None:
+        hint = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}.get(delimiter_hint, delimiter_hint)
+        if len(hint) != 1:
+            raise ValueError(f"delimiter_hint must be one character (',', ';' or a tab), got {delimiter_hint!r}")
+        return ("tsv" if hint == "\t" else "csv"), hint
+    suffix = path.suffix.lower()
+    if suffix == ".tsv" or (suffix != ".csv" and "\t" in header_line):
+        return "tsv", "\t"
+    return "csv", ","
+
+
+def actual_delimiter(header_line: str) -> str | None:
+    """';' or tab when the header line has more of it than commas (a '.csv' that is not comma-separated), else None."""
+    commas = header_line.count(",")
+    for candidate in (";", "\t"):
+        if header_line.count(candidate) > commas:
+            return candidate
+    return None
+
+
+def _decode(data: bytes, encoding: str | None, max_spans: int) -> tuple[str, bytes, str, bool, list[tuple[int, int]], int]:
+    """(text, the text as UTF-8 bytes, codec, bom, first bad byte spans [(start, end)] into `data`, total bad
+    spans). Undecodable bytes become U+FFFD in the text."""
+    bom = data.startswith(UTF8_BOM) and encoding in (None, "utf-8", "utf-8-sig")
+    body = data[len(UTF8_BOM):] if bom else data
+    codec = encoding or "utf-8"
+    try:
+        text = body.decode(codec)
+        utf8 = body if codec in ("utf-8", "utf-8-sig") else text.encode("utf-8")
+        return text, utf8, ("utf-8-sig" if bom else codec), bom, [], 0
+    except UnicodeDecodeError:
+        pass
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while len(spans) < max_spans:
+        try:
+            body[position:].decode(codec)
+            break
+        except UnicodeDecodeError as error:
+            spans.append((position + error.start, position + error.end))
+            position += error.end
+    text = body.decode(codec, errors="replace")
+    total = text.count("\ufffd") - (body.count("\ufffd".encode(codec)) if codec.startswith("utf") else 0)
+    offset = len(UTF8_BOM) if bom else 0
+    return (text, text.encode("utf-8"), ("utf-8-sig" if bom else codec), bom,
+            [(s + offset, e + offset) for s, e in spans], max(total, len(spans)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# record structure
+
+
+def _scan(data: bytes, delimiter: str, quoted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised record scan of UTF-8 `data`: (field_counts, start_lines, blank) per record.
+
+    A delimiter or `\\n` counts only outside quotes (even number of `"` before it; doubled quotes keep the
+    parity). The final `\\n` of the file ends the last record rather than starting an empty one.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(arr == 10)
+    seps = np.flatnonzero(arr == ord(delimiter))
+    if quoted:
+        quotes = np.flatnonzero(arr == 34)
+        if len(quotes):
+            newlines_out = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
+            seps = seps[(np.searchsorted(quotes, seps) & 1) == 0]
+        else:
+            newlines_out = newlines
+    else:
+        newlines_out = newlines
+    ends = newlines_out
+    if len(data) and (len(ends) == 0 or ends[-1] != len(data) - 1):
+        ends = np.append(ends, len(data))  # last record without a final newline
+    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
+    counts = np.bincount(np.searchsorted(ends, seps), minlength=len(ends))[: len(ends)] + 1
+    lengths = ends - starts
+    blank = lengths == 0
+    one_byte = lengths == 1
+    if one_byte.any():
+        blank[one_byte] = arr[starts[one_byte]] == 13  # a line holding only the \r of a CRLF
+    start_lines = np.searchsorted(newlines, starts) + 1
+    return counts, start_lines, blank
+
+
+def _python_records(text: str, delimiter: str) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
+    """The authoritative record split (Python's csv module, the rules pandas' C parser follows).
+
+    Returns (rows, field_counts, start_lines, blank). Only used when the fast scan and pandas disagree.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, starts = [], []
+    previous_end = 0
+    for row in reader:
+        rows.append(row)
+        starts.append(previous_end + 1)
+        previous_end = reader.line_num
+    counts = np.array([max(len(r), 1) for r in rows], dtype=np.int64)
+    blank = np.array([len(r) == 0 for r in rows], dtype=bool)
+    return rows, counts, np.array(starts, dtype=np.int64), blank
+
+
+def _read_cells(data: bytes, dialect: str, delimiter: str, width: int) -> pd.DataFrame:
+    """pandas C parser over UTF-8 `data`, all records (header included) as text, positional columns."""
+    options = dict(TEXT_READ_OPTIONS, sep=delimiter, names=list(range(width)))
+    if dialect == "tsv":
+        options.update(quoting=csv.QUOTE_NONE, lineterminator="\n")
+    return pd.read_csv(io.BytesIO(data), **options)
+
+
+def load_table(path: str | Path, *, encoding: str | None = None, delimiter_hint: str | None = None,
+               max_undecodable: int = 20) -> Table:
+    """Read a CSV/TSV dataset file as text. `encoding`: a codec name when the file is not UTF-8.
+
+    Raises `CsvReadError` when the file cannot be read. Never raises for bad content: that is described by
+    the returned `Table` (and turned into problems by `taskbuilder.validation.validate_csv`).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CsvReadError(f"{path}: cannot read the file: {error.strerror or error}") from None
+    text, data, codec, bom, spans, total = _decode(raw, encoding, max_undecodable)
+    end_of_line = text.find("\n")
+    header_line = (text if end_of_line < 0 else text[:end_of_line]).rstrip("\r")
+    dialect, delimiter = sniff_delimiter(path, header_line, delimiter_hint)
+    if dialect == "tsv" and b"\r\n" in data:
+        text, data = text.replace("\r\n", "\n"), data.replace(b"\r\n", b"\n")  # CRLF ends a TSV line; a lone \r is text
+    quoted = dialect == "csv"
+
+    counts, start_lines, blank = _scan(data, delimiter, quoted)
+    header_width = int(counts[0]) if len(counts) else 0
+    width = int(counts.max()) if len(counts) else 0
+    cells = None
+    eof_in_quote = False
+    if width:
+        try:
+            cells = _read_cells(data, dialect, delimiter, width)
+            if len(cells) != len(counts):
+                cells = None
+        except ParserError as error:
+            eof_in_quote = "EOF inside string" in str(error)
+    ragged = bool(((counts != header_width) & ~blank).any())
+    if width and (cells is None or (quoted and ragged)):
+        if quoted:
+            rows, counts, start_lines, blank = _python_records(text, delimiter)
+        else:
+            rows = [line.split("\t") for line in text.removesuffix("\n").split("\n")]
+        width = max(len(r) for r in rows)
+        cells = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], columns=list(range(width)), dtype="str")
+        header_width = len(rows[0])
+    if cells is None:  # empty file
+        cells = pd.DataFrame(dtype="str")
+    header = [str(v) for v in cells.iloc[0, :header_width]] if len(cells) else []
+    spans_out = [UndecodableSpan(offset=s, raw=raw[s:e], line=raw.count(b"\n", 0, s) + 1) for s, e in spans]
+    return Table(
+        path=path, header=header, cells=cells.iloc[1:].reset_index(drop=True), field_counts=counts,
+        start_lines=start_lines, blank=blank, dialect=dialect, delimiter=delimiter, encoding=codec, bom=bom,
+        header_line=header_line, undecodable=spans_out, undecodable_total=total,
+        unclosed_quote_record=len(counts) - 1 if eof_in_quote else None,
+        has_c1_controls=C1_UTF8.search(data) is not None,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# upload preparation
+
+
+class UploadPreparationError(Exception):
+    """The file cannot be prepared for upload (it has errors, or a rewrite did not read back identically)."""
+
+
+def prepare_upload(path: str | Path, report: "ValidationReport", job: "AnnotationJob | None", out_dir: str | Path) -> Path:
+    """The file to upload for a validated dataset file (the presigned PUT of API doc §2.5 sends its bytes).
+
+    Returns `path` itself when it is already UTF-8 comma-separated CSV without BOM: it is uploaded byte for
+    byte. Otherwise (BOM, TSV, another delimiter, another encoding) writes `<out_dir>/<stem>.csv` as UTF-8 CSV
+    with pandas (minimal quoting, `\\n` line ends), reads it back and compares header and every cell with the
+    source; only then is the file put in place. `out_dir` is a local folder (created if needed).
+
+    Raises `UploadPreparationError` when `report` has errors, when the output would overwrite `path`, or when
+    the rewrite differs from the source (naming the first record and column that differ).
+    """
+    path = Path(path)
+    if not report.ok:
+        raise UploadPreparationError(f"{path}: the file has {len(report.errors)} error(s); fix them before upload "
+                                     "(see `taskbuilder validate`)")
+    if report.dialect == "csv" and report.delimiter == "," and report.encoding == "utf-8":
+        return path
+    encoding = job.dataset.encoding if job is not None else None
+    source = load_table(path, encoding=encoding, delimiter_hint=report.delimiter)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{path.stem}.csv"
+    if target.resolve() == path.resolve():
+        raise UploadPreparationError(f"{path}: the UTF-8 rewrite would overwrite the source; choose another out_dir")
+    partial = target.with_name(target.name + ".partial")
+    cells = source.cells.iloc[:, : len(source.header)]
+    cells.to_csv(partial, index=False, header=source.header, encoding="utf-8", lineterminator="\n",
+                 quoting=csv.QUOTE_MINIMAL)
+    written = load_table(partial)
+    _same_cells(source, written, path, partial)
+    partial.replace(target)
+    return target
+
+
+def _same_cells(source: Table, written: Table, path: Path, partial: Path) -> None:
+    """Raise `UploadPreparationError` (and delete `partial`) unless `written` holds exactly `source`'s header
+    and cells."""
+    width = len(source.header)
+    problem = None
+    if written.header != source.header:
+        problem = f"the header reads back as {written.header}, not {source.header}"
+    elif written.cells.shape != (source.rows, width):
+        problem = f"{written.rows} records x {written.cells.shape[1]} fields read back, not {source.rows} x {width}"
+    else:
+        differ = (written.cells.to_numpy() != source.cells.iloc[:, :width].to_numpy())
+        if differ.any():
+            row, column = (int(i) for i in np.argwhere(differ)[0])
+            problem = f"record {row + 1}, column {source.header[column]!r} reads back differently"
+    if problem is not None:
+        partial.unlink(missing_ok=True)
+        raise UploadPreparationError(f"{path}: the UTF-8 rewrite does not match the source: {problem}")

@@ -1,0 +1,282 @@
+"""The deployments on a real Prefect server (SQLite) with a process worker and the sandbox.
+
+One stack for the module (tests/deployments/stack.py): ``prefect server start`` on a free loopback
+port with a temporary PREFECT_HOME, the ``taskbuilder`` process pool, the ``prolific-api`` rate
+limit, ``prefect deploy --all`` of deployments/prefect.yaml, one worker, the sandbox, and the
+webhook receiver (``python -m deployments.webhooks``). Everything is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+import jsonschema
+import pytest
+import yaml
+from botocore.config import Config
+
+from deployments.webhooks import sign
+from taskbuilder.job import AnnotationJob
+from tests.deployments.stack import BIN, Stack, free_port, prefect_stack, wait_until
+from tests.integration.jobs import write_small_job
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+DEPLOYMENTS = [
+    "annotation-batch/launch-annotation-batch",
+    "monitor-studies/monitor-studies",
+    "collect-report/collect-report",
+    "launch-from-s3/launch-from-s3",
+]
+SECRET_WORDS = re.compile(r"token|secret|password|api_key|apikey", re.I)
+WEBHOOK_SECRET = "whsec-stack-test"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with prefect_stack(workers=1) as running, temporary_settings({PREFECT_API_URL: running.api_url}):
+        port = free_port()
+        receiver = running.start(
+            "webhooks",
+            [str(BIN / "python"), "-m", "deployments.webhooks", "--port", str(port)],
+            env={**running.env, "PROLIFIC_WEBHOOK_SECRET": WEBHOOK_SECRET},
+        )
+        running.webhook_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(running.webhook_url + "/health").status_code == 200, 60, f"webhook receiver\n{receiver.log_tail()}")
+        yield running
+
+
+def sandbox_api(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.sandbox.base_url + "/api/v1", headers={"Authorization": f"Token {stack.sandbox.token}"}, timeout=30)
+
+
+def sandbox_requests(stack: Stack) -> list[dict]:
+    return httpx.get(stack.sandbox.base_url + "/_sandbox/requests", timeout=30).json()["requests"]
+
+
+def publishes_of(stack: Stack, study_id: str) -> int:
+    return sum(1 for r in sandbox_requests(stack) if r["method"] == "POST" and r["path"].rstrip("/") == f"/api/v1/studies/{study_id}/transition")
+
+
+def job_parameters(tmp_path: Path, **overrides) -> dict:
+    """A small job (6 rows, 2 task groups × 1 annotator) as the JSON the deployment form sends."""
+    spec = write_small_job(tmp_path / "job", **overrides)
+    return AnnotationJob.from_yaml(spec).model_dump(mode="json")
+
+
+def record_of(job_key: str) -> dict:
+    from tasks.records import list_job_records
+
+    return next(r for r in list_job_records() if r["job_key"] == job_key)
+
+
+def resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def walk_properties(schema: dict):
+    """Yield (path, property schema) for the top-level parameters and every definition's fields."""
+    for name, prop in schema.get("properties", {}).items():
+        yield name, prop
+    for model, definition in schema.get("definitions", {}).items():
+        for name, prop in definition.get("properties", {}).items():
+            yield f"{model}.{name}", prop
+
+
+def test_deployments_schedules_triggers_and_parameter_forms(stack):
+    for name in DEPLOYMENTS:
+        deployment = stack.deployment(name)
+        assert deployment["work_pool_name"] == "taskbuilder", name
+        schema = deployment["parameter_openapi_schema"]
+        for path, prop in walk_properties(schema):
+            assert (prop.get("description") or "").strip(), f"{name}: parameter field {path} has no description"
+            assert prop.get("format") != "password" and not prop.get("writeOnly"), f"{name}: {path} is a secret field"
+            if SECRET_WORDS.search(path.rsplit(".", 1)[-1]):
+                assert path.endswith("token_secret_block"), f"{name}: {path} looks like a secret"
+            if "default" in prop:  # every default must be valid for its own field, or the form cannot submit it
+                jsonschema.validate(prop["default"], {**prop, "definitions": schema.get("definitions", {})})
+        assert stack.sandbox.token not in json.dumps(deployment["parameters"])
+
+    launch = stack.deployment("annotation-batch/launch-annotation-batch")
+    assert launch["parameters"] == {"wait_for_completion": False}
+    job_schema = resolve(launch["parameter_openapi_schema"], launch["parameter_openapi_schema"]["properties"]["job"])
+    assert {"dataset", "batch", "study", "publish", "max_budget", "require_approval"} <= set(job_schema["properties"])
+    assert launch["parameter_openapi_schema"]["required"] == ["job"]
+
+    monitor = stack.deployment("monitor-studies/monitor-studies")
+    assert [s["schedule"].get("interval") for s in monitor["schedules"]] == [300.0]
+
+    with stack.api() as api:
+        automations = api.post("/automations/filter", json={}).raise_for_status().json()
+    triggers = {a["actions"][0]["deployment_id"]: a["trigger"] for a in automations}
+    collect = triggers[stack.deployment("collect-report/collect-report")["id"]]
+    assert collect["expect"] == ["prolific.study.status-changed"]
+    assert collect["match"]["prolific.study.status"] == ["AWAITING REVIEW", "COMPLETED"]
+    s3 = triggers[stack.deployment("launch-from-s3/launch-from-s3")["id"]]
+    assert s3["expect"] == ["s3.object.created"] and s3["match"]["prefect.resource.id"] == "s3://*"
+
+
+@pytest.fixture(scope="module")
+def launched_job(stack, tmp_path_factory):
+    """A job run through the deployment with form parameters (publish, do not wait)."""
+    parameters = job_parameters(tmp_path_factory.mktemp("form"))
+    flow_run_id = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": parameters})
+    run = stack.wait_for_state(flow_run_id, {"COMPLETED"}, 180)
+    return {"flow_run": run, "job": parameters, "record": record_of(parameters["name"])}
+
+
+def test_form_run_completes_without_waiting_for_the_study(stack, launched_job):
+    record = launched_job["record"]
+    assert record["study_id"] and record["batch_id"] and record["dataset_id"]
+    assert publishes_of(stack, record["study_id"]) == 1
+    assert launched_job["flow_run"]["parameters"]["wait_for_completion"] is False
+    assert not (Path(launched_job["job"]["output_dir"]) / "labels.csv").exists()  # not waited for: collect-report's job
+
+
+def test_monitor_emits_event_and_collect_report_writes_outputs_once(stack, launched_job):
+    record = launched_job["record"]
+    study_id, out = record["study_id"], Path(launched_job["job"]["output_dir"])
+    with sandbox_api(stack) as api:  # the sandbox's participants finish the study
+        wait_until(lambda: api.get(f"/studies/{study_id}/").json()["status"] in ("AWAITING REVIEW", "COMPLETED"), 90, "study finished")
+
+    monitor_run = stack.run_deployment("monitor-studies/monitor-studies")
+    stack.wait_for_state(monitor_run, {"COMPLETED"}, 120)
+    events = [e for e in stack.events("prolific.study.status-changed") if e["resource"]["prefect.resource.id"] == f"prolific.study.{study_id}"]
+    assert events, "the monitor emitted no event for the study"
+    event = events[0]
+    assert event["payload"]["job_key"] == record["job_key"] and event["payload"]["previous_status"] == "ACTIVE"
+    assert event["payload"]["status"] in ("AWAITING REVIEW", "COMPLETED")
+    assert {"prefect.resource.id": f"prolific.batch.{record['batch_id']}", "prefect.resource.role": "batch"}.items() <= {
+        k: v for r in event["related"] for k, v in r.items() if r.get("prefect.resource.role") == "batch"
+    }.items()
+
+    def collect_runs():
+        runs = [r for r in stack.flow_runs_of("collect-report/collect-report") if r["parameters"].get("job_key") == record["job_key"]]
+        return runs if runs and all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs) else None
+
+    runs = wait_until(collect_runs, 150, "collect-report run triggered by the event")
+    assert all(r["state"]["type"] == "COMPLETED" for r in runs), [r["state"] for r in runs]
+    for name in ("report.csv", "responses.csv", "labels.csv", "participants.csv", "summary.json", "run.json"):
+        assert (out / name).is_file(), name
+    labels_written_at = (out / "labels.csv").stat().st_mtime_ns
+
+    # the same event again (a duplicate delivery): collect-report runs, sees the same report, writes nothing
+    from prefect.events import emit_event
+
+    emit_event(event=event["event"], resource=event["resource"], related=[r for r in event["related"] if r.get("prefect.resource.role") == "batch"], payload=event["payload"])
+    again = wait_until(lambda: (r := collect_runs()) and len(r) > len(runs) and r, 150, "second collect-report run")
+    newest = again[0]
+    assert newest["state"]["type"] == "COMPLETED"
+    assert "written before" in stack.flow_run_logs(newest["id"])
+    assert (out / "labels.csv").stat().st_mtime_ns == labels_written_at
+
+
+def test_s3_object_created_event_launches_a_job(stack, tmp_path):
+    from prefect.events import emit_event
+
+    settings = httpx.get(stack.sandbox.base_url + "/_sandbox/settings").json()
+    s3 = boto3.client(
+        "s3", endpoint_url=settings["object_store_endpoint_url"], region_name=settings["object_store_region"],
+        aws_access_key_id=settings["object_store_access_key"], aws_secret_access_key=settings["object_store_secret_key"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    spec_path = write_small_job(tmp_path / "job")
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["output_dir"] = str(tmp_path / "out")
+    bucket, key = settings["object_store_bucket"], f"incoming/{spec['name']}.csv"
+    s3.put_object(Bucket=bucket, Key=key + ".job.yaml", Body=yaml.safe_dump(spec).encode())
+    csv_bytes = (spec_path.parent / "data.csv").read_bytes()
+    s3.put_object(Bucket=bucket, Key=key, Body=csv_bytes)
+
+    emit_event(event="s3.object.created", resource={"prefect.resource.id": f"s3://{bucket}/{key}"}, payload={"bucket": bucket, "key": key, "size": len(csv_bytes)})
+
+    def launched():
+        runs = [r for r in stack.flow_runs_of("launch-from-s3/launch-from-s3") if r["parameters"].get("key") == key]
+        return runs[0] if runs else None
+
+    stack.wait_for_state(wait_until(launched, 60, "launch-from-s3 run")["id"], {"COMPLETED"}, 120)
+    job_runs = [r for r in stack.flow_runs_of("annotation-batch/launch-annotation-batch") if r["parameters"]["job"]["name"] == spec["name"]]
+    assert len(job_runs) == 1
+    assert job_runs[0]["parameters"]["job"]["dataset"]["csv"] == f"s3://{bucket}/{key}"
+    assert job_runs[0]["parameters"]["wait_for_completion"] is False
+    stack.wait_for_state(job_runs[0]["id"], {"COMPLETED"}, 150)
+    record = record_of(spec["name"])
+    assert record["study_id"] and publishes_of(stack, record["study_id"]) == 1
+
+
+def test_approval_from_a_deployment_both_ways_and_over_budget(stack, tmp_path):
+    approve = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": job_parameters(tmp_path / "a", require_approval=True)})
+    reject = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": job_parameters(tmp_path / "r", require_approval=True)})
+    over = job_parameters(tmp_path / "o", require_approval=True, max_budget=10)
+    over_run = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": over})
+
+    for flow_run_id in (approve, reject):
+        run = stack.wait_for_state(flow_run_id, {"PAUSED"}, 180)
+        assert run["state"]["name"] == "Suspended"  # the worker is free: the run's process has exited
+    failed = stack.wait_for_state(over_run, {"FAILED"}, 180)
+    assert "max_budget" in failed["state"]["message"]
+    assert publishes_of(stack, record_of(over["name"])["study_id"]) == 0
+
+    jobs = {flow_run_id: stack.flow_run(flow_run_id)["parameters"]["job"]["name"] for flow_run_id in (approve, reject)}
+    studies = {flow_run_id: record_of(name)["study_id"] for flow_run_id, name in jobs.items()}
+    assert [publishes_of(stack, s) for s in studies.values()] == [0, 0]
+
+    with stack.api() as api:
+        for flow_run_id, answer in ((approve, True), (reject, False)):
+            resumed = api.post(f"/flow_runs/{flow_run_id}/resume", json={"run_input": {"approve": answer, "reviewer": "test"}})
+            assert resumed.json()["status"] == "ACCEPT", resumed.text
+    stack.wait_for_state(approve, {"COMPLETED"}, 180)
+    rejected = stack.wait_for_state(reject, {"FAILED"}, 180)
+    assert "rejected" in rejected["state"]["message"]
+    assert publishes_of(stack, studies[approve]) == 1
+    assert publishes_of(stack, studies[reject]) == 0
+    # the resumed runs found the study the first attempt created (one study per job on the server)
+    with sandbox_api(stack) as api:
+        internal_names = [s.get("internal_name") or "" for s in api.get("/studies/", params={"limit": 200}).json()["results"]]
+    for name in jobs.values():
+        assert sum(1 for n in internal_names if n.endswith(f"[job:{name}]")) == 1, name
+
+
+def test_webhook_rejects_forged_stale_replayed_and_turns_a_good_one_into_the_event(stack, launched_job):
+    record = record_of(launched_job["record"]["job_key"])
+    body = json.dumps({"resource_id": record["study_id"], "event_type": "study.status.change", "metadata": {}, "status": "PAUSED"}).encode()
+    url = stack.webhook_url + "/prolific/webhook"
+
+    def post(timestamp: str, signature: str) -> httpx.Response:
+        headers = {"X-Prolific-Request-Timestamp": timestamp, "X-Prolific-Request-Signature": signature, "Content-Type": "application/json"}
+        return httpx.post(url, content=body, headers=headers, timeout=30)
+
+    now = str(int(time.time()))
+    assert post(now, sign("not-the-secret", now, body)).status_code == 401
+    stale = str(int(time.time()) - 600)
+    assert post(stale, sign(WEBHOOK_SECRET, stale, body)).status_code == 401
+    good = post(now, sign(WEBHOOK_SECRET, now, body))
+    assert good.status_code == 200 and good.json()["emitted"] is True, good.text
+    assert post(now, sign(WEBHOOK_SECRET, now, body)).status_code == 409  # replayed
+
+    def event():
+        return [
+            e for e in stack.events("prolific.study.status-changed")
+            if e["resource"]["prefect.resource.id"] == f"prolific.study.{record['study_id']}" and e["payload"]["status"] == "PAUSED"
+        ]
+
+    found = wait_until(event, 30, "event from the webhook")
+    assert len(found) == 1 and found[0]["payload"]["job_key"] == record["job_key"]
+    assert found[0]["payload"]["previous_status"] == record["statuses"]["study"]
+    assert record_of(record["job_key"])["statuses"]["study"] == "PAUSED"
+
+
+def test_no_flow_run_parameter_holds_the_token(stack):
+    with stack.api() as api:
+        runs = api.post("/flow_runs/filter", json={"limit": 200}).raise_for_status().json()
+    assert runs
+    assert all(stack.sandbox.token not in json.dumps(run["parameters"]) for run in runs)
