@@ -23,6 +23,7 @@ from prefect.artifacts import create_markdown_artifact
 from taskbuilder.aggregate import select_submissions_to_approve
 from taskbuilder.job import AnnotationJob
 from taskbuilder.jobkey import sha256_file, storage_slug, tag_name
+from taskbuilder.outputs import write_outputs
 from taskbuilder.polling import PollSettings
 
 from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
@@ -201,15 +202,19 @@ def _finish(summary: dict[str, Any], job_key: str, connection: ProlificConnectio
         }
     record = update_job_record(job_key, connection.base_url, statuses=summary["statuses"], notes=summary.pop("notes", []))
     summary["notes"] = record.get("notes", [])
-    from taskbuilder.outputs import write_outputs
-
-    summary["outputs"]["run.json"] = "run.json"
+    summary["outputs"]["run.json"] = _location(destination, "run.json")
     run_json = work_dir / "run.json"
     run_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    locations = write_outputs(destination, files={"run.json": run_json})
-    summary["outputs"]["run.json"] = locations["run.json"]
-    run_logger().info("Wrote %s", locations["run.json"])
+    write_outputs(destination, files={"run.json": run_json})
+    run_logger().info("Wrote %s", summary["outputs"]["run.json"])
     return summary
+
+
+def _location(destination: str, name: str) -> str:
+    """Where ``name`` lands under ``destination`` (a folder or an ``s3://`` prefix)."""
+    if destination.startswith("s3://"):
+        return f"{destination.rstrip('/')}/{name}"
+    return str(Path(destination).resolve() / name)
 
 
 def _workspace_id(job: AnnotationJob, connection: ProlificConnection) -> str:

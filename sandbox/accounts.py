@@ -1,7 +1,7 @@
 """The account side (API doc §7): ``users/me``, workspaces, projects and the workspace balance.
 
-A default user, workspace and project exist from the start; their 24-hex ids derive from the seed,
-so they stay the same across ``/_sandbox/reset`` and restarts.
+A default user, workspace and project exist from the start; their 24-hex ids are fixed, so they
+stay the same across ``/_sandbox/reset``, seed changes and restarts.
 """
 
 from __future__ import annotations
@@ -21,28 +21,21 @@ USER = {"email": "researcher@sandbox.invalid", "first_name": "Sandbox", "last_na
         "name": "Sandbox Researcher", "username": "sandbox-researcher", "user_type": "researcher"}
 
 
-def seeded_id(seed: int, what: str) -> str:
-    """A 24-hex id derived from the seed and a label (stable across restarts)."""
-    return hashlib.sha256(f"{seed}:{what}".encode()).hexdigest()[:24]
+def default_id(what: str) -> str:
+    """The fixed 24-hex id of a default resource (``"user"``, ``"workspace"``, ``"project"``)."""
+    return hashlib.sha256(f"prolific-sandbox:{what}".encode()).hexdigest()[:24]
 
 
 def ensure_defaults(sb: Sandbox) -> None:
     """Create the default user, workspace and project when absent."""
-    seed = sb.settings.seed
-    user_id = seeded_id(seed, "user")
-    if sb.store.get("user", user_id) is None:
-        sb.store.put("user", {"id": user_id, **USER})
-    workspace_id = seeded_id(seed, "workspace")
+    if sb.store.get("user", default_id("user")) is None:
+        sb.store.put("user", {"id": default_id("user"), **USER})
+    workspace_id = default_id("workspace")
     if sb.store.get("workspace", workspace_id) is None:
         sb.store.put("workspace", _workspace(sb, workspace_id, "Sandbox workspace", "Default workspace of the sandbox"))
-    project_id = seeded_id(seed, "project")
+    project_id = default_id("project")
     if sb.store.get("project", project_id) is None:
         sb.store.put("project", _project(sb, project_id, workspace_id, "Sandbox project", "Default project"))
-
-
-def default_project_id(sb: Sandbox) -> str:
-    """Id of the default project."""
-    return seeded_id(sb.settings.seed, "project")
 
 
 def _member(sb: Sandbox) -> dict:

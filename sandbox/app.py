@@ -87,7 +87,7 @@ class Sandbox:
     # -- helpers used by the resource modules -------------------------------------------------------
     def user_id(self) -> str:
         """Id of the sandbox's researcher (``users/me``)."""
-        return accounts.seeded_id(self.settings.seed, "user")
+        return accounts.default_id("user")
 
     def require_workspace(self, workspace_id: str, field: str | None = None) -> dict:
         """The workspace; 404 for an unknown path id, 400 naming ``field`` for an unknown body/query id."""

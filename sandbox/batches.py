@@ -332,7 +332,7 @@ def build_task_groups(sb: Sandbox, batch: dict, dataset: dict) -> list[dict]:
             members.setdefault(value, []).append(index)
         return [{"id": str(uuid.uuid5(namespace, f"group:{key}")), "datapoints": rows} for key, rows in members.items()]
     order = list(range(len(frame)))
-    random.Random(f"{sb.settings.seed}:setup:{batch['id']}").shuffle(order)
+    random.Random(f"{sb.settings.seed}:setup:{len(order)}:{batch['tasks_per_group']}").shuffle(order)
     size = batch["tasks_per_group"]
     return [{"id": str(uuid.uuid5(namespace, f"group:{n}")), "datapoints": sorted(order[start:start + size])}
             for n, start in enumerate(range(0, len(order), size))]

@@ -54,11 +54,12 @@ def _completed_submissions(sb: Sandbox, batch_id: str) -> list[dict]:
     for study in sb.store.list("study", data_collection_id=batch_id):
         found += [s for s in sb.store.list("submission", study_id=study["id"])
                   if s["status"] in studies.DONE_SUBMISSION_STATUSES]
-    return sorted(found, key=lambda s: s["completed_at"])
+    return sorted(found, key=lambda s: s["arrival"])
 
 
 def build_report(sb: Sandbox, batch: dict) -> str:
-    """The report CSV text of a READY batch (completed submissions only, in completion order)."""
+    """The report CSV text of a READY batch (completed submissions only; annotators numbered in the
+    order the participants started)."""
     dataset = sb.store.get("dataset", batch["dataset_id"])
     frame = datasets.frame_of(sb, dataset)
     instructions = batches.task_instructions(batch)

@@ -169,7 +169,7 @@ def register(router: Router, sb: Sandbox) -> None:
             raise bad_request("data_collection_id", f"batch {batch['id']} is {batch['status']}; it must be READY")
         if body.maximum_allowed_time is not None and body.maximum_allowed_time < body.estimated_completion_time:
             raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
-        project_id = body.project or accounts.default_project_id(sb)
+        project_id = body.project or accounts.default_id("project")
         project = sb.store.get("project", project_id)
         if project is None:
             raise bad_request("project", f"no project with id {project_id!r}")

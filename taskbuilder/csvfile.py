@@ -74,7 +74,8 @@ class Table:
       `bom` (a UTF-8 BOM was stripped), `undecodable` (spans, first ones only), `undecodable_total`,
       `unclosed_quote_record` (record index where a quoted field never closes, or None),
       `header_line`: the file's first physical line, decoded (for delimiter sniffing),
-      `has_c1_controls`: the text holds a character U+0080–U+009F (one fast pass over the bytes).
+      `has_c1_controls`: the text holds a character U+0080–U+009F (one fast pass over the bytes),
+      `nul_count`, `first_nul_line`: NUL characters (a sign of UTF-16 or binary data) and where the first is.
     """
 
     path: Path
@@ -92,6 +93,8 @@ class Table:
     undecodable_total: int = 0
     unclosed_quote_record: int | None = None
     has_c1_controls: bool = False
+    nul_count: int = 0
+    first_nul_line: int | None = None
 
     @property
     def rows(self) -> int:
@@ -168,16 +171,12 @@ def _scan(data: bytes, delimiter: str, quoted: bool) -> tuple[np.ndarray, np.nda
     arr = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(arr == 10)
     seps = np.flatnonzero(arr == ord(delimiter))
-    if quoted:
+    ends = newlines
+    if quoted and b'"' in data:
         quotes = np.flatnonzero(arr == 34)
-        if len(quotes):
-            newlines_out = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
-            seps = seps[(np.searchsorted(quotes, seps) & 1) == 0]
-        else:
-            newlines_out = newlines
-    else:
-        newlines_out = newlines
-    ends = newlines_out
+        ends = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
+        seps = seps[(np.searchsorted(quotes, seps) & 1) == 0]
+    record_breaks = len(ends)
     if len(data) and (len(ends) == 0 or ends[-1] != len(data) - 1):
         ends = np.append(ends, len(data))  # last record without a final newline
     starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.zeros(0, dtype=np.int64)
@@ -187,26 +186,38 @@ def _scan(data: bytes, delimiter: str, quoted: bool) -> tuple[np.ndarray, np.nda
     one_byte = lengths == 1
     if one_byte.any():
         blank[one_byte] = arr[starts[one_byte]] == 13  # a line holding only the \r of a CRLF
-    start_lines = np.searchsorted(newlines, starts) + 1
+    if record_breaks == len(newlines):
+        start_lines = np.arange(1, len(starts) + 1)  # no line break inside a record
+    else:
+        start_lines = np.searchsorted(newlines, starts) + 1
     return counts, start_lines, blank
 
 
-def _python_records(text: str, delimiter: str) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
-    """The authoritative record split (Python's csv module, the rules pandas' C parser follows).
-
-    Returns (rows, field_counts, start_lines, blank). Only used when the fast scan and pandas disagree.
-    """
+def _python_records(text: str, delimiter: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The authoritative record structure (Python's csv module, whose rules pandas' C parser follows):
+    (field_counts, start_lines, blank) per record. Only used when the fast scan and pandas disagree."""
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows, starts = [], []
-    previous_end = 0
-    for row in reader:
-        rows.append(row)
-        starts.append(previous_end + 1)
-        previous_end = reader.line_num
-    counts = np.array([max(len(r), 1) for r in rows], dtype=np.int64)
-    blank = np.array([len(r) == 0 for r in rows], dtype=bool)
-    return rows, counts, np.array(starts, dtype=np.int64), blank
+    structure = [(len(row), reader.line_num) for row in reader]
+    counts = np.array([n for n, _ in structure], dtype=np.int64)
+    ends = np.array([line for _, line in structure], dtype=np.int64)
+    start_lines = np.concatenate(([1], ends[:-1] + 1)) if len(ends) else ends
+    return np.maximum(counts, 1), start_lines, counts == 0
+
+
+def _python_rows(text: str, delimiter: str, dialect: str) -> list[list[str]]:
+    """Every record as a list of cells, by Python's csv module (CSV) or by splitting lines at tabs (TSV)."""
+    if dialect == "tsv":
+        return [line.split("\t") for line in text.removesuffix("\n").split("\n")]
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+def _try_read_cells(data: bytes, dialect: str, delimiter: str, width: int) -> tuple[pd.DataFrame | None, bool]:
+    """(cells, eof_in_quote): pandas' reading, or None when it refuses the file (True: a quote never closes)."""
+    try:
+        return _read_cells(data, dialect, delimiter, width), False
+    except ParserError as error:
+        return None, "EOF inside string" in str(error)
 
 
 def _read_cells(data: bytes, dialect: str, delimiter: str, width: int) -> pd.DataFrame:
@@ -238,29 +249,21 @@ def load_table(path: str | Path, *, encoding: str | None = None, delimiter_hint:
     quoted = dialect == "csv"
 
     counts, start_lines, blank = _scan(data, delimiter, quoted)
-    header_width = int(counts[0]) if len(counts) else 0
     width = int(counts.max()) if len(counts) else 0
-    cells = None
-    eof_in_quote = False
-    if width:
-        try:
-            cells = _read_cells(data, dialect, delimiter, width)
-            if len(cells) != len(counts):
-                cells = None
-        except ParserError as error:
-            eof_in_quote = "EOF inside string" in str(error)
-    ragged = bool(((counts != header_width) & ~blank).any())
-    if width and (cells is None or (quoted and ragged)):
-        if quoted:
-            rows, counts, start_lines, blank = _python_records(text, delimiter)
-        else:
-            rows = [line.split("\t") for line in text.removesuffix("\n").split("\n")]
+    cells, eof_in_quote = _try_read_cells(data, dialect, delimiter, width) if width else (None, False)
+    ragged = bool(((counts != counts[0]) & ~blank).any()) if width else False
+    if quoted and width and (cells is None or len(cells) != len(counts) or ragged):
+        # non-RFC quoting (a stray " inside an unquoted field) misleads the parity scan: ask the csv module
+        counts, start_lines, blank = _python_records(text, delimiter)
+        if cells is None or cells.shape[1] < counts.max() or len(cells) != len(counts):
+            cells, eof_in_quote = _try_read_cells(data, dialect, delimiter, int(counts.max()))
+    if width and (cells is None or len(cells) != len(counts)):  # pandas cannot read it: build from the records
+        rows = _python_rows(text, delimiter, dialect)
         width = max(len(r) for r in rows)
         cells = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], columns=list(range(width)), dtype="str")
-        header_width = len(rows[0])
     if cells is None:  # empty file
         cells = pd.DataFrame(dtype="str")
-    header = [str(v) for v in cells.iloc[0, :header_width]] if len(cells) else []
+    header = [str(v) for v in cells.iloc[0, : int(counts[0])]] if len(cells) else []
     spans_out = [UndecodableSpan(offset=s, raw=raw[s:e], line=raw.count(b"\n", 0, s) + 1) for s, e in spans]
     return Table(
         path=path, header=header, cells=cells.iloc[1:].reset_index(drop=True), field_counts=counts,
@@ -268,6 +271,8 @@ def load_table(path: str | Path, *, encoding: str | None = None, delimiter_hint:
         header_line=header_line, undecodable=spans_out, undecodable_total=total,
         unclosed_quote_record=len(counts) - 1 if eof_in_quote else None,
         has_c1_controls=C1_UTF8.search(data) is not None,
+        nul_count=data.count(b"\x00"),
+        first_nul_line=text.count("\n", 0, text.find("\x00")) + 1 if "\x00" in text else None,
     )
 
 

@@ -422,8 +422,9 @@ def _is_expired(status: int, s3_message: str | None) -> bool:
 def upload_error_from_response(response: httpx.Response, *, method: str, url: str) -> UploadError:
     """Build the :class:`UploadError` subclass for a failed presigned-URL ``response`` (status ≥ 300).
 
-    Order: expired (body message, see :class:`UploadURLExpired`) → ``503 SlowDown`` → 5xx or S3
-    ``RequestTimeout`` → :class:`UploadServerError` → anything else :class:`UploadRejected`.
+    Order: expired (body message, see :class:`UploadURLExpired`) → throttling (``503 SlowDown``, or a
+    ``429`` that a proxy or gateway in front of S3 may answer) → 5xx or S3 ``RequestTimeout`` →
+    :class:`UploadServerError` → anything else :class:`UploadRejected`.
     ``url`` is redacted here. The response body must already be read.
     """
     status = response.status_code
@@ -438,7 +439,7 @@ def upload_error_from_response(response: httpx.Response, *, method: str, url: st
     )
     if _is_expired(status, s3_message):
         return UploadURLExpired(**fields)
-    if status == 503 and s3_code == "SlowDown":
+    if (status == 503 and s3_code == "SlowDown") or status == 429:
         return UploadSlowDown(retry_after_seconds=parse_retry_after(response.headers.get("retry-after")), **fields)
     if status >= 500 or s3_code == "RequestTimeout":
         return UploadServerError(**fields)

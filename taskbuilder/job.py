@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -80,6 +81,9 @@ class SpecError(Exception):
         lines = [p.format(self.source) for p in problems]
         header = f"invalid job spec{f' {self.source}' if self.source else ''}: {len(problems)} problem(s)"
         super().__init__("\n".join([header, *("  " + line for line in lines)]))
+
+    def __reduce__(self):  # keeps the problems when Prefect or multiprocessing pickles the error
+        return (type(self), (self.problems, self.source))
 
     @classmethod
     def from_validation_error(cls, error: ValidationError, source: str | Path | None = None) -> "SpecError":
@@ -142,6 +146,15 @@ def _number(value: Any) -> float | None:
 # ----------------------------------------------------------------------------------------------------------
 # Shared pieces
 
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise _fail([("", "must not be empty or blank", "write the text (spaces alone do not count)")])
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
 class _Spec(BaseModel):
     # YAML writes `value: 1` as a number; option values and labels are text, so numbers become strings.
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
@@ -178,17 +191,17 @@ def _duplicates(values: list) -> dict[Any, list[int]]:
 class ChoiceOption(_Spec):
     """An option of a `multiple_choice` instruction (API doc §4.3)."""
 
-    label: str = Field(min_length=1, description="Text shown to participants; the report's response cells hold labels.")
-    value: str = Field(min_length=1, description="Value stored for the option; gold answers use values.")
+    label: NonBlank = Field(description="Text shown to participants; the report's response cells hold labels.")
+    value: NonBlank = Field(description="Value stored for the option; gold answers use values.")
     exclusive: bool | None = Field(default=None, description="Selecting it deselects the others (e.g. 'None of the above').")
 
 
 class HeadedOption(_Spec):
     """An option of a `multiple_choice_with_free_text` instruction: `heading` prompts the free-text box (§4.3)."""
 
-    label: str = Field(min_length=1, description="Text shown to participants.")
-    value: str = Field(min_length=1, description="Value stored for the option.")
-    heading: str = Field(min_length=1, description="Prompt of the free-text box shown when this option is picked.")
+    label: NonBlank = Field(description="Text shown to participants.")
+    value: NonBlank = Field(description="Value stored for the option.")
+    heading: NonBlank = Field(description="Prompt of the free-text box shown when this option is picked.")
 
 
 class UnitValidation(_Spec):
@@ -202,8 +215,8 @@ class UnitValidation(_Spec):
 class UnitOption(_Spec):
     """A unit of a `free_text_with_unit` instruction (§4.3)."""
 
-    label: str = Field(min_length=1, description="Unit shown to participants, e.g. 'cm'.")
-    value: str = Field(min_length=1, description="Unit value stored with the answer.")
+    label: NonBlank = Field(description="Unit shown to participants, e.g. 'cm'.")
+    value: NonBlank = Field(description="Unit value stored with the answer.")
     validation: UnitValidation | None = Field(default=None, description="Optional number bounds for this unit.")
 
 
@@ -222,14 +235,14 @@ class TextValidation(_Spec):
 
 
 class _InstructionBase(_Spec):
-    description: str = Field(min_length=1, description="The question or prompt shown to participants (the report's Question column).")
+    description: NonBlank = Field(description="The question or prompt shown to participants (the report's Question column).")
     helper_text: str | None = Field(default=None, description="Guidance shown under the question.")
     placeholder_text_input: str | None = Field(default=None, description="Placeholder of the input box.")
     order: int | None = Field(
         default=None, ge=1,
         description="Position (1, 2, ...) in legacy `instructions`; defaults to the list position. Not used in batch_items.",
     )
-    created_by: str = Field(default="taskbuilder", min_length=1, description="Author name sent with the instruction.")
+    created_by: NonBlank = Field(default="taskbuilder", description="Author name sent with the instruction.")
 
 
 def _check_answer_limit(answer_limit: int, n_options: int) -> list[tuple[str, str, str]]:
@@ -358,7 +371,7 @@ class RichTextBlock(_Spec):
     """Content block: HTML text (`batch_items`, §12)."""
 
     type: Literal["rich_text"] = Field(description="Content block type.")
-    content: str = Field(min_length=1, description="HTML content, e.g. '<p>Read the review.</p>'.")
+    content: NonBlank = Field(description="HTML content, e.g. '<p>Read the review.</p>'.")
     content_format: str | None = Field(default=None, description="Optional content format, passed through.")
 
 
@@ -366,7 +379,7 @@ class ImageBlock(_Spec):
     """Content block: an image (`batch_items`, §12)."""
 
     type: Literal["image"] = Field(description="Content block type.")
-    url: str = Field(min_length=1, description="Image URL.")
+    url: NonBlank = Field(description="Image URL.")
     alt_text: str | None = Field(default=None, description="Alternative text.")
     caption: str | None = Field(default=None, description="Caption shown under the image.")
 
@@ -375,7 +388,7 @@ class DatasetFieldRef(_Spec):
     """Places a dataset column on the page (`batch_items`, §12)."""
 
     type: Literal["dataset_field"] = Field(description="Item type.")
-    field: str = Field(min_length=1, description="Dataset column name; the CSV must have it.")
+    field: NonBlank = Field(description="Dataset column name; the CSV must have it.")
 
 
 BatchItem = Annotated[
@@ -396,7 +409,7 @@ class BatchItemsColumn(_Spec):
         items = data.get("items") if isinstance(data, dict) else None
         problems = [(f"items[{i}].order", "order is not used in batch_items", "remove it: an item's position is its order")
                     for i, item in enumerate(items if isinstance(items, list) else [])
-                    if isinstance(item, dict) and "order" in item]
+                    if isinstance(item, dict) and item.get("order") is not None]
         return _validate_with_raw_checks(handler, data, problems, cls.__name__)
 
 
@@ -438,8 +451,8 @@ class BatchItemsPage(_Spec):
 class DatasetSpec(_Spec):
     """The CSV to upload as the dataset (API doc §2, §2.6)."""
 
-    name: str = Field(min_length=1, description="Dataset name on Prolific.")
-    csv: str = Field(min_length=1, description="CSV (or .tsv) file: a path relative to the spec file, or s3://bucket/key.")
+    name: NonBlank = Field(description="Dataset name on Prolific.")
+    csv: NonBlank = Field(description="CSV (or .tsv) file: a path relative to the spec file, or s3://bucket/key.")
     id_column: str | None = Field(default=None, description="Column with a unique id per row (checked: present, non-empty, unique).")
     gold_column: str | None = Field(
         default=None,
@@ -449,6 +462,9 @@ class DatasetSpec(_Spec):
         default=None, description="META_ column marking attention-check rows (non-empty and not '0'/'false').")
     encoding: str | None = Field(
         default=None, description="Text encoding of the file when not UTF-8, e.g. cp1252: transcoded to UTF-8 for upload.")
+    delimiter: str | None = Field(
+        default=None, description="Field separator when detection is not wanted: ',' or ';' (CSV quoting) or 'tab' "
+                                  "(TSV, no quoting). Empty = .tsv files and tab-separated .txt are TSV, others CSV.")
     max_rows: int = Field(default=100_000, ge=1, description="Largest number of data rows accepted.")
     max_cell_chars: int = Field(default=10_000, ge=1, description="Longest cell accepted, in characters.")
 
@@ -478,6 +494,14 @@ class DatasetSpec(_Spec):
         except LookupError:
             raise _fail([("", f"unknown encoding {value!r}", "use a Python codec name such as cp1252, latin-1 or utf-16")]) from None
 
+    @field_validator("delimiter")
+    @classmethod
+    def _known_delimiter(cls, value: str | None) -> str | None:
+        names = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "\t": "\t", "tab": "\t", "\\t": "\t"}
+        if value is None or value in names:
+            return None if value is None else names[value]
+        raise _fail([("", f"unknown delimiter {value!r}", "use ',', ';' or 'tab'")])
+
     @field_validator("gold_column", "attention_check_column")
     @classmethod
     def _hidden(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -490,7 +514,7 @@ class DatasetSpec(_Spec):
 class TaskDetails(_Spec):
     """Context shown to participants (seed, "Task details"); basic HTML allowed."""
 
-    task_name: str = Field(min_length=1, description="Title displayed to participants.")
+    task_name: NonBlank = Field(description="Title displayed to participants.")
     task_introduction: str = Field(default="", description="Introduction or general guidance (basic HTML).")
     task_steps: str = Field(default="", description="Steps participants should follow (basic HTML).")
 
@@ -498,9 +522,11 @@ class TaskDetails(_Spec):
 class BatchSpec(_Spec):
     """The batch: task details, instructions (legacy) or batch_items (current), task grouping."""
 
-    name: str = Field(min_length=1, description="Batch name; the job key is appended as ' [job:<key>]'.")
-    task_details: TaskDetails | None = Field(default=None, description="Task name, introduction and steps shown to participants.")
-    tasks_per_group: int = Field(default=1, description="Tasks per task group (one submission); ignored when the CSV has META_TASK_GROUP_ID.")
+    name: NonBlank = Field(description="Batch name; the job key is appended as ' [job:<key>]'.")
+    task_details: TaskDetails | None = Field(
+        default=None, description="Task name, introduction and steps shown to participants.")
+    tasks_per_group: int = Field(
+        default=1, description="Tasks per task group (one submission); ignored when the CSV has META_TASK_GROUP_ID.")
     instructions: list[Instruction] | None = Field(
         default=None, description="Instructions in the seed's layout (legacy endpoint). Give this or batch_items.")
     batch_items: list[BatchItemsPage] | None = Field(
@@ -577,14 +603,18 @@ class StudySpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", validate_default=True)
 
-    name: str = Field(min_length=1, description="Study title shown to participants.")
-    internal_name: str | None = Field(default=None, description="Name seen only by you; the job key is appended as ' [job:<key>]'.")
+    name: NonBlank = Field(description="Study title shown to participants.")
+    internal_name: str | None = Field(
+        default=None, description="Name seen only by you; the job key is appended as ' [job:<key>]'.")
     description: str = Field(default="", description="Participant-facing description (basic HTML).")
     reward: int = Field(description="Reward per submission in cents/pence (minor units), a whole number: 300 = £3.00.")
     estimated_completion_time: int = Field(description="Estimated minutes per submission (whole minutes).")
-    maximum_allowed_time: int | None = Field(default=None, description="Time limit in whole minutes (≥ estimated_completion_time).")
-    annotators_per_task: int = Field(default=1, description="Participants per datapoint (data_collection_metadata.annotators_per_task).")
-    completion_codes: list[dict[str, Any]] | None = Field(default=None, description="Completion codes, passed through (API doc §6.1).")
+    maximum_allowed_time: int | None = Field(
+        default=None, description="Time limit in whole minutes (≥ estimated_completion_time).")
+    annotators_per_task: int = Field(
+        default=1, description="Participants per datapoint (data_collection_metadata.annotators_per_task).")
+    completion_codes: list[dict[str, Any]] | None = Field(
+        default=None, description="Completion codes, passed through (API doc §6.1).")
 
     @field_validator("reward", mode="before")
     @classmethod
@@ -642,25 +672,35 @@ class AnnotationJob(_Spec):
 
     name: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-        description="Job name = job key (letters, digits, . _ -; up to 64). Empty = derived from the spec and the CSV bytes.")
-    workspace_id: str | None = Field(default=None, description="Prolific workspace id; empty = PROLIFIC_WORKSPACE_ID (the sandbox has a default).")
+        description="Job name = job key (letters, digits, . _ -; up to 64). Empty = derived from the spec and the "
+                    "CSV bytes.")
+    workspace_id: str | None = Field(
+        default=None, description="Prolific workspace id; empty = PROLIFIC_WORKSPACE_ID (the sandbox has a default).")
     project_id: str | None = Field(default=None, description="Prolific project id; empty = PROLIFIC_PROJECT_ID, if set.")
     dataset: DatasetSpec = Field(description="The CSV file and its checks.")
     batch: BatchSpec = Field(description="Batch name, task details, instructions or batch_items, tasks_per_group.")
-    study: StudySpec = Field(description="The study: name, reward (cents), times (minutes), annotators_per_task, extra API fields.")
+    study: StudySpec = Field(
+        description="The study: name, reward (cents), times (minutes), annotators_per_task, extra API fields.")
     publish: bool = Field(default=False, description="Publish the study (spends money) only when true.")
-    max_budget: int = Field(default=20_000, ge=0, description="Largest total cost in cents (rewards + fees + VAT); above it the study is not published.")
-    fee_rate: float = Field(default=0.3333, ge=0, lt=1,
-                            description="Assumed Prolific service fee as a share of rewards (0.3333 = 33.33%); check your account's rate.")
+    max_budget: int = Field(
+        default=20_000, ge=0,
+        description="Largest total cost in cents (rewards + fee + VAT); above it the study is not published.")
+    fee_rate: float = Field(
+        default=0.3333, ge=0, lt=1,
+        description="Assumed Prolific service fee as a share of rewards (0.3333 = 33.33%); check your account's rate.")
     vat_rate: float = Field(default=0.0, ge=0, lt=1, description="VAT charged on the fee, as a share (0.2 = 20%).")
     min_hourly_reward_cents: int = Field(default=800, ge=0, description="Warn when reward per hour (cents) is below this.")
     require_approval: bool = Field(default=False, description="Pause for a human approval in Prefect before publishing.")
     wait_for_completion: bool = Field(default=True, description="Wait for the study to finish and collect the report.")
-    output_dir: str = Field(default="out/", description="Folder for results: a path relative to the spec file, or s3://bucket/prefix.")
-    token_secret_block: str | None = Field(default=None, description="Prefect Secret block holding the API token; empty = PROLIFIC_API_TOKEN.")
+    output_dir: str = Field(
+        default="out/", description="Folder for results: a path relative to the spec file, or s3://bucket/prefix.")
+    token_secret_block: str | None = Field(
+        default=None, description="Prefect Secret block holding the API token; empty = PROLIFIC_API_TOKEN.")
     approve_submissions: bool = Field(default=False, description="Bulk-approve passing submissions after the study.")
-    min_agreement: float = Field(default=0.0, ge=0, le=1, description="Flag participants whose agreement with the majority is below this share.")
-    min_gold_accuracy: float = Field(default=0.0, ge=0, le=1, description="Flag participants whose accuracy on gold rows is below this share.")
+    min_agreement: float = Field(
+        default=0.0, ge=0, le=1, description="Flag participants whose agreement with the majority is below this share.")
+    min_gold_accuracy: float = Field(
+        default=0.0, ge=0, le=1, description="Flag participants whose accuracy on gold rows is below this share.")
 
     @field_validator("output_dir", mode="after")
     @classmethod

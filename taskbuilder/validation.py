@@ -11,29 +11,31 @@ column name (or `#<n>`, 1-based, for a field beyond the header).
 
 Problem codes (stable strings; severity error blocks the upload, warning does not):
 
-| code                    | severity | meaning                                                                  |
-|-------------------------|----------|--------------------------------------------------------------------------|
-| empty_file              | error    | the file has no bytes (or only blank lines / a BOM)                      |
-| header_only             | error    | a header but no data records                                             |
-| duplicate_column        | error    | two columns share a name                                                 |
-| blank_column_name       | error    | a column has an empty name                                               |
-| column_name_whitespace  | warning  | a column name starts or ends with spaces                                 |
-| wrong_delimiter         | error    | a `.csv` file that is semicolon- or tab-separated                        |
-| undecodable_bytes       | error    | bytes that are not UTF-8 (or not in the spec's `dataset.encoding`)       |
-| encoding_mismatch       | error    | `dataset.encoding` is set but the file is UTF-8 with non-ASCII text      |
-| unclosed_quote          | error    | a quoted field is never closed: the rest of the file would be one cell   |
-| ragged_row              | error    | a record with more or fewer fields than the header                       |
-| empty_row               | error    | a record whose cells are all empty (including a blank line)              |
-| missing_column          | error    | a column the job needs (id, gold, attention check, dataset_field) is absent |
-| id_empty                | error    | an empty cell in the id column                                           |
-| id_duplicate            | error    | an id used by more than one record                                       |
-| gold_value_unknown      | error    | a gold cell that is not an option value of the first choice instruction  |
-| task_group_empty        | error    | an empty META_TASK_GROUP_ID cell                                         |
-| no_visible_columns      | error    | every column is a META_ column: participants would see no data           |
-| cell_too_long           | error    | a cell longer than `max_cell_chars` characters                           |
-| too_many_rows           | error    | more data records than `max_rows`                                        |
-| c1_control_chars        | warning  | U+0080–U+009F in a cell: the text looks mis-encoded                      |
-| tasks_per_group_ignored | warning  | META_TASK_GROUP_ID present and tasks_per_group > 1: the column decides   |
+| code                         | severity | meaning                                                                     |
+|------------------------------|----------|-----------------------------------------------------------------------------|
+| empty_file                   | error    | the file has no bytes (or only blank lines / a BOM)                         |
+| header_only                  | error    | a header but no data records                                                |
+| duplicate_column             | error    | two columns share a name                                                    |
+| blank_column_name            | error    | a column has an empty name                                                  |
+| column_name_whitespace       | warning  | a column name starts or ends with spaces                                    |
+| wrong_delimiter              | error    | a `.csv` file that is semicolon- or tab-separated                           |
+| undecodable_bytes            | error    | bytes that are not UTF-8 (or not in the spec's `dataset.encoding`)          |
+| nul_bytes                    | error    | NUL characters: the file is UTF-16 (without BOM) or binary                  |
+| encoding_mismatch            | error    | `dataset.encoding` is set but the file is UTF-8 with non-ASCII text         |
+| unclosed_quote               | error    | a quoted field is never closed: the rest of the file would be one cell      |
+| ragged_row                   | error    | a record with more or fewer fields than the header                          |
+| empty_row                    | error    | a record whose cells are all empty (including a blank line)                 |
+| missing_column               | error    | a column the job needs (id, gold, attention check, dataset_field) is absent |
+| id_empty                     | error    | an empty cell in the id column                                              |
+| id_duplicate                 | error    | an id used by more than one record                                          |
+| gold_value_unknown           | error    | a gold cell that is not an option value of the first choice instruction     |
+| task_group_empty             | error    | an empty META_TASK_GROUP_ID cell                                            |
+| no_visible_columns           | error    | every column is a META_ column: participants would see no data              |
+| cell_too_long                | error    | a cell longer than `max_cell_chars` characters                              |
+| too_many_rows                | error    | more data records than `max_rows`                                           |
+| c1_control_chars             | warning  | U+0080–U+009F in a cell: the text looks mis-encoded                         |
+| tasks_per_group_ignored      | warning  | META_TASK_GROUP_ID present and tasks_per_group > 1: the column decides      |
+| attention_check_without_gold | warning  | a record marked as attention check (not empty/"0"/"false") has no gold      |
 
 Not problems, reported as information: `meta_columns` (hidden from participants, API doc §2.6),
 `task_group_column` (`META_TASK_GROUP_ID`, custom task grouping), `encoding`, `dialect`, `bom`.
@@ -47,7 +49,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from taskbuilder.csvfile import Table, actual_delimiter, load_table
 from taskbuilder.job import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
@@ -158,19 +159,24 @@ class _Checks:
 
 
 def _column_label(header: list[str], position: int) -> str:
-    return header[position] if position < len(header) else f"#{position + 1}"
+    """The column's name, or `#<n>` (1-based) when it has none."""
+    name = header[position] if position < len(header) else ""
+    return name if name.strip() else f"#{position + 1}"
 
 
 def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimiter_hint: str | None = None) -> ValidationReport:
     """Check a dataset file (CSV or TSV; see `taskbuilder.csvfile`) and report every problem in one pass.
 
-    `job`: the spec whose dataset settings apply (limits, encoding, id/gold/attention columns, referenced
-    columns); without it, the defaults (max_rows 100,000, max_cell_chars 10,000, UTF-8). `delimiter_hint`:
-    ',', ';' or '\\t' to override detection. Raises `taskbuilder.csvfile.CsvReadError` only when the file
-    cannot be read; bad content is reported, never raised. API doc §2.6 (META_ columns, task grouping).
+    `job`: the spec whose dataset settings apply (limits, encoding, delimiter, id/gold/attention columns,
+    referenced columns); without it, the defaults (max_rows 100,000, max_cell_chars 10,000, UTF-8, detected
+    delimiter). `delimiter_hint`: ',', ';' or '\\t' (or 'tab') to override detection and the job's
+    `dataset.delimiter`. Raises `taskbuilder.csvfile.CsvReadError` only when the file cannot be read; bad
+    content is reported, never raised. API doc §2.6 (META_ columns, task grouping).
     """
     dataset = job.dataset if job is not None else None
     encoding = dataset.encoding if dataset is not None else None
+    if delimiter_hint is None and dataset is not None:
+        delimiter_hint = dataset.delimiter
     table = load_table(path, encoding=encoding, delimiter_hint=delimiter_hint)
     if encoding is None and table.undecodable and table.undecodable[0].offset == 0 and _starts_utf16(path):
         checks = _Checks(table)
@@ -192,13 +198,21 @@ def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimite
         return _report(table, checks, header)
 
     _check_encoding(checks, path, encoding)
+    if table.nul_count:
+        line = table.first_nul_line
+        record = int(np.searchsorted(table.start_lines, line, side="right")) - 1
+        checks.add("nul_bytes", "error", f"the file holds {table.nul_count:,} NUL character(s), the first on line "
+                   f"{line}: it is probably UTF-16 or binary, not UTF-8 text", "save the file as UTF-8 text (CSV UTF-8), "
+                   "or set dataset.encoding (e.g. utf-16) in the job spec", record=record if record > 0 else None,
+                   line=line)
     if wrong_delimiter is not None:
         name = "semicolon" if wrong_delimiter == ";" else "tab"
         checks.add("wrong_delimiter", "error", f"this .csv file is {name}-separated, not comma-separated (the header "
                    f"line has {table.header_line.count(wrong_delimiter)} {name}(s) and {table.header_line.count(',')} "
                    "comma(s)); the other checks read it as " + ("TSV" if name == "tab" else f"{name}-separated CSV"),
                    "save it as comma-separated CSV" + (" or rename it to .tsv" if name == "tab" else "") +
-                   f", or validate and run with delimiter {name} to have it converted to CSV for upload", line=1)
+                   f", or set dataset.delimiter: {'tab' if name == 'tab' else repr(wrong_delimiter)} in the job spec "
+                   "to have it converted to CSV for upload", line=1)
     _check_header(checks)
     if table.unclosed_quote_record is not None:
         record = table.unclosed_quote_record
@@ -274,7 +288,7 @@ def _check_header(checks: _Checks) -> None:
     header = checks.table.header
     seen: dict[str, int] = {}
     for position, name in enumerate(header):
-        label = name if name.strip() else f"#{position + 1}"
+        label = _column_label(header, position)
         if not name.strip():
             checks.add("blank_column_name", "error", f"column {position + 1} has no name",
                        "give every column a name in the header line", column=label, line=1)
@@ -352,8 +366,8 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
         checks.per_record("cell_too_long", "error", long_rows, _column_label(header, position),
                           lambda r, lengths=lengths: f"cell has {lengths[r]:,} characters, more than max_cell_chars {max_chars:,}",
                           "shorten the text, or raise dataset.max_cell_chars in the job spec")
-        c1_rows = np.flatnonzero(column.str.contains(C1_PATTERN, regex=True).to_numpy()) if table.has_c1_controls else []
-        if len(c1_rows):
+        if table.has_c1_controls:
+            c1_rows = np.flatnonzero(column.str.contains(C1_PATTERN, regex=True).to_numpy())
             checks.per_record("c1_control_chars", "warning", c1_rows, _column_label(header, position),
                               lambda r, column=column: "cell contains " + ", ".join(sorted(
                                   {f"U+{ord(ch):04X}" for ch in column.iloc[r] if 0x80 <= ord(ch) <= 0x9F})) +
@@ -389,6 +403,15 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
                    column=TASK_GROUP_COLUMN, line=1)
     gold_name = job.dataset.gold_column_in(header)
     gold_position = _first(header, gold_name)
+    attention_position = _first(header, job.dataset.attention_check_column)
+    if attention_position is not None:
+        marks = cells.iloc[:, attention_position]
+        marked = (~marks.str.strip().str.lower().isin(["", "0", "false"])).to_numpy()
+        no_gold = marked & ((cells.iloc[:, gold_position] == "").to_numpy() if gold_position is not None else True)
+        checks.per_record("attention_check_without_gold", "warning", np.flatnonzero(no_gold & ~empty),
+                          header[attention_position], lambda r: "an attention-check record has no gold answer, so "
+                          "it cannot be scored", f"write the correct option value in {gold_name or 'the gold column'} "
+                          "(dataset.gold_column), or unmark the record")
     choices = job.choice_instructions()
     if gold_position is not None and choices:
         values = [option.value for option in choices[0].options]

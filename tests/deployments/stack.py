@@ -71,6 +71,21 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+class _RetryOn503(httpx.HTTPTransport):
+    """Sends a request again (up to 10 times, 1 s apart) while the Prefect server answers 503, the
+    status it gives for retryable database errors; Prefect's own client does the same."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(10):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.read()
+            response.close()
+            time.sleep(1)
+        return response
+
+
 @dataclass
 class Service:
     """A process this test session started (its own process group) and its log file."""
@@ -139,8 +154,8 @@ class Stack:
         return result.stdout
 
     def api(self) -> httpx.Client:
-        """An httpx client on the Prefect REST API (``…/api``)."""
-        return httpx.Client(base_url=self.api_url, timeout=30)
+        """An httpx client on the Prefect REST API (``…/api``) that retries 503 answers (SQLite busy)."""
+        return httpx.Client(base_url=self.api_url, timeout=60, transport=_RetryOn503())
 
     def logs(self) -> str:
         return "\n".join(f"----- {s.name} -----\n{s.log_tail()}" for s in self.services)
@@ -281,19 +296,30 @@ def prefect_stack(
         PREFECT_LOGGING_LEVEL="INFO",
         PREFECT_UI_ENABLED="false",
         PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_API_LOG_RETRYABLE_ERRORS="true",
+        PREFECT_SERVER_DATABASE_TIMEOUT="60",
+        PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT="30",
         PATH=f"{BIN}:{os.environ.get('PATH', '')}",
     )
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     stack = Stack(home=home, api_url=api_url, env=env)
+    started = time.monotonic()
+
+    def step(what: str) -> None:
+        print(f"[stack] {what} at +{time.monotonic() - started:.1f} s", flush=True)
+
     with ExitStack() as cleanup:
         cleanup.callback(lambda: [service.stop() for service in reversed(stack.services)])
         server = stack.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)])
         stack.sandbox = cleanup.enter_context(running_sandbox(token="stack-token-" + os.urandom(6).hex()))
         _wait_healthy(stack, server, 120)
+        step("server healthy")
         stack.prefect("work-pool", "create", POOL, "--type", "process")
         stack.prefect("gcl", "create", RATE_LIMIT, "--limit", str(rate_limit[0]), "--slot-decay-per-second", str(rate_limit[1]))
+        step("pool and rate limit created")
         stack.prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml", timeout_seconds=180)
+        step("deployed")
         settings = httpx.get(f"{stack.sandbox.base_url}/_sandbox/settings", timeout=10).json()
         stack.worker_env = {
             **env,
@@ -317,6 +343,7 @@ def prefect_stack(
                 [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", f"worker-{number}"],
                 env=stack.worker_env,
             )
+        step(f"{workers} worker(s) started")
         yield stack
 
 

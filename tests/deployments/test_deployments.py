@@ -127,10 +127,17 @@ def test_deployments_schedules_triggers_and_parameter_forms(stack):
 
 @pytest.fixture(scope="module")
 def launched_job(stack, tmp_path_factory):
-    """A job run through the deployment with form parameters (publish, do not wait)."""
+    """A job run through the deployment with form parameters (publish, do not wait). The sandbox's
+    participants are slowed down so that the study is still ACTIVE when the run ends."""
     parameters = job_parameters(tmp_path_factory.mktemp("form"))
-    flow_run_id = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": parameters})
-    run = stack.wait_for_state(flow_run_id, {"COMPLETED"}, 180)
+    control = httpx.Client(base_url=stack.sandbox.base_url, timeout=30)
+    default_seconds = control.get("/_sandbox/settings").json()["submission_seconds"]
+    control.post("/_sandbox/settings", json={"submission_seconds": 20.0}).raise_for_status()
+    try:
+        flow_run_id = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": parameters})
+        run = stack.wait_for_state(flow_run_id, {"COMPLETED"}, 180)
+    finally:
+        control.post("/_sandbox/settings", json={"submission_seconds": default_seconds}).raise_for_status()
     return {"flow_run": run, "job": parameters, "record": record_of(parameters["name"])}
 
 
@@ -139,6 +146,7 @@ def test_form_run_completes_without_waiting_for_the_study(stack, launched_job):
     assert record["study_id"] and record["batch_id"] and record["dataset_id"]
     assert publishes_of(stack, record["study_id"]) == 1
     assert launched_job["flow_run"]["parameters"]["wait_for_completion"] is False
+    assert record["statuses"]["study"] == "ACTIVE"
     assert not (Path(launched_job["job"]["output_dir"]) / "labels.csv").exists()  # not waited for: collect-report's job
 
 
@@ -150,8 +158,14 @@ def test_monitor_emits_event_and_collect_report_writes_outputs_once(stack, launc
 
     monitor_run = stack.run_deployment("monitor-studies/monitor-studies")
     stack.wait_for_state(monitor_run, {"COMPLETED"}, 120)
-    events = [e for e in stack.events("prolific.study.status-changed") if e["resource"]["prefect.resource.id"] == f"prolific.study.{study_id}"]
-    assert events, "the monitor emitted no event for the study"
+
+    def study_events():
+        return [e for e in stack.events("prolific.study.status-changed") if e["resource"]["prefect.resource.id"] == f"prolific.study.{study_id}"]
+
+    try:  # the server stores events in batches, a few seconds after they arrive
+        events = wait_until(study_events, 30, "the monitor's event")
+    except TimeoutError:
+        pytest.fail(f"the monitor emitted no event for study {study_id}; its log:\n{stack.flow_run_logs(monitor_run)}")
     event = events[0]
     assert event["payload"]["job_key"] == record["job_key"] and event["payload"]["previous_status"] == "ACTIVE"
     assert event["payload"]["status"] in ("AWAITING REVIEW", "COMPLETED")

@@ -30,12 +30,20 @@ class RunningSandbox:
     process: subprocess.Popen
 
 
-def start_sandbox(*extra_args: str, token: str = TOKEN, stderr_path: Path | None = None) -> RunningSandbox:
-    """Start ``python -m sandbox`` on a free port and wait for its ``Sandbox API at`` line."""
+def start_sandbox(*extra_args: str, token: str | None = TOKEN, env_token: str | None = None,
+                  stderr_path: Path | None = None) -> RunningSandbox:
+    """Start ``python -m sandbox`` on a free port and wait for its ``Sandbox API at`` line.
+
+    ``token`` goes to ``--token`` (None: not passed); ``env_token`` to ``SANDBOX_API_TOKEN`` (None: unset).
+    The returned ``token`` is the one the sandbox should accept.
+    """
     stderr = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
     env = {k: v for k, v in os.environ.items() if k != "SANDBOX_API_TOKEN"}
+    if env_token is not None:
+        env["SANDBOX_API_TOKEN"] = env_token
+    token_args = ["--token", token] if token is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0", "--token", token, *extra_args],
+        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0", *token_args, *extra_args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
@@ -44,7 +52,8 @@ def start_sandbox(*extra_args: str, token: str = TOKEN, stderr_path: Path | None
     if not lines or not lines[0].startswith("Sandbox API at http://127.0.0.1:"):
         stop_sandbox(process)
         raise RuntimeError(f"sandbox did not start: {lines!r}")
-    return RunningSandbox(lines[0].removeprefix("Sandbox API at ").strip(), token, process)
+    accepted = token or env_token or "sandbox-token"
+    return RunningSandbox(lines[0].removeprefix("Sandbox API at ").strip(), accepted, process)
 
 
 def stop_sandbox(process: subprocess.Popen) -> None:

@@ -101,16 +101,14 @@ def test_small_pool_never_takes_a_group_twice(api, control, workspace_id, tmp_pa
 
 
 def test_returns_and_time_outs_free_places(api, control, workspace_id, tmp_path):
-    _, study = run_job(api, control, workspace_id, tmp_path, sentences_csv(10, gold=False), [SENTIMENT],
-                       annotators=2, return_rate=0.3, timeout_rate=0.2)
+    report, study = run_job(api, control, workspace_id, tmp_path, sentences_csv(10, gold=False), [SENTIMENT],
+                            annotators=2, return_rate=0.3, timeout_rate=0.2)
     counts = api.get(f"/studies/{study['id']}/submissions/counts/").json()
     assert counts["APPROVED"] == 20 and counts["RETURNED"] > 0 and counts["TIMED-OUT"] > 0
-    report_ids = set()
-    # the report only holds completed submissions
     submissions = api.get(f"/studies/{study['id']}/submissions/", params={"limit": 500}).json()["results"]
-    approved = {s["participant_id"] for s in submissions if s["status"] == "APPROVED"}
-    report_ids |= approved
-    assert report_ids
+    completed = {(s["participant_id"], s["task_group_id"]) for s in submissions if s["status"] == "APPROVED"}
+    in_report = {(row[f"Annotator{k}_ID"], row["Task_Group_ID"]) for _, row in report.iterrows() for k in (1, 2)}
+    assert in_report == completed          # only completed submissions appear, each once per row
 
 
 def test_same_seed_same_answers(api, control, workspace_id, tmp_path):

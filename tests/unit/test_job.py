@@ -149,6 +149,7 @@ def test_batch_items_job(spec):
     assert [i.description for i in job.choice_instructions()] == ["Sentiment?"]
     with pytest.raises(ValueError, match="batch_items"):
         job.instructions_payload()
+    assert AnnotationJob.model_validate(job.model_dump(mode="json")) == job  # as a Prefect parameter
 
 
 def test_required_columns_and_gold_column(spec):
@@ -230,7 +231,8 @@ def _instruction(spec: dict, **fields) -> dict:
     ({"type": "free_text", "description": "d", "validation": {"min": 10, "max": 5}},
      "batch.instructions[0].validation.max", "below min"),
     ({"type": "slider", "description": "d"}, "batch.instructions[0]", "does not match any of the expected tags"),
-    ({"type": "free_text", "description": ""}, "batch.instructions[0].description", "at least 1 character"),
+    ({"type": "free_text", "description": ""}, "batch.instructions[0].description", "must not be empty"),
+    ({"type": "free_text", "description": "   "}, "batch.instructions[0].description", "must not be empty or blank"),
     ({"type": "free_text", "description": "d", "colour": "red"}, "batch.instructions[0].colour", "Extra inputs"),
 ])
 def test_instruction_rules_name_the_field_path(spec, instruction, path, words):
@@ -306,10 +308,17 @@ def test_batch_items_need_an_instruction_on_a_task_page(spec):
     ({"attention_check_column": "check"}, "dataset.attention_check_column", "would be shown to participants"),
     ({"encoding": "klingon"}, "dataset.encoding", "unknown encoding"),
     ({"max_rows": 0}, "dataset.max_rows", "greater than or equal to 1"),
+    ({"delimiter": "|"}, "dataset.delimiter", "unknown delimiter"),
 ])
 def test_dataset_rules(spec, dataset, path, words):
     spec["dataset"].update(dataset)
     assert words in _problems(spec)[path][0]
+
+
+@pytest.mark.parametrize(("written", "delimiter"), [("tab", "\t"), ("\t", "\t"), (";", ";"), ("semicolon", ";"), (",", ",")])
+def test_delimiter_names(spec, written, delimiter):
+    spec["dataset"]["delimiter"] = written
+    assert AnnotationJob.from_dict(spec).dataset.delimiter == delimiter
 
 
 def test_gold_column_needs_a_choice_instruction(spec):
@@ -355,6 +364,16 @@ study: {name: s, reward: 1.5, estimated_completion_time: 10, maximum_allowed_tim
     lines = str(caught.value).splitlines()
     assert lines[0] == f"invalid job spec {bad}: {len(caught.value.problems)} problem(s)"
     assert all(line.strip().startswith(f"{bad}: ") and "(hint: " in line for line in lines[1:])
+
+
+def test_spec_error_survives_pickling(spec):
+    import pickle
+
+    spec["study"]["reward"] = 1.5
+    with pytest.raises(SpecError) as caught:
+        AnnotationJob.from_dict(spec, source="job.yaml")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert str(again) == str(caught.value) and again.problems == caught.value.problems and again.source == "job.yaml"
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):

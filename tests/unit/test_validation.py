@@ -75,7 +75,7 @@ def test_corpus_case(case):
             assert getattr(report, key) == case[key], key
     for record, column, text in case.get("cells", []):
         table = load_table(path, encoding=_job(case).dataset.encoding if case["job"] else None,
-                           delimiter_hint=case.get("delimiter_hint"))
+                           delimiter_hint=report.delimiter)
         assert table.cells.iloc[record - 1, table.header.index(column)] == text
     for problem in report.problems:  # every problem says what to do, and the text report names the place
         assert problem.hint and problem.message
@@ -141,7 +141,7 @@ def test_undecodable_bytes_name_line_and_byte_offset():
 def test_wrong_delimiter_says_what_the_file_is():
     problem = validate_csv(CORPUS / "semicolon.csv").problems[0]
     assert "semicolon-separated" in problem.message
-    assert "comma-separated" in problem.hint
+    assert "comma-separated" in problem.hint and "dataset.delimiter: ';'" in problem.hint
 
 
 def test_many_records_are_summarised():
@@ -202,3 +202,55 @@ def test_uci_file_converts_to_csv_byte_for_byte(name, tmp_path):
     frame = pd.read_csv(upload, dtype=str, keep_default_na=False, na_filter=False)
     assert len(frame) == 1000 and frame.columns.tolist() == ["reviews", "sentiment"]
     assert set(frame["sentiment"]) == {"0", "1"}
+
+
+# ------------------------------------------------------------------- the record scan agrees with csv rules
+
+
+def _random_csv(rng, ragged: bool) -> tuple[bytes, list[list[str]]]:
+    """A CSV written by Python's csv module from random cells (quotes, commas, line breaks, CRLF, spaces)."""
+    pieces = ["a", "b c", ",", '"', "\n", "\r\n", " ", "é", "\u0085", "x\"y", ""]
+    width = int(rng.integers(1, 5))
+    rows = [[f"col{i}" for i in range(width)]]
+    for _ in range(int(rng.integers(1, 8))):
+        n = width + (int(rng.integers(-1, 2)) if ragged else 0)
+        rows.append(["".join(rng.choice(pieces, int(rng.integers(1, 4)))) or "v" for _ in range(max(n, 1))])
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator=str(rng.choice(["\n", "\r\n"]))).writerows(rows)
+    return buffer.getvalue().encode("utf-8"), rows
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_record_scan_matches_the_csv_module(tmp_path, ragged):
+    import numpy as np
+    rng = np.random.default_rng(20261129)
+    for i in range(80):
+        data, rows = _random_csv(rng, ragged)
+        path = tmp_path / f"{i}.csv"
+        path.write_bytes(data)
+        table = load_table(path)
+        assert table.header == rows[0], data
+        assert table.field_counts.tolist() == [len(r) for r in rows], data
+        cells = table.cells.values.tolist()
+        assert [c[: len(r)] for c, r in zip(cells, rows[1:])] == rows[1:], data
+        reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+        starts, end = [], 0
+        for _ in reader:
+            starts.append(end + 1)
+            end = reader.line_num
+        assert table.start_lines.tolist() == starts, data
+        report = validate_csv(path)
+        assert ("ragged_row" in {p.code for p in report.problems}) == any(len(r) != len(rows[0]) for r in rows[1:])
+
+
+def test_problem_code_table_lists_every_code_the_checks_emit():
+    import re
+
+    from taskbuilder import validation
+
+    source = Path(validation.__file__).read_text(encoding="utf-8")
+    emitted = set(re.findall(r'(?:add|per_record)\(\s*"([a-z0-9_]+)"', source))
+    table = set(re.findall(r"^\| ([a-z0-9_]+) +\| (?:error|warning) ", validation.__doc__, flags=re.M))
+    assert emitted == table
+    corpus_codes = {problem[0] for case in CASES["cases"] for problem in case["problems"]}
+    assert corpus_codes == table  # the corpus exercises every code
