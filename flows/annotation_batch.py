@@ -137,7 +137,11 @@ def _run_locked(
     batch = wait_for_batch(connection, batch_id, polling)
 
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
-    study_id = create_study(connection, job_key, job.study_payload(batch_id, internal_name))
+    study_payload = job.study_payload(batch_id, internal_name)
+    project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
+    if project_id:
+        study_payload.setdefault("project", project_id)  # bills the workspace's funds (API doc §6.1)
+    study_id = create_study(connection, job_key, study_payload)
     cost = estimate_study_cost(connection, study_id, job.fee_rate, job.vat_rate, job.max_budget)
     create_markdown_artifact(
         key="cost-estimate", markdown=f"# Cost estimate of study {study_id}\n\n{cost.to_markdown()}", description="Before publishing"

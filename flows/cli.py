@@ -57,6 +57,9 @@ def validate(
     file: Annotated[Path, typer.Argument(help="The CSV or TSV file.", exists=True, dir_okay=False)],
     job: Annotated[Optional[Path], typer.Option(help="The job spec, for its column and limit checks.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    delimiter: Annotated[
+        Optional[str], typer.Option(help="Field separator when it is not the file's usual one: ',', ';' or 'tab'.")
+    ] = None,
 ) -> None:
     """Check FILE (and the job spec) without touching the API. Exit 0 ok, 2 errors, 1 tool failure."""
     from taskbuilder.job import AnnotationJob, SpecError
@@ -76,7 +79,7 @@ def validate(
             typer.echo(str(error), err=True)
         raise typer.Exit(2)
     try:
-        report = validate_csv(file, spec)
+        report = validate_csv(file, spec, delimiter_hint=delimiter)
     except Exception as error:  # the tool itself failed
         typer.echo(f"taskbuilder validate failed: {error}", err=True)
         raise typer.Exit(1)

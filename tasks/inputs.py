@@ -70,7 +70,7 @@ def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
 def prepare_upload_file(csv_path: Path, report: ValidationReport, job: AnnotationJob, work_dir: Path) -> Path:
     """The file to upload: the CSV itself when it is UTF-8 CSV already, else a checked rewrite.
 
-    See :func:`taskbuilder.validation.prepare_upload` (the rewrite is read back and compared cell by cell).
+    See :func:`taskbuilder.csvfile.prepare_upload` (the rewrite is read back and compared cell by cell).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     path = prepare_upload(csv_path, report, job, work_dir)

@@ -52,7 +52,7 @@ def aggregate_results(job: AnnotationJob, report_path: Path) -> tuple[Any, Aggre
         responses,
         instructions,
         id_column=job.dataset.id_column,
-        gold_column=job.dataset.gold_column if job.dataset.gold_column in responses.columns else None,
+        gold_column=job.dataset.gold_column_in(list(responses.columns)),
         attention_check_column=job.dataset.attention_check_column,
         min_agreement=job.min_agreement,
         min_gold_accuracy=job.min_gold_accuracy,

@@ -1,0 +1,176 @@
+"""Shared helpers of the benchmark scripts: child-process measurement, medians, result tables, temp folders.
+
+Every figure compares the project with a baseline measured in the same run, on the same inputs. Times are
+medians of several runs; peak memory is the child process's ``ru_maxrss`` read with ``os.wait4`` (Linux:
+kibibytes), so the parent's own memory never counts. Generated inputs go to a temporary folder (``$TMPDIR``),
+never into the repository, and are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+@dataclass
+class ChildRun:
+    """One measured child process: wall time (seconds, spawn to exit), peak RSS (bytes), exit code, the
+    JSON object of its last stdout line (``{}`` when none) and its stderr tail."""
+
+    wall_seconds: float
+    peak_rss_bytes: int
+    returncode: int
+    result: dict
+    stderr_tail: str = ""
+
+
+def run_child(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO,
+              timeout_seconds: float = 600) -> ChildRun:
+    """Run ``command`` and measure it: wall time and the peak RSS of that process (``os.wait4`` →
+    ``ru_maxrss``; children of the child are not counted). Raises ``RuntimeError`` with the stderr tail when
+    it exits non-zero, ``TimeoutError`` after ``timeout_seconds``."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
+        deadline = started + timeout_seconds
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                os.wait4(process.pid, 0)
+                raise TimeoutError(f"{command[:3]} took more than {timeout_seconds:.0f} s")
+            time.sleep(0.005)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    result = {}
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            result = json.loads(line)
+            break
+    run = ChildRun(wall, usage.ru_maxrss * 1024, process.returncode, result, stderr[-3000:])
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} exited {process.returncode}:\n{run.stderr_tail}\n{stdout[-2000:]}")
+    return run
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+@dataclass
+class Row:
+    """One line of a result table: the measure, the project's figure, the baseline's, their ratio (project /
+    baseline unless stated), the goal and whether it is met (None: informational)."""
+
+    measure: str
+    project: str
+    baseline: str
+    ratio: str
+    goal: str
+    met: bool | None
+
+
+@dataclass
+class Result:
+    """A benchmark's table plus details (every raw sample) and notes, printed and optionally saved."""
+
+    benchmark: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, measure: str, project: str, baseline: str, ratio: str, goal: str, met: bool | None) -> None:
+        self.rows.append(Row(measure, project, baseline, ratio, goal, met))
+
+    def table(self) -> str:
+        header = ("measure", "project", "baseline", "ratio", "goal", "met")
+        lines = [header] + [(r.measure, r.project, r.baseline, r.ratio, r.goal,
+                             "-" if r.met is None else ("yes" if r.met else "NO")) for r in self.rows]
+        widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+        text = [f"{self.benchmark}: {self.title}"]
+        for n, line in enumerate(lines):
+            text.append("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)) + " |")
+            if n == 0:
+                text.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        text += [f"  note: {note}" for note in self.notes]
+        return "\n".join(text)
+
+    def emit(self, json_out: Path | None) -> None:
+        print(self.table(), flush=True)
+        if json_out is not None:
+            data = {"benchmark": self.benchmark, "title": self.title, "rows": [asdict(r) for r in self.rows],
+                    "details": self.details, "notes": self.notes, "machine": machine()}
+            json_out.write_text(json.dumps(data, indent=2, default=str))
+
+
+def arguments(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The common command line: ``--quick`` (small sizes, for building and debugging), ``--json-out FILE``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
+    parser.add_argument("--json-out", type=Path, default=None, help="also write the result table as JSON here")
+    if extra:
+        extra(parser)
+    return parser.parse_args()
+
+
+@contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A temporary folder under ``$TMPDIR`` (never in the repository), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=f"taskbuilder-bench-{prefix}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def machine() -> dict:
+    """Where the figures were taken: cores, memory, Python, platform, load average at the time."""
+    memory_kib = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    return {"nproc": os.cpu_count(), "memory_gib": round(memory_kib / 2**20, 1), "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s" if value >= 0.1 else f"{value * 1000:.1f} ms"
+
+
+def ratio(project: float, baseline: float) -> float:
+    return project / baseline if baseline else float("inf")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for project child processes: this one plus the repository on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env

@@ -1,0 +1,53 @@
+"""`taskbuilder validate`: exit codes 0 / 2 / 1, text and JSON reports (the CLI run in-process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+CORPUS = Path(__file__).resolve().parents[1] / "validation_corpus"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "review-sentiment"
+runner = CliRunner()
+
+
+def test_good_file_exits_0():
+    result = runner.invoke(app, ["validate", str(EXAMPLE / "reviews.csv"), "--job", str(EXAMPLE / "job.yaml")])
+    assert result.exit_code == 0, result.output
+
+
+def test_errors_exit_2_and_json_names_record_line_column():
+    result = runner.invoke(app, ["validate", str(CORPUS / "id_duplicate.csv"), "--job", str(EXAMPLE / "job.yaml"), "--json"])
+    assert result.exit_code == 2
+    body = json.loads(result.stdout)
+    assert body["ok"] is False
+    duplicates = [p for p in body["problems"] if p["code"] == "id_duplicate"]
+    assert duplicates and all(p["column"] == "id" and p["record"] and p["line"] and p["hint"] for p in duplicates)
+
+
+def test_semicolon_file_passes_with_the_delimiter_option():
+    assert runner.invoke(app, ["validate", str(CORPUS / "semicolon.csv")]).exit_code == 2
+    assert runner.invoke(app, ["validate", str(CORPUS / "semicolon.csv"), "--delimiter", ";"]).exit_code == 0
+
+
+def test_bad_spec_exits_2_naming_the_field(tmp_path):
+    spec = tmp_path / "job.yaml"
+    spec.write_text((EXAMPLE / "job.yaml").read_text().replace("reward: 300", "reward: 1.5"))
+    result = runner.invoke(app, ["validate", str(EXAMPLE / "reviews.csv"), "--job", str(spec)])
+    assert result.exit_code == 2
+    assert "study.reward" in result.output and "cents" in result.output
+
+
+def test_tool_failure_exits_1(monkeypatch):
+    import taskbuilder.validation
+
+    def broken(*args, **kwargs):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(taskbuilder.validation, "validate_csv", broken)
+    result = runner.invoke(app, ["validate", str(EXAMPLE / "reviews.csv")])
+    assert result.exit_code == 1
+    assert "disk went away" in result.output
