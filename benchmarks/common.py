@@ -1,8 +1,8 @@
 """Shared helpers of the benchmark scripts: child-process measurement, medians, result tables, temp folders.
 
 Every figure compares the project with a baseline measured in the same run, on the same inputs. Times are
-medians of several runs; peak memory is the child process's ``ru_maxrss`` read with ``os.wait4`` (Linux:
-kibibytes), so the parent's own memory never counts. Generated inputs go to a temporary folder (``$TMPDIR``),
+medians of several runs; peak memory is the child process's maximum RSS
+(GNU ``/usr/bin/time -f %M``), so the parent's own memory never counts. Generated inputs go to a temporary folder (``$TMPDIR``),
 never into the repository, and are deleted at the end.
 """
 
@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,35 +40,41 @@ class ChildRun:
     stderr_tail: str = ""
 
 
+TIME = "/usr/bin/time"
+
+
 def run_child(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO,
-              timeout_seconds: float = 600) -> ChildRun:
-    """Run ``command`` and measure it: wall time and the peak RSS of that process (``os.wait4`` →
-    ``ru_maxrss``; children of the child are not counted). Raises ``RuntimeError`` with the stderr tail when
-    it exits non-zero, ``TimeoutError`` after ``timeout_seconds``."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+              timeout_seconds: float = 900) -> ChildRun:
+    """Run ``command`` and measure it: wall time and the peak RSS of that process.
+
+    Peak RSS comes from GNU ``/usr/bin/time -f %M`` when it exists (it forks the command from its own small
+    process), else from ``getrusage(RUSAGE_CHILDREN)`` (the largest child of this process so far). Children of the child are not counted. Raises ``RuntimeError``
+    with the stderr tail when it exits non-zero, ``subprocess.TimeoutExpired`` after ``timeout_seconds``.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        rss_file = Path(folder) / "rss"
+        measured = [TIME, "-f", "%M", "-o", str(rss_file), *command] if Path(TIME).exists() else command
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
-        deadline = started + timeout_seconds
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                os.wait4(process.pid, 0)
-                raise TimeoutError(f"{command[:3]} took more than {timeout_seconds:.0f} s")
-            time.sleep(0.005)
+        process = subprocess.Popen(measured, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+        try:
+            stdout_bytes, stderr_bytes = process.communicate(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if measured is command:
+            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        else:
+            lines = rss_file.read_text().strip().splitlines() if rss_file.exists() else []
+            peak_kib = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+    stdout, stderr = stdout_bytes.decode(errors="replace"), stderr_bytes.decode(errors="replace")
     result = {}
     for line in reversed(stdout.strip().splitlines()):
         if line.startswith("{"):
             result = json.loads(line)
             break
-    run = ChildRun(wall, usage.ru_maxrss * 1024, process.returncode, result, stderr[-3000:])
+    run = ChildRun(wall, peak_kib * 1024, process.returncode, result, stderr[-3000:])
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} exited {process.returncode}:\n{run.stderr_tail}\n{stdout[-2000:]}")
     return run

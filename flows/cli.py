@@ -39,9 +39,17 @@ def run(
         Optional[str], typer.Option(help="API root without /api/v1 (default: PROLIFIC_API_URL, else the embedded sandbox).")
     ] = None,
     output_dir: Annotated[Optional[str], typer.Option(help="Output folder or s3://bucket/prefix (default: the spec's).")] = None,
+    poll_seconds: Annotated[
+        Optional[float], typer.Option(help="First status-poll interval in seconds (default 2; 0.5 on the sandbox).")
+    ] = None,
+    poll_max_seconds: Annotated[
+        Optional[float], typer.Option(help="Longest status-poll interval in seconds (default 30; 2 on the sandbox).")
+    ] = None,
 ) -> None:
     """Run the job in JOB_FILE: validate, create dataset, batch and study, publish if allowed, collect."""
-    raise typer.Exit(_run_job(job_file, api_url=api_url, output_dir=output_dir))
+    overrides = {"interval_seconds": poll_seconds, "max_interval_seconds": poll_max_seconds}
+    polling = {name: value for name, value in overrides.items() if value is not None}
+    raise typer.Exit(_run_job(job_file, api_url=api_url, output_dir=output_dir, polling=polling))
 
 
 @app.command()
@@ -115,7 +123,9 @@ def sandbox(
     os.execv(sys.executable, command)
 
 
-def _run_job(job_file: Path, *, api_url: str | None, output_dir: str | None, embedded: bool = False) -> int:
+def _run_job(
+    job_file: Path, *, api_url: str | None, output_dir: str | None, embedded: bool = False, polling: dict | None = None
+) -> int:
     from taskbuilder.job import AnnotationJob, SpecError
 
     try:
@@ -125,17 +135,17 @@ def _run_job(job_file: Path, *, api_url: str | None, output_dir: str | None, emb
         return 2
     api_url = None if embedded else (api_url or os.environ.get("PROLIFIC_API_URL"))
     if api_url:
-        return _run_flow(job, api_url, output_dir, sandboxed=False)
+        return _run_flow(job, api_url, output_dir, sandboxed=False, polling=polling or {})
     from flows.embedded_sandbox import running_sandbox
 
     typer.echo("No --api-url or PROLIFIC_API_URL: running on the embedded local sandbox (no account, no money).")
     with running_sandbox() as sandbox_process:
         os.environ["PROLIFIC_API_TOKEN"] = sandbox_process.token
         os.environ.pop("PROLIFIC_WORKSPACE_ID", None)
-        return _run_flow(job, sandbox_process.base_url, output_dir, sandboxed=True)
+        return _run_flow(job, sandbox_process.base_url, output_dir, sandboxed=True, polling=polling or {})
 
 
-def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool) -> int:
+def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, polling: dict) -> int:
     from flows.annotation_batch import BudgetExceeded, PublishRejected, annotation_batch
     from tasks.connection import ProlificConnection
     from tasks.inputs import InputInvalid
@@ -143,7 +153,8 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool) -> 
     from taskbuilder.polling import PollSettings
 
     connection = ProlificConnection(base_url=api_url, token_secret_block=job.token_secret_block)
-    polling = PollSettings(interval_seconds=0.5, max_interval_seconds=2.0) if sandboxed else PollSettings()
+    sandbox_polling = {"interval_seconds": 0.5, "max_interval_seconds": 2.0} if sandboxed else {}
+    polling = PollSettings(**{**sandbox_polling, **polling})
     try:
         with _progress_bar():
             summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)

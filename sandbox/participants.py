@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from sandbox import batches, datasets, studies, submissions
 from sandbox.ids import iso, object_id
 from sandbox.instructions import CHOICE_TYPES
@@ -55,9 +57,11 @@ class StudyRun:
     next_arrival_at: float = 0.0
     cursor: int = 0
     held: dict[str, int] = field(default_factory=dict)            # task group id → places held
+    places_held: int = 0                                          # sum of ``held``
     groups_of: dict[str, set[str]] = field(default_factory=dict)  # participant id → task groups ever taken
     count_of: dict[str, int] = field(default_factory=dict)        # participant id → submissions
     active: dict[str, dict] = field(default_factory=dict)         # submission id → ACTIVE submission
+    busy: set[str] = field(default_factory=set)                   # participants with an ACTIVE submission
 
 
 def _run_of(sb: Sandbox, study: dict) -> StudyRun:
@@ -70,8 +74,10 @@ def _run_of(sb: Sandbox, study: dict) -> StudyRun:
             run.count_of[s["participant_id"]] = run.count_of.get(s["participant_id"], 0) + 1
             if s["status"] == "ACTIVE":
                 run.active[s["id"]] = s
+                run.busy.add(s["participant_id"])
             if s["status"] in studies.DONE_SUBMISSION_STATUSES + ("ACTIVE",):
                 run.held[s["task_group_id"]] = run.held.get(s["task_group_id"], 0) + 1
+                run.places_held += 1
         sb.runs[study["id"]] = run
     return run
 
@@ -96,13 +102,12 @@ def _arrive(sb: Sandbox, study: dict, run: StudyRun) -> None:
     batch = sb.store.get("batch", study["data_collection_id"])
     annotators = study["data_collection_metadata"]["annotators_per_task"]
     limit = study["submissions_config"]["max_submissions_per_participant"]
-    while run.next_arrival_at <= now and sum(run.held.values()) < study["total_available_places"]:
+    while run.next_arrival_at <= now and run.places_held < study["total_available_places"]:
         run.next_arrival_at += interval
         rng = random.Random(f"{sb.settings.seed}:arrival:{run.arrivals}")
         for _ in range(10):
             person = participant(sb, rng.randrange(sb.settings.participant_pool_size))
-            busy = any(s["participant_id"] == person.id for s in run.active.values())
-            if busy or (limit > 0 and run.count_of.get(person.id, 0) >= limit):
+            if person.id in run.busy or (limit > 0 and run.count_of.get(person.id, 0) >= limit):
                 continue
             group = _free_group(batch["task_groups"], run, person.id, annotators)
             if group is not None:
@@ -129,16 +134,21 @@ def _start(sb: Sandbox, study: dict, run: StudyRun, person: Participant, group: 
     now = time.time()
     submission = {
         "id": object_id(), "study_id": study["id"], "participant_id": person.id, "task_group_id": group["id"],
-        "participant_number": person.number, "started_at": iso(now), "completed_at": None, "reviewed_at": None, "is_complete": False, "time_taken": None,
+        "started_at": iso(now), "completed_at": None, "reviewed_at": None, "is_complete": False, "time_taken": None,
         "reward": study["reward"], "status": "ACTIVE", "strata": {}, "study_code": None, "star_awarded": False,
-        "bonus_payments": [], "arrival": run.arrivals, "outcome": outcome, "started_epoch": now,
-        "due_epoch": now + s.submission_seconds * rng.uniform(0.5, 1.5), "responses": [],
+        "bonus_payments": [],
+        # private: simulation bookkeeping
+        "participant_number": person.number, "datapoints": group["datapoints"], "arrival": run.arrivals,
+        "outcome": outcome, "started_epoch": now, "due_epoch": now + s.submission_seconds * rng.uniform(0.5, 1.5),
+        "responses": [],
     }
     run.arrivals += 1
     run.held[group["id"]] = run.held.get(group["id"], 0) + 1
+    run.places_held += 1
     run.groups_of.setdefault(person.id, set()).add(group["id"])
     run.count_of[person.id] = run.count_of.get(person.id, 0) + 1
     run.active[submission["id"]] = submission
+    run.busy.add(person.id)
     submissions.set_status(sb, submission, "ACTIVE")
 
 
@@ -156,7 +166,9 @@ def _finish_due(sb: Sandbox, study: dict, run: StudyRun) -> None:
         else:
             status = submission["outcome"]
             run.held[submission["task_group_id"]] -= 1
+            run.places_held -= 1
         del run.active[submission["id"]]
+        run.busy.discard(submission["participant_id"])
         submissions.set_status(sb, submission, status)
 
 
@@ -169,11 +181,10 @@ def answer_group(sb: Sandbox, study: dict, submission: dict) -> list[dict]:
     instructions = batches.task_instructions(batch)
     gold_id = next((i["id"] for i in instructions if i["type"] in CHOICE_TYPES), None)
     gold_column = sb.settings.gold_column
-    group = next(g for g in batch["task_groups"] if g["id"] == submission["task_group_id"])
     rng = random.Random(f"{sb.settings.seed}:answers:{submission['arrival']}")
     person = participant(sb, submission["participant_number"])
     records = []
-    for datapoint in group["datapoints"]:
+    for datapoint in submission["datapoints"]:
         for instruction in instructions:
             gold = frame.at[datapoint, gold_column] if instruction["id"] == gold_id and gold_column in frame.columns else None
             answer = _answer(sb, rng, person, instruction, gold, submission, datapoint)
@@ -192,7 +203,9 @@ def _answer(sb: Sandbox, rng: random.Random, person: Participant, instruction: d
         return [{"value": option["value"], "explanation": _text(rng, 3, 40)} for option in chosen]
     if kind == "free_text":
         bounds = instruction.get("validation") or {}
-        return [{"value": _text(rng, bounds.get("min") or 1, bounds.get("max") or 200)}]
+        shortest = max(1, bounds.get("min") or 0)
+        longest = bounds["max"] if bounds.get("max") is not None else max(200, shortest)
+        return [{"value": _text(rng, min(shortest, longest), longest)}]
     if kind == "free_text_with_unit":
         unit = rng.choice(instruction["unit_options"])
         bounds = unit.get("validation") or {}
@@ -233,7 +246,8 @@ def _text(rng: random.Random, shortest: int, longest: int) -> str:
 
 def _files(sb: Sandbox, rng: random.Random, instruction: dict, submission: dict, datapoint: int) -> list[dict]:
     """Upload small generated files into the object store; answer items as API doc §5.2."""
-    lowest, highest = instruction.get("min_file_count", 1), instruction.get("max_file_count", instruction.get("min_file_count", 1))
+    lowest = instruction.get("min_file_count", 1)
+    highest = instruction.get("max_file_count", lowest)
     extensions = instruction.get("accepted_file_types") or [".txt"]
     items = []
     for n in range(rng.randint(lowest, max(lowest, highest))):
@@ -244,7 +258,7 @@ def _files(sb: Sandbox, rng: random.Random, instruction: dict, submission: dict,
         data = json.dumps({"participant": submission["participant_id"], "datapoint": datapoint, "file": n}).encode()
         try:
             sb.objects.put_object(key, data, content_type)
-        except Exception as exc:  # botocore errors are not OSError; retried by the caller
+        except (BotoCoreError, ClientError) as exc:  # turned into OSError: the caller retries next tick
             raise OSError(f"object store refused {key}: {exc}") from exc
         items.append({"file_key": key, "file_name": name, "file_size_mb": round(len(data) / 1_000_000, 6),
                       "content_type": content_type})

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 from sandbox.app import Sandbox
-from sandbox.web import Request, parse_query
+from sandbox.web import ApiError, Request, Response, error_response, parse_query
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -22,6 +22,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         parts = urlsplit(self.path)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # the body's end is unknown to us: answer and close
+            self._write(error_response(ApiError(411, "Send the request body with a Content-Length header.")))
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         request = Request(method=self.command, path=unquote(parts.path), query=parse_query(parts.query),
@@ -30,9 +34,14 @@ class _Handler(BaseHTTPRequestHandler):
         if response is None:
             self.close_connection = True  # drop: no status line, no headers, nothing
             return
+        self._write(response)
+
+    def _write(self, response: Response) -> None:
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         if self.command != "HEAD":

@@ -50,7 +50,7 @@ class Settings(BaseModel):
     """Lifetime of a dataset upload URL."""
     report_url_expires_seconds: int = Field(3600, ge=1)
     """Lifetime of a report URL."""
-    account_balance_cents: int = 1_000_000
+    account_balance_cents: int = 10_000_000
     """The account's available balance in minor units; publishing a study debits its total_cost."""
     currency_code: str = "GBP"
     """Currency of rewards, costs and balance."""

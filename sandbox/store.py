@@ -18,7 +18,7 @@ _INDEXED = {("submission", "study_id")}
 
 
 class MemoryStore:
-    """Resources kept in memory: ``put``/``get``/``list``/``clear``.
+    """Resources kept in memory: ``put``/``get``/``list``/``delete``/``clear``.
 
     Objects are plain dicts with an ``"id"`` key; ``get`` returns the stored dict itself, and a
     changed dict must be ``put`` again (that is what persists it in ``SqliteStore``).
@@ -54,6 +54,14 @@ class MemoryStore:
                     break
             return [o for o in candidates if all(o.get(k) == v for k, v in equal.items())]
 
+    def delete(self, kind: str, obj_id: str) -> None:
+        """Remove one object (no error when absent)."""
+        with self._lock:
+            obj = self._kinds.get(kind, {}).pop(obj_id, None)
+            for index_kind, field in _INDEXED:
+                if obj is not None and index_kind == kind and obj.get(field) is not None:
+                    self._index.get((kind, field, obj[field]), {}).pop(obj_id, None)
+
     def clear(self) -> None:
         """Remove every object of every kind."""
         with self._lock:
@@ -62,7 +70,7 @@ class MemoryStore:
 
 
 class SqliteStore(MemoryStore):
-    """A ``MemoryStore`` that writes every ``put`` and ``clear`` through to a SQLite file.
+    """A ``MemoryStore`` that writes every ``put``, ``delete`` and ``clear`` through to a SQLite file.
 
     Table ``resources(kind, id, body)``; the body is the object's JSON. Loaded fully at start.
     """
@@ -90,6 +98,11 @@ class SqliteStore(MemoryStore):
                 "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
                 (kind, obj["id"], self._seq, json.dumps(obj)))
         return obj
+
+    def delete(self, kind: str, obj_id: str) -> None:
+        with self._lock:
+            super().delete(kind, obj_id)
+            self._db.execute("DELETE FROM resources WHERE kind = ? AND id = ?", (kind, obj_id))
 
     def clear(self) -> None:
         with self._lock:

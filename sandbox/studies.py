@@ -89,6 +89,25 @@ class StudyCreate(BaseModel):
     data_collection_metadata: DataCollectionMetadata = DataCollectionMetadata()
 
 
+class StudyUpdate(BaseModel):
+    """Body of ``PATCH /api/v1/studies/{id}/`` (API doc §6.2); after publishing only
+    ``total_available_places`` and ``data_collection_metadata.annotators_per_task`` may change, upwards."""
+
+    model_config = ConfigDict(strict=True)
+    name: str | None = Field(None, min_length=1)
+    internal_name: str | None = None
+    description: str | None = None
+    reward: int | None = Field(None, ge=1)
+    estimated_completion_time: int | None = Field(None, ge=1)
+    maximum_allowed_time: int | None = Field(None, ge=1)
+    total_available_places: int | None = Field(None, ge=1)
+    completion_codes: list[CompletionCode] | None = None
+    data_collection_metadata: DataCollectionMetadata | None = None
+
+
+GROWABLE_AFTER_PUBLISH = {"total_available_places", "data_collection_metadata"}
+
+
 class Transition(BaseModel):
     """Body of ``POST /api/v1/studies/{id}/transition/`` (API doc §6.3)."""
 
@@ -157,7 +176,7 @@ def settle(sb: Sandbox, study: dict) -> None:
 
 
 def register(router: Router, sb: Sandbox) -> None:
-    """Add ``/api/v1/studies`` endpoints (create, list, get, transition, export) and project studies."""
+    """Add ``/api/v1/studies`` endpoints (create, list, get, PATCH, DELETE, transition, export) and project studies."""
     one = r"/api/v1/studies/(?P<study_id>[^/]+)"
 
     def create(req: Request) -> Response:
@@ -235,6 +254,54 @@ def register(router: Router, sb: Sandbox) -> None:
         sb.store.put("study", study)
         return json_response(200, public(sb, study))
 
+    def update(req: Request) -> Response:
+        study = get_study(sb, req.params["study_id"])
+        body = validate(StudyUpdate, req.json_object())
+        given = {name for name in body.model_fields_set if getattr(body, name) is not None}
+        published = study["status"] != "UNPUBLISHED"
+        if published:
+            if study["status"] not in ("ACTIVE", "PAUSED"):
+                raise ApiError(400, f"a study that is {study['status']} cannot change")
+            refused = sorted(given - GROWABLE_AFTER_PUBLISH)
+            if refused:
+                raise bad_request(refused[0], "cannot change after publishing; only total_available_places and "
+                                              "annotators_per_task may grow")
+        changes = body.model_dump(include=given)
+        old_annotators = study["data_collection_metadata"]["annotators_per_task"]
+        annotators = changes.get("data_collection_metadata", {}).get("annotators_per_task", old_annotators)
+        groups = study["data_collection_metadata"]["total_task_groups"]
+        places = changes.get("total_available_places",
+                             groups * annotators if annotators != old_annotators else study["total_available_places"])
+        if published and (annotators < old_annotators or places < study["total_available_places"]):
+            raise bad_request("total_available_places" if places < study["total_available_places"]
+                              else "data_collection_metadata.annotators_per_task", "may only grow after publishing")
+        if places > groups * annotators:
+            raise bad_request("total_available_places", f"at most {groups * annotators} places (total_task_groups "
+                                                        f"{groups} × annotators_per_task {annotators})")
+        maximum = changes.get("maximum_allowed_time", study["maximum_allowed_time"])
+        estimated = changes.get("estimated_completion_time", study["estimated_completion_time"])
+        if maximum is not None and maximum < estimated:
+            raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
+        reward = changes.get("reward", study["reward"])
+        cost = total_cost_cents(sb, reward, places)
+        if published and cost > study["total_cost"]:
+            _debit(sb, study, cost - study["total_cost"])
+        changes.pop("data_collection_metadata", None)
+        study.update(changes, total_available_places=places, total_cost=cost,
+                     estimated_reward_per_hour=round(reward * 60 / estimated))
+        study["data_collection_metadata"]["annotators_per_task"] = annotators
+        study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
+        study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+        sb.store.put("study", study)
+        return json_response(200, public(sb, study))
+
+    def delete(req: Request) -> Response:
+        study = get_study(sb, req.params["study_id"])
+        if study["status"] != "UNPUBLISHED":
+            raise ApiError(400, f"only an UNPUBLISHED study can be deleted; this one is {study['status']}")
+        sb.store.delete("study", study["id"])
+        return Response(204)
+
     def export(req: Request) -> Response:
         study = get_study(sb, req.params["study_id"])
         out = io.StringIO()
@@ -250,6 +317,8 @@ def register(router: Router, sb: Sandbox) -> None:
     router.add("POST", "/api/v1/studies", create)
     router.add("GET", "/api/v1/studies", list_studies)
     router.add("GET", one, get)
+    router.add("PATCH", one, update)
+    router.add("DELETE", one, delete)
     router.add("POST", one + "/transition", transition)
     router.add("GET", one + "/export", export)
     router.add("GET", r"/api/v1/projects/(?P<project_id>[^/]+)/studies", project_studies)
@@ -260,11 +329,16 @@ def _publish(sb: Sandbox, study: dict) -> None:
     batch = sb.store.get("batch", study["data_collection_id"])
     if batch is None or batch["status"] != "READY":
         raise ApiError(400, {"data_collection_id": [f"batch {study['data_collection_id']} is not READY"]})
-    balance = sb.settings.account_balance_cents
-    if balance < study["total_cost"]:
-        raise ApiError(400, {"total_cost": [f"insufficient balance: the study costs {study['total_cost']} "
-                                            f"{study['currency_code']} minor units, the balance is {balance}"]})
-    sb.settings.account_balance_cents = balance - study["total_cost"]
+    _debit(sb, study, study["total_cost"])
     now = iso()
     study.update(published_at=now, started_publishing_at=now)
     set_status(sb, study, "ACTIVE")
+
+
+def _debit(sb: Sandbox, study: dict, cost_cents: int) -> None:
+    """Take ``cost_cents`` from the balance; 400 naming ``total_cost`` when the balance is short."""
+    balance = sb.settings.account_balance_cents
+    if balance < cost_cents:
+        raise ApiError(400, {"total_cost": [f"insufficient balance: {cost_cents} {study['currency_code']} minor "
+                                            f"units needed, the balance is {balance}"]})
+    sb.settings.account_balance_cents = balance - cost_cents

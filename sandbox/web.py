@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode
 import pydantic
 
 # Sandbox error codes (API doc §1.1 calls the real numeric codes placeholders; see ASSUMPTIONS.md).
-ERROR_CODES = {400: 140001, 401: 140100, 403: 140300, 404: 140400, 405: 140500, 409: 140900,
+ERROR_CODES = {400: 140001, 401: 140100, 403: 140300, 404: 140400, 405: 140500, 409: 140900, 411: 141100,
                410: 141000, 422: 142200, 429: 142900, 500: 150000, 502: 150200, 503: 150300, 504: 150400}
 
 

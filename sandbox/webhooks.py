@@ -121,7 +121,8 @@ class Dispatcher:
                     delivered = False
                 if delivered:
                     break
-                time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+                if attempt + 1 < ATTEMPTS:
+                    time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
             with self._sb.lock:
                 event = self._sb.store.get("hook_event", event_id)
                 if event is not None:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from taskbuilder.client import ClientTimeouts
+from taskbuilder.client import ClientTimeouts, shared_ssl_context
 from taskbuilder.errors import transport_error_from_httpx, upload_error_from_response
 from taskbuilder.redact import redact_url
 
@@ -38,6 +38,7 @@ def _s3_client(timeouts: ClientTimeouts | None, transport: httpx.BaseTransport |
         transport=transport,
         follow_redirects=False,
         headers={"User-Agent": _USER_AGENT},
+        verify=shared_ssl_context(),
     )
 
 

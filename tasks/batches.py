@@ -20,6 +20,7 @@ from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
 from tasks.datasets import _reason_of
 from tasks.logs import run_logger
+from tasks.reconcile import oldest, settle_before_lookup
 from tasks.records import update_job_record
 from tasks.retry import API_TASK_OPTIONS
 
@@ -37,20 +38,28 @@ def create_batch(
     """Return the id of the job's batch, creating it only if the workspace has none of that name.
 
     ``name`` already carries the job key (``"<name> [job:<key>]"``). Look-up first
-    (``GET …/batches?workspace_id=``), then ``POST …/batches`` (→ 201) with ``dataset_id``,
-    ``task_details`` and, in the current layout, ``batch_items``.
+    (``GET …/batches?workspace_id=``; on a retry after a settle wait, see :mod:`tasks.reconcile`), then
+    ``POST …/batches`` (→ 201) with ``dataset_id``, ``task_details`` and, in the current layout,
+    ``batch_items``; then a second look-up keeps the oldest if a late create made two.
     """
     logger = run_logger()
+    settle_before_lookup(connection)
     with open_client(connection) as client:
         existing = [batch for batch in client.list_batches(workspace_id) if batch.name == name]
         if existing:
-            batch = existing[0]
+            batch = oldest(existing)
             logger.info("Found batch %s (%s, %s): not creating another", batch.id, name, batch.status)
         else:
-            batch = client.create_batch(
+            created = client.create_batch(
                 name=name, workspace_id=workspace_id, dataset_id=dataset_id, task_details=task_details, batch_items=batch_items
             )
-            logger.info("Created batch %s (%s)", batch.id, name)
+            logger.info("Created batch %s (%s)", created.id, name)
+            same = [b for b in client.list_batches(workspace_id) if b.name == name]
+            batch = oldest(same) if same else created
+            if len(same) > 1:
+                extra = [b.id for b in same if b.id != batch.id]
+                logger.warning("Batches %s duplicate %s (an earlier create finished late); using %s", extra, name, batch.id)
+                update_job_record(job_key, connection.base_url, notes=[f"unused duplicate batches (empty, no cost): {extra}"])
     update_job_record(job_key, connection.base_url, batch_id=batch.id, statuses={"batch": str(batch.status)})
     return batch.id
 
@@ -72,6 +81,7 @@ def add_instructions(
     ``PATCH …/batches/{id}``. 422 (the batch already uses ``batch_items``) → nothing to add.
     """
     logger = run_logger()
+    settle_before_lookup(connection)
     with open_client(connection) as client:
         batch = client.get_batch(batch_id)
         if getattr(batch, "batch_items", None):
@@ -111,6 +121,7 @@ def set_up_batch(connection: ProlificConnection, batch_id: str, dataset_id: str,
     is UNINITIALISED; a batch already PROCESSING or READY is not set up again.
     """
     logger = run_logger()
+    settle_before_lookup(connection)
     with open_client(connection) as client:
         status = str(client.get_batch_status(batch_id))
         if status != BatchStatus.UNINITIALISED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -66,8 +67,9 @@ def upload_dataset_file(connection: ProlificConnection, dataset_id: str, csv_pat
     State is checked first (``GET …/datasets/{id}/status``): only an ``UNINITIALISED`` dataset is
     uploaded to. Then ``GET …/upload-url/{filename}`` and a raw ``PUT`` streamed from disk with
     Content-Length (``Content-Type: text/csv``). A URL within 60 s of ``expires_at`` is replaced before
-    use; an expiry answer from S3 (recognised from its XML body) gets a fresh URL; ``SlowDown`` backs
-    off. Raises the typed errors of :mod:`taskbuilder.errors`; transient ones are retried by Prefect.
+    use (a fresh URL is used as it is, however short its life); an expiry answer from S3 (recognised
+    from its XML body) gets a fresh URL; ``SlowDown`` (or a 429) backs off, for its Retry-After when
+    given. Raises the typed errors of :mod:`taskbuilder.errors`; transient ones are retried by Prefect.
     """
     logger = run_logger()
     with open_client(connection) as client:
@@ -76,28 +78,33 @@ def upload_dataset_file(connection: ProlificConnection, dataset_id: str, csv_pat
             logger.info("Dataset %s is %s: its file was uploaded before, not uploading again", dataset_id, status)
             return status
         size_bytes = csv_path.stat().st_size
+        upload_url = None
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-            upload_url = client.get_dataset_upload_url(dataset_id, filename)
-            remaining = (upload_url.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
-            if remaining < UPLOAD_URL_MARGIN_SECONDS and attempt < UPLOAD_ATTEMPTS:
-                logger.info("Upload URL expires in %.0f s: asking for a fresh one", remaining)
-                continue
+            if upload_url is None or _seconds_left(upload_url) < UPLOAD_URL_MARGIN_SECONDS:
+                if upload_url is not None:
+                    logger.info("Upload URL expires in %.0f s: asking for a fresh one", _seconds_left(upload_url))
+                upload_url = client.get_dataset_upload_url(dataset_id, filename)
             started = time.monotonic()
             try:
                 upload_file(upload_url.upload_url, csv_path, content_type="text/csv", timeouts=connection.timeouts)
             except (UploadURLExpired, UploadSlowDown) as exc:
-                decision = classify(exc)
                 if attempt == UPLOAD_ATTEMPTS:
                     raise
-                delay = decision.wait_seconds if decision.wait_seconds is not None else min(2.0**attempt, 30.0)
+                decision = classify(exc)
+                delay = 0.0
                 if decision.action == "refresh":
-                    delay = 0.0
-                logger.warning("Upload to %s: %s; attempt %d again in %.1f s", redact_url(upload_url.upload_url), decision.reason, attempt + 1, delay)
+                    upload_url = None
+                else:
+                    delay = decision.wait_seconds if decision.wait_seconds is not None else min(2.0**attempt, 30.0)
+                logger.warning("Upload: %s; attempt %d in %.1f s", decision.reason, attempt + 1, delay)
                 time.sleep(delay)
                 continue
-            elapsed = time.monotonic() - started
             logger.info(
-                "Uploaded %s (%d bytes) to %s in %.2f s", csv_path.name, size_bytes, redact_url(upload_url.upload_url), elapsed
+                "Uploaded %s (%d bytes) to %s in %.2f s",
+                csv_path.name,
+                size_bytes,
+                redact_url(upload_url.upload_url),
+                time.monotonic() - started,
             )
             return status
     raise AssertionError("unreachable")  # pragma: no cover
@@ -128,6 +135,11 @@ def wait_for_dataset(connection: ProlificConnection, dataset_id: str, polling: P
             settings=polling,
             on_poll=lambda status, elapsed: logger.info("Dataset %s is %s after %.1f s", dataset_id, status, elapsed),
         )
+
+
+def _seconds_left(upload_url: Any) -> float:
+    """Seconds until a presigned upload URL expires (``expires_at`` from the upload-url answer)."""
+    return (upload_url.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
 
 
 def _reason_of(resource: object) -> str:

@@ -14,12 +14,14 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.cost import CostEstimate, estimate_cost
+from taskbuilder.errors import BadRequest
 from taskbuilder.models import StudyAction, StudyStatus
 from taskbuilder.polling import PollSettings, wait_for_status
 
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
+from tasks.reconcile import oldest, settle_before_lookup
 from tasks.progress import report_progress
 from tasks.records import update_job_record
 from tasks.retry import API_TASK_OPTIONS
@@ -32,18 +34,28 @@ STUDY_DONE = {StudyStatus.AWAITING_REVIEW, StudyStatus.COMPLETED}
 def create_study(connection: ProlificConnection, job_key: str, payload: dict[str, Any]) -> str:
     """Return the id of the job's study, creating it only if no study has its ``internal_name``.
 
-    ``payload["internal_name"]`` carries the job key. Look-up first (``GET /api/v1/studies/``), then
-    ``POST /api/v1/studies/`` with ``data_collection_method: AI_TASK_BUILDER_BATCH``.
+    ``payload["internal_name"]`` carries the job key. Look-up first (``GET /api/v1/studies/``; on a
+    retry after a settle wait, see :mod:`tasks.reconcile`), then ``POST /api/v1/studies/`` with
+    ``data_collection_method: AI_TASK_BUILDER_BATCH``; then a second look-up keeps the oldest and
+    deletes an unpublished duplicate that a late create left (``DELETE /api/v1/studies/{id}/``).
     """
     logger = run_logger()
+    settle_before_lookup(connection)
+    internal_name = payload["internal_name"]
     with open_client(connection) as client:
-        existing = [study for study in client.list_studies() if study.internal_name == payload["internal_name"]]
+        existing = [study for study in client.list_studies() if study.internal_name == internal_name]
         if existing:
-            study = existing[0]
+            study = oldest(existing)
             logger.info("Found study %s (%s): not creating another", study.id, study.status)
         else:
-            study = client.create_study(payload)
-            logger.info("Created study %s with %s places", study.id, study.total_available_places)
+            created = client.create_study(payload)
+            logger.info("Created study %s with %s places", created.id, created.total_available_places)
+            same = [s for s in client.list_studies() if s.internal_name == internal_name]
+            study = oldest(same) if same else created
+            for duplicate in same:
+                if duplicate.id != study.id and str(duplicate.status) == StudyStatus.UNPUBLISHED:
+                    client.delete_study(duplicate.id)
+                    logger.warning("Deleted study %s, an unpublished duplicate of %s (a create finished late)", duplicate.id, study.id)
     update_job_record(job_key, connection.base_url, study_id=study.id, statuses={"study": str(study.status)})
     return study.id
 
@@ -78,14 +90,23 @@ def publish_study(connection: ProlificConnection, job_key: str, study_id: str) -
     after a lost response sees the study published and does not publish again.
     """
     logger = run_logger()
+    settle_before_lookup(connection)
     with open_client(connection) as client:
         study = client.get_study(study_id)
         if str(study.status) != StudyStatus.UNPUBLISHED:
             logger.info("Study %s is %s: already published, not publishing again", study_id, study.status)
             status = str(study.status)
         else:
-            status = str(client.transition_study(study_id, StudyAction.PUBLISH).status)
-            logger.info("Published study %s: %s", study_id, status)
+            try:
+                status = str(client.transition_study(study_id, StudyAction.PUBLISH).status)
+            except BadRequest:
+                # A PUBLISH still in flight from an earlier attempt may have won the race.
+                status = str(client.get_study(study_id).status)
+                if status == StudyStatus.UNPUBLISHED:
+                    raise
+                logger.info("Study %s was published by an earlier attempt (%s)", study_id, status)
+            else:
+                logger.info("Published study %s: %s", study_id, status)
     update_job_record(job_key, connection.base_url, statuses={"study": status})
     return status
 

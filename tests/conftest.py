@@ -99,9 +99,12 @@ class SandboxHandle:
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect server and database for the flow tests of this session."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
+    # No heartbeats in tests: a sync flow otherwise waits ~1 s on exit for its heartbeat thread
+    # (prefect-notes §8). Subprocess runs (crash and deployment tests) keep them.
+    with prefect_test_harness(server_startup_timeout=90), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 

@@ -5,7 +5,6 @@ subprocess in its own process group and stopped (group, then any leftover descen
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -153,6 +152,20 @@ class Stack:
             raise RuntimeError(f"prefect {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def prefect_all(self, *commands: list[str], timeout_seconds: float = 120) -> None:
+        """Run several ``prefect`` commands at once; raise with the output of any that failed."""
+        running = [
+            subprocess.Popen([str(BIN / "prefect"), *args], cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for args in commands
+        ]
+        failures = []
+        for args, process in zip(commands, running):
+            output, _ = process.communicate(timeout=timeout_seconds)
+            if process.returncode != 0:
+                failures.append(f"prefect {' '.join(args)} failed ({process.returncode}):\n{output}")
+        if failures:
+            raise RuntimeError("\n".join(failures))
+
     def api(self) -> httpx.Client:
         """An httpx client on the Prefect REST API (``…/api``) that retries 503 answers (SQLite busy)."""
         return httpx.Client(base_url=self.api_url, timeout=60, transport=_RetryOn503())
@@ -238,42 +251,38 @@ def _wait_healthy(stack: Stack, server: Service, timeout_seconds: float) -> None
 
 
 @contextmanager
-def postgres_cluster(home: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL 15 cluster (trust auth, loopback, free port) run as user ``postgres``;
-    yields the SQLAlchemy URL ``postgresql+asyncpg://postgres@127.0.0.1:PORT/prefect``; stops it after."""
+def postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL 15 cluster (trust auth, loopback, free port) in a temporary folder owned
+    by user ``postgres`` (``runuser``: tests run as root); yields the SQLAlchemy URL
+    ``postgresql+asyncpg://postgres@127.0.0.1:PORT/prefect``; stops the cluster and removes the folder."""
     if not (PG_BIN / "initdb").exists():
         import pytest
 
         pytest.skip(f"PostgreSQL 15 is not installed at {PG_BIN}")
-    data = home / "pgdata"
-    socket_dir = home / "pgsock"
-    for folder in (data, socket_dir):
-        folder.mkdir(parents=True)
+    home = Path(tempfile.mkdtemp(prefix="taskbuilder-pg-"))
+    data, socket_dir = home / "data", home / "sock"
+    socket_dir.mkdir()
     shutil.chown(home, "postgres")
-    for folder in (data, socket_dir):
-        shutil.chown(folder, "postgres")
+    shutil.chown(socket_dir, "postgres")
     as_postgres = ["runuser", "-u", "postgres", "--"]
     port = free_port()
-    subprocess.run(
-        [*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-        check=True, capture_output=True, timeout=120,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {socket_dir} -c max_connections=200 -c fsync=off"
-    subprocess.run(
-        [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "postgres.log"), "-w", "-t", "60", "start"],
-        check=True, capture_output=True, timeout=90,
-    )
+
+    def run(*command: str, timeout_seconds: float = 120) -> None:
+        result = subprocess.run([*as_postgres, *command], capture_output=True, text=True, timeout=timeout_seconds)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
     try:
-        subprocess.run(
-            [*as_postgres, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"],
-            check=True, capture_output=True, timeout=60,
-        )
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect"
+        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {socket_dir} -c max_connections=200 -c fsync=off"
+        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "postgres.log"), "-w", "-t", "60", "start")
+        try:
+            run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect")
+            yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect"
+        finally:
+            run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop")
     finally:
-        subprocess.run(
-            [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop"],
-            capture_output=True, timeout=60,
-        )
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @contextmanager
@@ -315,11 +324,11 @@ def prefect_stack(
         stack.sandbox = cleanup.enter_context(running_sandbox(token="stack-token-" + os.urandom(6).hex()))
         _wait_healthy(stack, server, 120)
         step("server healthy")
-        stack.prefect("work-pool", "create", POOL, "--type", "process")
-        stack.prefect("gcl", "create", RATE_LIMIT, "--limit", str(rate_limit[0]), "--slot-decay-per-second", str(rate_limit[1]))
+        stack.prefect_all(
+            ["work-pool", "create", POOL, "--type", "process"],
+            ["gcl", "create", RATE_LIMIT, "--limit", str(rate_limit[0]), "--slot-decay-per-second", str(rate_limit[1])],
+        )
         step("pool and rate limit created")
-        stack.prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml", timeout_seconds=180)
-        step("deployed")
         settings = httpx.get(f"{stack.sandbox.base_url}/_sandbox/settings", timeout=10).json()
         stack.worker_env = {
             **env,
@@ -337,16 +346,12 @@ def prefect_stack(
             "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
             "PYTHONUNBUFFERED": "1",
         }
-        for number in range(workers):
+        for number in range(workers):  # workers start while the deployments are created
             stack.start(
                 f"worker-{number}",
                 [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", f"worker-{number}"],
                 env=stack.worker_env,
             )
-        step(f"{workers} worker(s) started")
+        stack.prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml", timeout_seconds=180)
+        step(f"deployed; {workers} worker(s) started")
         yield stack
-
-
-def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data, indent=2))
-    return path

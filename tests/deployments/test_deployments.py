@@ -92,7 +92,7 @@ def walk_properties(schema: dict):
             yield f"{model}.{name}", prop
 
 
-def test_deployments_schedules_triggers_and_parameter_forms(stack):
+def test_deployments_schedules_triggers_and_parameter_forms(stack, work):
     for name in DEPLOYMENTS:
         deployment = stack.deployment(name)
         assert deployment["work_pool_name"] == "taskbuilder", name
@@ -103,7 +103,7 @@ def test_deployments_schedules_triggers_and_parameter_forms(stack):
             if SECRET_WORDS.search(path.rsplit(".", 1)[-1]):
                 assert path.endswith("token_secret_block"), f"{name}: {path} looks like a secret"
             if "default" in prop:  # every default must be valid for its own field, or the form cannot submit it
-                jsonschema.validate(prop["default"], {**prop, "definitions": schema.get("definitions", {})})
+                jsonschema.Draft7Validator({**prop, "definitions": schema.get("definitions", {})}).validate(prop["default"])
         assert stack.sandbox.token not in json.dumps(deployment["parameters"])
 
     launch = stack.deployment("annotation-batch/launch-annotation-batch")
@@ -125,20 +125,61 @@ def test_deployments_schedules_triggers_and_parameter_forms(stack):
     assert s3["expect"] == ["s3.object.created"] and s3["match"]["prefect.resource.id"] == "s3://*"
 
 
+FAST_POLLING = {"interval_seconds": 0.5, "max_interval_seconds": 2.0}
+
+
 @pytest.fixture(scope="module")
-def launched_job(stack, tmp_path_factory):
-    """A job run through the deployment with form parameters (publish, do not wait). The sandbox's
-    participants are slowed down so that the study is still ACTIVE when the run ends."""
-    parameters = job_parameters(tmp_path_factory.mktemp("form"))
-    control = httpx.Client(base_url=stack.sandbox.base_url, timeout=30)
-    default_seconds = control.get("/_sandbox/settings").json()["submission_seconds"]
-    control.post("/_sandbox/settings", json={"submission_seconds": 20.0}).raise_for_status()
-    try:
-        flow_run_id = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": parameters})
-        run = stack.wait_for_state(flow_run_id, {"COMPLETED"}, 180)
-    finally:
-        control.post("/_sandbox/settings", json={"submission_seconds": default_seconds}).raise_for_status()
-    return {"flow_run": run, "job": parameters, "record": record_of(parameters["name"])}
+def work(stack, tmp_path_factory):
+    """Start every deployment run the tests look at, at once (they overlap while waiting on the worker):
+    a job through the form parameters, three approval jobs (approve, reject, over budget) and a CSV
+    upload announced as ``s3.object.created``. The sandbox's participants are slowed down (20 s per
+    submission) so that studies are still ACTIVE when the launch runs end."""
+    from prefect.events import emit_event
+
+    httpx.post(stack.sandbox.base_url + "/_sandbox/settings", json={"submission_seconds": 20.0}, timeout=30).raise_for_status()
+    launch = "annotation-batch/launch-annotation-batch"
+    started = {}
+    folder = tmp_path_factory.mktemp("work")
+    for name, overrides in {
+        "form": {},
+        "approve": {"require_approval": True},
+        "reject": {"require_approval": True},
+        "over_budget": {"require_approval": True, "max_budget": 10},
+    }.items():
+        job = job_parameters(folder / name, **overrides)
+        started[name] = {"job": job, "flow_run_id": stack.run_deployment(launch, {"job": job, "polling": FAST_POLLING})}
+    started["s3"] = upload_csv_and_spec(stack, folder / "s3")
+    emit_event(
+        event="s3.object.created",
+        resource={"prefect.resource.id": f"s3://{started['s3']['bucket']}/{started['s3']['key']}"},
+        payload={"bucket": started["s3"]["bucket"], "key": started["s3"]["key"], "size": started["s3"]["size"]},
+    )
+    return started
+
+
+def upload_csv_and_spec(stack: Stack, folder: Path) -> dict:
+    """Put a small job's spec (``<key>.job.yaml``) and then its CSV into the sandbox's object store."""
+    settings = httpx.get(stack.sandbox.base_url + "/_sandbox/settings").json()
+    s3 = boto3.client(
+        "s3", endpoint_url=settings["object_store_endpoint_url"], region_name=settings["object_store_region"],
+        aws_access_key_id=settings["object_store_access_key"], aws_secret_access_key=settings["object_store_secret_key"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    spec_path = write_small_job(folder / "job")
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["output_dir"] = str(folder / "out")
+    bucket, key = settings["object_store_bucket"], f"incoming/{spec['name']}.csv"
+    s3.put_object(Bucket=bucket, Key=key + ".job.yaml", Body=yaml.safe_dump(spec).encode())
+    csv_bytes = (spec_path.parent / "data.csv").read_bytes()
+    s3.put_object(Bucket=bucket, Key=key, Body=csv_bytes)
+    return {"bucket": bucket, "key": key, "size": len(csv_bytes), "job": spec}
+
+
+@pytest.fixture(scope="module")
+def launched_job(stack, work):
+    """The job launched with form parameters, once its run has completed."""
+    run = stack.wait_for_state(work["form"]["flow_run_id"], {"COMPLETED"}, 180)
+    return {"flow_run": run, "job": work["form"]["job"], "record": record_of(work["form"]["job"]["name"])}
 
 
 def test_form_run_completes_without_waiting_for_the_study(stack, launched_job):
@@ -173,51 +214,40 @@ def test_monitor_emits_event_and_collect_report_writes_outputs_once(stack, launc
         k: v for r in event["related"] for k, v in r.items() if r.get("prefect.resource.role") == "batch"
     }.items()
 
-    def collect_runs():
-        runs = [r for r in stack.flow_runs_of("collect-report/collect-report") if r["parameters"].get("job_key") == record["job_key"]]
-        return runs if runs and all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs) else None
-
-    runs = wait_until(collect_runs, 150, "collect-report run triggered by the event")
-    assert all(r["state"]["type"] == "COMPLETED" for r in runs), [r["state"] for r in runs]
-    for name in ("report.csv", "responses.csv", "labels.csv", "participants.csv", "summary.json", "run.json"):
-        assert (out / name).is_file(), name
-    labels_written_at = (out / "labels.csv").stat().st_mtime_ns
-
-    # the same event again (a duplicate delivery): collect-report runs, sees the same report, writes nothing
+    # the same event again at once (a duplicate delivery): two collect-report runs; they serialise on the
+    # job's lock, one writes the outputs, the other sees the same report and writes nothing
     from prefect.events import emit_event
 
     emit_event(event=event["event"], resource=event["resource"], related=[r for r in event["related"] if r.get("prefect.resource.role") == "batch"], payload=event["payload"])
-    again = wait_until(lambda: (r := collect_runs()) and len(r) > len(runs) and r, 150, "second collect-report run")
-    newest = again[0]
-    assert newest["state"]["type"] == "COMPLETED"
-    assert "written before" in stack.flow_run_logs(newest["id"])
-    assert (out / "labels.csv").stat().st_mtime_ns == labels_written_at
+
+    def collect_runs():
+        runs = [r for r in stack.flow_runs_of("collect-report/collect-report") if r["parameters"].get("job_key") == record["job_key"]]
+        return runs if len(runs) >= 2 and all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs) else None
+
+    runs = wait_until(collect_runs, 180, "two collect-report runs triggered by the two events")
+    assert len(runs) == 2 and all(r["state"]["type"] == "COMPLETED" for r in runs), [r["state"] for r in runs]
+    for name in ("report.csv", "responses.csv", "labels.csv", "participants.csv", "summary.json", "run.json"):
+        assert (out / name).is_file(), name
+    logs = {r["id"]: "" for r in runs}
+
+    def both_logged():
+        logs.update({flow_run_id: stack.flow_run_logs(flow_run_id) for flow_run_id in logs})
+        return all("written before" in text or "': wrote " in text for text in logs.values())
+
+    wait_until(both_logged, 30, "the collect-report runs' logs")
+    assert sorted("written before" in text for text in logs.values()) == [False, True], logs
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["study_id"] == study_id and run_json["collected_by"] == "collect-report"
 
 
-def test_s3_object_created_event_launches_a_job(stack, tmp_path):
-    from prefect.events import emit_event
-
-    settings = httpx.get(stack.sandbox.base_url + "/_sandbox/settings").json()
-    s3 = boto3.client(
-        "s3", endpoint_url=settings["object_store_endpoint_url"], region_name=settings["object_store_region"],
-        aws_access_key_id=settings["object_store_access_key"], aws_secret_access_key=settings["object_store_secret_key"],
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
-    spec_path = write_small_job(tmp_path / "job")
-    spec = yaml.safe_load(spec_path.read_text())
-    spec["output_dir"] = str(tmp_path / "out")
-    bucket, key = settings["object_store_bucket"], f"incoming/{spec['name']}.csv"
-    s3.put_object(Bucket=bucket, Key=key + ".job.yaml", Body=yaml.safe_dump(spec).encode())
-    csv_bytes = (spec_path.parent / "data.csv").read_bytes()
-    s3.put_object(Bucket=bucket, Key=key, Body=csv_bytes)
-
-    emit_event(event="s3.object.created", resource={"prefect.resource.id": f"s3://{bucket}/{key}"}, payload={"bucket": bucket, "key": key, "size": len(csv_bytes)})
+def test_s3_object_created_event_launches_a_job(stack, work):
+    bucket, key, spec = work["s3"]["bucket"], work["s3"]["key"], work["s3"]["job"]
 
     def launched():
         runs = [r for r in stack.flow_runs_of("launch-from-s3/launch-from-s3") if r["parameters"].get("key") == key]
         return runs[0] if runs else None
 
-    stack.wait_for_state(wait_until(launched, 60, "launch-from-s3 run")["id"], {"COMPLETED"}, 120)
+    stack.wait_for_state(wait_until(launched, 60, "launch-from-s3 run")["id"], {"COMPLETED"}, 150)
     job_runs = [r for r in stack.flow_runs_of("annotation-batch/launch-annotation-batch") if r["parameters"]["job"]["name"] == spec["name"]]
     assert len(job_runs) == 1
     assert job_runs[0]["parameters"]["job"]["dataset"]["csv"] == f"s3://{bucket}/{key}"
@@ -227,11 +257,9 @@ def test_s3_object_created_event_launches_a_job(stack, tmp_path):
     assert record["study_id"] and publishes_of(stack, record["study_id"]) == 1
 
 
-def test_approval_from_a_deployment_both_ways_and_over_budget(stack, tmp_path):
-    approve = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": job_parameters(tmp_path / "a", require_approval=True)})
-    reject = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": job_parameters(tmp_path / "r", require_approval=True)})
-    over = job_parameters(tmp_path / "o", require_approval=True, max_budget=10)
-    over_run = stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": over})
+def test_approval_from_a_deployment_both_ways_and_over_budget(stack, work):
+    approve, reject, over_run = (work[name]["flow_run_id"] for name in ("approve", "reject", "over_budget"))
+    over = work["over_budget"]["job"]
 
     for flow_run_id in (approve, reject):
         run = stack.wait_for_state(flow_run_id, {"PAUSED"}, 180)

@@ -35,6 +35,13 @@ def test_invalid_json_and_non_object_bodies_are_400(api, workspace_id):
     assert_error(api.post("/data-collection/datasets", json=["a list"]), 400)
 
 
+def test_chunked_request_body_is_refused_with_411(api, workspace_id):
+    response = api.post("/data-collection/datasets", content=iter([b'{"name": "n", ', b'"workspace_id": "x"}']),
+                        headers={"Content-Type": "application/json"})
+    assert_error(response, 411)
+    assert api.get("/users/me").status_code == 200          # the client reconnects after the close
+
+
 def test_users_me_has_currency_and_balance(api, control):
     me = api.get("/users/me/").json()
     assert len(me["id"]) == 24 and me["currency_code"] == "GBP"

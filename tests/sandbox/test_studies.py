@@ -204,3 +204,41 @@ def test_responses_json(api, batch):
     assert responses["meta"]["count"] == 12
     kinds = {r["response"]["type"] for r in responses["results"]}
     assert kinds == {"multiple_choice", "free_text"}
+
+
+def test_patch_before_publish_recomputes_places_and_cost(api, batch, control):
+    study = create_study(api, batch["id"])
+    changed = api.patch(f"/studies/{study['id']}/", json={"reward": 500, "name": "Renamed",
+                                                          "data_collection_metadata": {"annotators_per_task": 2}})
+    assert changed.status_code == 200
+    body = changed.json()
+    fee = control.get("/_sandbox/settings").json()["service_fee_percent"]
+    assert body["name"] == "Renamed" and body["total_available_places"] == 6
+    assert body["total_cost"] == round(500 * 6 * (1 + fee / 100))
+    assert "total_available_places" in assert_error(
+        api.patch(f"/studies/{study['id']}/", json={"total_available_places": 7}), 400)["detail"]
+    assert "reward" in assert_error(api.patch(f"/studies/{study['id']}/", json={"reward": -1}), 400)["detail"]
+    assert_error(api.patch("/studies/000000000000000000000000/", json={"name": "x"}), 404)
+
+
+def test_after_publish_places_and_annotators_may_only_grow(api, batch, control):
+    control.post("/_sandbox/settings", json={"participant_arrival_per_second": 0.5}).raise_for_status()
+    study = create_study(api, batch["id"], annotators_per_task=1)
+    publish(api, study["id"])
+    balance = api.get("/users/me").json()["balance"]
+    assert "reward" in assert_error(api.patch(f"/studies/{study['id']}/", json={"reward": 1000}), 400)["detail"]
+    assert_error(api.patch(f"/studies/{study['id']}/", json={"total_available_places": 2}), 400)
+    grown = api.patch(f"/studies/{study['id']}/", json={"data_collection_metadata": {"annotators_per_task": 2}}).json()
+    assert grown["total_available_places"] == 6
+    assert api.get("/users/me").json()["balance"] == balance - (grown["total_cost"] - study["total_cost"])
+    assert_error(api.patch(f"/studies/{study['id']}/", json={"data_collection_metadata": {"annotators_per_task": 1}}), 400)
+
+
+def test_delete_only_unpublished(api, batch):
+    study = create_study(api, batch["id"])
+    assert api.delete(f"/studies/{study['id']}/").status_code == 204
+    assert_error(api.get(f"/studies/{study['id']}/"), 404)
+    published = create_study(api, batch["id"])
+    publish(api, published["id"])
+    assert_error(api.delete(f"/studies/{published['id']}/"), 400)
+    assert_error(api.delete("/studies/000000000000000000000000/"), 404)

@@ -1,0 +1,186 @@
+"""B4: 50 jobs of 100 rows on a PostgreSQL-backed Prefect server with 2 process workers against the sandbox.
+
+The stack is the deployment tests' own (``tests/deployments/stack.py``): a throwaway PostgreSQL 15 cluster,
+``prefect server start`` on it, the ``taskbuilder`` process pool, the ``prolific-api`` rate limit (burst 20,
+10 slots/s: at most 20 + 10 × 10 = 120 API requests in any 10 s), ``prefect deploy --all`` of
+deployments/prefect.yaml and the sandbox; the benchmark starts two process workers (``--limit``, default 4 flow
+runs each). Sandbox: processing and setup 0 s, fast participants.
+
+Parallel: all jobs are launched at once through ``annotation-batch/launch-annotation-batch`` with
+``wait_for_completion: true`` (the whole job, as the CLI does), and the wall time runs from the first launch to
+the last run's end. Baseline in the same run: the same jobs (same CSV and spec, new names) one after another
+with ``taskbuilder run JOB.yaml --api-url SANDBOX``, each CLI process using the same Prefect server and rate
+limit (``PREFECT_API_URL``, ``PROLIFIC_RATE_LIMIT_NAME``), so neither side pays a temporary server.
+
+Goals: wall time ≤ 0.5× the sequential run's; 0 duplicate resources (exactly one dataset create, batch, study and
+publish per job, from the sandbox's request log and its batch and study lists); API rate within the limit in
+every 10-second window (sliding, from the sandbox's request log). ``--quick``: 6 jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import Result, arguments, scratch, seconds  # noqa: E402
+
+SANDBOX_SETTINGS = {
+    "dataset_processing_seconds": 0.0, "batch_setup_seconds": 0.0, "participant_arrival_per_second": 1000.0,
+    "submission_seconds": 0.0, "return_rate": 0.0, "timeout_rate": 0.0,
+}
+RATE_LIMIT = (20, 10.0)
+WINDOW_SECONDS = 10.0
+JOB_TAG = re.compile(r"\[job:([^\]]+)\]$")
+
+
+def stamp(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """Largest number of ``times`` inside any window of ``window`` seconds (sliding)."""
+    times, best, first = sorted(times), 0, 0
+    for last, moment in enumerate(times):
+        while moment - times[first] >= window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
+
+
+def resources(control, api, names: list[str]) -> dict:
+    """What the sandbox holds and was asked for, per job name: creates, publishes, batches and studies listed."""
+    requests = control.get("/_sandbox/requests").json()["requests"]
+    ok = [r for r in requests if r["target"] == "api" and r["status"] < 300]
+    posts = Counter()
+    for r in ok:
+        path = r["path"].rstrip("/")
+        if r["method"] == "POST":
+            if path == "/api/v1/data-collection/datasets":
+                posts["datasets"] += 1
+            elif path == "/api/v1/data-collection/batches":
+                posts["batches"] += 1
+            elif path == "/api/v1/studies":
+                posts["studies"] += 1
+            elif path.endswith("/transition"):
+                posts["publishes"] += 1
+    workspace_id = api.get("/api/v1/workspaces/").json()["results"][0]["id"]
+    batches = Counter(JOB_TAG.search(b["name"]).group(1) for b in api.get(
+        "/api/v1/data-collection/batches", params={"workspace_id": workspace_id}).json()["results"] if JOB_TAG.search(b["name"]))
+    studies: Counter = Counter()
+    offset = 0
+    while True:
+        page = api.get("/api/v1/studies/", params={"limit": 200, "offset": offset}).json()
+        studies.update(JOB_TAG.search(s.get("internal_name") or "").group(1) for s in page["results"]
+                       if JOB_TAG.search(s.get("internal_name") or ""))
+        offset += len(page["results"])
+        if not page["results"] or offset >= page["meta"]["count"]:
+            break
+    duplicates = sum(max(0, batches[n] - 1) + max(0, studies[n] - 1) for n in names)
+    missing = sum((batches[n] == 0) + (studies[n] == 0) for n in names)
+    extra_creates = sum(max(0, posts[k] - len(names)) for k in ("datasets", "batches", "studies", "publishes"))
+    api_times = [stamp(r["time"]) for r in requests if r["target"] == "api"]
+    return {"posts": dict(posts), "duplicates": duplicates + extra_creates, "missing": missing,
+            "api_requests": len(api_times), "max_per_window": max_in_window(api_times, WINDOW_SECONDS)}
+
+
+def main() -> None:
+    def extra(parser):
+        parser.add_argument("--jobs", type=int, default=None)
+        parser.add_argument("--rows", type=int, default=100)
+        parser.add_argument("--worker-limit", type=int, default=4, help="flow runs at once per worker")
+
+    args = arguments(__doc__.split("\n\n")[0], extra)
+    jobs = args.jobs or (6 if args.quick else 50)
+    result = Result("B4", f"{jobs} jobs x {args.rows} rows: 2 process workers (PostgreSQL server) vs sequential CLI")
+    import subprocess
+
+    import httpx
+
+    from benchmarks.bench_job import write_job
+    from taskbuilder.job import AnnotationJob
+    from tests.deployments.stack import BIN, POOL, postgres_cluster, prefect_stack
+
+    limit_per_window = RATE_LIMIT[0] + RATE_LIMIT[1] * WINDOW_SECONDS
+    with ExitStack() as running:
+        folder = running.enter_context(scratch("b4"))
+        database_url = running.enter_context(postgres_cluster(running.enter_context(scratch("b4-pg"))))
+        (folder / "stack").mkdir()
+        stack = running.enter_context(prefect_stack(database_url=database_url, workers=0, rate_limit=RATE_LIMIT, home=folder / "stack"))
+        for number in range(2):
+            stack.start(f"worker-{number}", [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", f"bench-worker-{number}",
+                                             "--limit", str(args.worker_limit)], env=stack.worker_env)
+        control = httpx.Client(base_url=stack.sandbox.base_url, timeout=60)
+        api = httpx.Client(base_url=stack.sandbox.base_url, headers={"Authorization": f"Token {stack.sandbox.token}"}, timeout=60)
+        suffix = uuid.uuid4().hex[:6]
+
+        # --- parallel, through the deployment and the workers ---------------------------------------------
+        control.post("/_sandbox/reset").raise_for_status()
+        control.post("/_sandbox/settings", json=SANDBOX_SETTINGS).raise_for_status()
+        names = [f"b4-par-{suffix}-{n:02d}" for n in range(jobs)]
+        parameters = [AnnotationJob.from_yaml(write_job(folder / name, args.rows, name)).model_dump(mode="json") for name in names]
+        started = time.time()
+        run_ids = [stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": p, "wait_for_completion": True})
+                   for p in parameters]
+        final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+        deadline = started + 1800
+        while True:
+            with stack.api() as prefect_api:
+                runs = prefect_api.post("/flow_runs/filter", json={"flow_runs": {"id": {"any_": run_ids}}, "limit": 200}).raise_for_status().json()
+            if all(r["state"]["type"] in final for r in runs) and len(runs) == len(run_ids):
+                break
+            if time.time() > deadline:
+                raise TimeoutError(f"parallel runs not finished after 1800 s\n{stack.logs()}")
+            time.sleep(1)
+        states = Counter(r["state"]["type"] for r in runs)
+        parallel_seconds = max(stamp(r["end_time"]) for r in runs) - started
+        parallel = resources(control, api, names)
+        if states.get("COMPLETED", 0) != jobs:
+            failed = next(r for r in runs if r["state"]["type"] != "COMPLETED")
+            result.notes.append(f"parallel: {dict(states)}; first failure: {failed['state'].get('message')}\n"
+                                f"{stack.flow_run_logs(failed['id'])[-2000:]}")
+
+        # --- sequential, by the CLI -----------------------------------------------------------------------
+        control.post("/_sandbox/reset").raise_for_status()
+        control.post("/_sandbox/settings", json=SANDBOX_SETTINGS).raise_for_status()
+        seq_names = [f"b4-seq-{suffix}-{n:02d}" for n in range(jobs)]
+        specs = [write_job(folder / name, args.rows, name) for name in seq_names]
+        env = {**stack.worker_env}
+        exit_codes = []
+        started = time.time()
+        for spec in specs:
+            run = subprocess.run([str(BIN / "taskbuilder"), "run", str(spec), "--api-url", stack.sandbox.base_url],
+                                 env=env, capture_output=True, text=True, timeout=600)
+            exit_codes.append(run.returncode)
+            if run.returncode != 0 and len(result.notes) < 3:
+                result.notes.append(f"CLI run failed ({run.returncode}): {run.stderr[-1500:]}")
+        sequential_seconds = time.time() - started
+        sequential = resources(control, api, seq_names)
+        control.close()
+        api.close()
+
+    ratio = parallel_seconds / sequential_seconds
+    result.details.update(parallel=parallel, sequential=sequential, parallel_states=dict(states), cli_exit_codes=exit_codes,
+                          parallel_seconds=parallel_seconds, sequential_seconds=sequential_seconds,
+                          worker_limit=args.worker_limit, rate_limit=RATE_LIMIT)
+    result.add("wall time", seconds(parallel_seconds), seconds(sequential_seconds), f"{ratio:.2f}x", "<= 0.5x", ratio <= 0.5)
+    result.add("jobs completed", f"{states.get('COMPLETED', 0)}/{jobs}", f"{exit_codes.count(0)}/{jobs}", "-", "all",
+               states.get("COMPLETED", 0) == jobs and exit_codes.count(0) == jobs)
+    result.add("duplicate resources (missing)", f"{parallel['duplicates']} ({parallel['missing']})",
+               f"{sequential['duplicates']} ({sequential['missing']})", "-", "0", parallel["duplicates"] == 0 and sequential["duplicates"] == 0)
+    result.add(f"most API requests in a {WINDOW_SECONDS:.0f} s window", str(parallel["max_per_window"]), str(sequential["max_per_window"]),
+               "-", f"<= {limit_per_window:.0f}", parallel["max_per_window"] <= limit_per_window)
+    result.add("API requests in all", str(parallel["api_requests"]), str(sequential["api_requests"]), "-", "(information)", None)
+    result.emit(args.json_out)
+
+
+if __name__ == "__main__":
+    main()
