@@ -137,15 +137,21 @@ def _instruction_index(responses: pd.DataFrame, instructions: list[dict]) -> np.
     by_key: dict[tuple[str, str], list[int]] = {}
     for i, ins in enumerate(instructions):
         by_key.setdefault((ins["description"], ins["type"]), []).append(i)
-    keys = pd.MultiIndex.from_arrays([responses["instruction"], responses["instruction_type"]])
-    occurrence = responses.groupby(["datapoint_id", "participant_id", "instruction", "instruction_type"],
-                                   sort=False).cumcount().to_numpy()
+    if all(len(candidates) == 1 for candidates in by_key.values()):
+        occurrence = np.zeros(len(responses), dtype=np.int64)  # nothing to tell apart
+    else:
+        occurrence = responses.groupby(["datapoint_id", "participant_id", "instruction", "instruction_type"],
+                                       sort=False).cumcount().to_numpy()
     result = np.full(len(responses), -1, dtype=np.int64)
-    for key in keys.unique():
+    description_codes, descriptions = pd.factorize(responses["instruction"])
+    type_codes, types = pd.factorize(responses["instruction_type"])
+    key_codes, unique_pairs = pd.factorize(description_codes * len(types) + type_codes)
+    for code, pair in enumerate(unique_pairs):
+        key = (descriptions[pair // len(types)], types[pair % len(types)])
         candidates = by_key.get(key)
         if candidates is None:
             raise ValueError(f"responses: instruction {key[0]!r} ({key[1]}) is not among the instructions given")
-        rows = np.flatnonzero(keys == key)
+        rows = np.flatnonzero(key_codes == code)
         result[rows] = np.asarray(candidates)[np.minimum(occurrence[rows], len(candidates) - 1)]
     return result
 
@@ -268,26 +274,32 @@ def _aggregate_instruction(instruction: dict, rows: pd.DataFrame,
     values = [o["value"] for o in instruction["options"]]
     single = instruction.get("answer_limit", 1) == 1
     parsed = _selected_options(rows["answer"], instruction)
-    selected = rows["answer"].map(parsed).astype(object)
-    readable = selected.notna()
-    valid = readable & (selected.map(len, na_action="ignore") == 1) if single else readable
-    votes = rows.loc[valid, ["datapoint_id", "participant_id"]].assign(option=selected[valid]).explode("option")
-    votes = votes.dropna(subset=["option"]).astype({"option": np.int64})
-    dp_ids = rows["datapoint_id"].unique()
-    counts = np.zeros((len(dp_ids), len(values)), dtype=np.int64)
-    if len(votes):
-        position = pd.Series(range(len(dp_ids)), index=dp_ids)
-        np.add.at(counts, (votes["datapoint_id"].map(position).to_numpy(), votes["option"].to_numpy()), 1)
-    total, top = counts.sum(axis=1), counts.max(axis=1)
+    answer_codes, answers = pd.factorize(rows["answer"])  # per-row work is done once per distinct answer
+    chosen = [parsed[answer] for answer in answers]
+    sizes = np.array([-1 if c is None else len(c) for c in chosen], dtype=np.int64)[answer_codes]
+    readable = sizes >= 0
+    valid = (sizes == 1) if single else readable
+    dp_codes = pd.factorize(rows["datapoint_id"])[0]
+    dp_ids = rows["datapoint_id"].unique()  # same order as dp_codes (first appearance)
+    if single:
+        first = np.array([c[0] if c is not None and len(c) == 1 else -1 for c in chosen], dtype=np.int64)[answer_codes]
+        votes = rows.loc[valid, ["datapoint_id", "participant_id"]].assign(option=first[valid])
+        vote_dp = dp_codes[valid]
+    else:
+        selected = rows["answer"].map(parsed).astype(object)
+        votes = rows.loc[valid, ["datapoint_id", "participant_id"]].assign(option=selected[valid]).explode("option")
+        votes = votes.dropna(subset=["option"]).astype({"option": np.int64})
+        vote_dp = dp_codes[votes.index.to_numpy()]
+    n_values = len(values)
+    counts = np.bincount(vote_dp * n_values + votes["option"].to_numpy(),
+                         minlength=len(dp_ids) * n_values).reshape(len(dp_ids), n_values)
+    total, top = counts.sum(axis=1), counts.max(axis=1, initial=0)
     labels = pd.DataFrame({"datapoint_id": dp_ids, "instruction": instruction["description"],
                            "label": "", "tie": False, "confidence": np.nan,
-                           "votes": [json.dumps({values[k]: int(c) for k, c in enumerate(row) if c},
-                                                ensure_ascii=False) for row in counts],
+                           "votes": _votes_json(counts, values),
                            "ds_label": "", "ds_confidence": np.nan})
-    kept = ~np.isin(dp_ids, list(attention))
-    category = rows["answer"].map({a: "|".join(map(str, s)) for a, s in parsed.items() if s is not None})
-    value_counts = (rows.loc[valid, ["datapoint_id"]].assign(category=category[valid])
-                    .groupby(["datapoint_id", "category"]).size().unstack(fill_value=0).to_numpy())
+    kept = ~pd.Index(dp_ids).isin(list(attention))
+    value_counts = _value_counts(chosen, answer_codes, dp_codes, dp_ids, valid)
     stats = {"instruction": instruction["description"], "type": instruction["type"],
              "answer_limit": instruction.get("answer_limit", 1), "responses": len(rows),
              "unreadable_answers": int((~readable).sum()),
@@ -305,12 +317,45 @@ def _aggregate_instruction(instruction: dict, rows: pd.DataFrame,
     stats["label_distribution"] = {v: int((labels.loc[kept, "label"] == v).sum()) for v in values}
     stats["ties"] = int(labels.loc[kept, "tie"].sum())
     stats["ds_label_distribution"] = {v: int((labels.loc[kept, "ds_label"] == v).sum()) for v in values}
-    eligible = pd.Series((total >= 2) & ~tie, index=dp_ids)
-    majority = pd.Series(counts.argmax(axis=1), index=dp_ids)
-    scored = votes.loc[votes["datapoint_id"].map(eligible).to_numpy(dtype=bool)]
-    agreement = pd.DataFrame({"participant_id": scored["participant_id"],
-                              "agree": scored["option"].to_numpy() == scored["datapoint_id"].map(majority).to_numpy()})
+    scored = ((total >= 2) & ~tie)[vote_dp]
+    majority = counts.argmax(axis=1)[vote_dp[scored]]
+    agreement = pd.DataFrame({"participant_id": votes.loc[scored, "participant_id"],
+                              "agree": votes["option"].to_numpy()[scored] == majority})
     return labels, stats, agreement
+
+
+def _votes_json(counts: np.ndarray, values: list[str]) -> list[str]:
+    """Per row of ``counts`` (datapoints × options): JSON ``{value: count}`` of the options with votes, in
+    option order; one ``json.dumps`` per distinct row."""
+    if not len(counts):
+        return []
+    base = int(counts.max()) + 1
+    if base ** counts.shape[1] < 2**62:  # each row as one integer: a 1-d unique is much faster
+        keys = counts @ (base ** np.arange(counts.shape[1], dtype=np.int64))
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        distinct = counts[first]
+    else:
+        distinct, inverse = np.unique(counts, axis=0, return_inverse=True)
+    texts = [json.dumps({values[k]: int(c) for k, c in enumerate(row) if c}, ensure_ascii=False) for row in distinct]
+    return [texts[i] for i in inverse.ravel()]
+
+
+def _value_counts(chosen: list, answer_codes: np.ndarray, dp_codes: np.ndarray, dp_ids, valid: np.ndarray) -> np.ndarray:
+    """Datapoints × answer categories (a category = the set of selected options) counts of the ``valid`` rows,
+    for α and percent agreement: one row per datapoint with a valid answer, one column per category used, both
+    in sorted order (as a pandas groupby/unstack would give)."""
+    rows = np.flatnonzero(valid)
+    if not len(rows):
+        return np.zeros((0, 0), dtype=np.int64)
+    category_codes, categories = pd.factorize(pd.Series(["|".join(map(str, c)) if c is not None else None for c in chosen],
+                                                        dtype=object))
+    n_categories = len(categories)
+    matrix = np.bincount(dp_codes[rows] * n_categories + category_codes[answer_codes[rows]],
+                         minlength=len(dp_ids) * n_categories).reshape(len(dp_ids), n_categories)
+    used_dp, used_category = np.flatnonzero(matrix.sum(axis=1)), np.flatnonzero(matrix.sum(axis=0))
+    dp_order = used_dp[np.argsort(np.asarray(dp_ids, dtype=object)[used_dp], kind="stable")]
+    category_order = used_category[np.argsort(np.asarray(categories, dtype=object)[used_category], kind="stable")]
+    return matrix[np.ix_(dp_order, category_order)]
 
 
 def _gold_answers(rows: pd.DataFrame, instruction: dict, gold: dict[str, tuple[int, ...]]) -> pd.DataFrame:

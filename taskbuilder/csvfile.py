@@ -26,6 +26,7 @@ for byte), else writes a UTF-8 CSV with pandas and proves the rewrite reads back
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -130,16 +131,22 @@ def actual_delimiter(header_line: str) -> str | None:
     return None
 
 
-def _decode(data: bytes, encoding: str | None, max_spans: int) -> tuple[str, bytes, str, bool, list[tuple[int, int]], int]:
-    """(text, the text as UTF-8 bytes, codec, bom, first bad byte spans [(start, end)] into `data`, total bad
-    spans). Undecodable bytes become U+FFFD in the text."""
+def _decode(data: bytes, encoding: str | None, max_spans: int) -> tuple[bytes, str, bool, list[tuple[int, int]], int]:
+    """(the text as UTF-8 bytes, codec, bom, first bad byte spans [(start, end)] into `data`, total bad spans).
+    Undecodable bytes become U+FFFD in the text; the text itself is `utf8.decode("utf-8")`.
+
+    A valid UTF-8 file is checked in chunks and returned as it is: its text is never held as one `str`
+    (for a 140 MB file with one emoji that `str` alone is 560 MB, `benchmarks/bench_validate.py`)."""
     bom = data.startswith(UTF8_BOM) and encoding in (None, "utf-8", "utf-8-sig")
     body = data[len(UTF8_BOM):] if bom else data
     codec = encoding or "utf-8"
     try:
-        text = body.decode(codec)
-        utf8 = body if codec in ("utf-8", "utf-8-sig") else text.encode("utf-8")
-        return text, utf8, ("utf-8-sig" if bom else codec), bom, [], 0
+        if codec in ("utf-8", "utf-8-sig"):
+            _check_utf8(body)
+            utf8 = body
+        else:
+            utf8 = body.decode(codec).encode("utf-8")
+        return utf8, ("utf-8-sig" if bom else codec), bom, [], 0
     except UnicodeDecodeError:
         pass
     spans: list[tuple[int, int]] = []
@@ -154,8 +161,17 @@ def _decode(data: bytes, encoding: str | None, max_spans: int) -> tuple[str, byt
     text = body.decode(codec, errors="replace")
     total = text.count("\ufffd") - (body.count("\ufffd".encode(codec)) if codec.startswith("utf") else 0)
     offset = len(UTF8_BOM) if bom else 0
-    return (text, text.encode("utf-8"), ("utf-8-sig" if bom else codec), bom,
+    return (text.encode("utf-8"), ("utf-8-sig" if bom else codec), bom,
             [(s + offset, e + offset) for s, e in spans], max(total, len(spans)))
+
+
+def _check_utf8(body: bytes, chunk_bytes: int = 8 * 2**20) -> None:
+    """Raise `UnicodeDecodeError` unless `body` is valid UTF-8, decoding it 8 MiB at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    for start in range(0, len(body), chunk_bytes):
+        decoder.decode(view[start:start + chunk_bytes])
+    decoder.decode(b"", final=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -240,12 +256,12 @@ def load_table(path: str | Path, *, encoding: str | None = None, delimiter_hint:
         raw = path.read_bytes()
     except OSError as error:
         raise CsvReadError(f"{path}: cannot read the file: {error.strerror or error}") from None
-    text, data, codec, bom, spans, total = _decode(raw, encoding, max_undecodable)
-    end_of_line = text.find("\n")
-    header_line = (text if end_of_line < 0 else text[:end_of_line]).rstrip("\r")
+    data, codec, bom, spans, total = _decode(raw, encoding, max_undecodable)
+    end_of_line = data.find(b"\n")
+    header_line = (data if end_of_line < 0 else data[:end_of_line]).decode("utf-8").rstrip("\r")
     dialect, delimiter = sniff_delimiter(path, header_line, delimiter_hint)
     if dialect == "tsv" and b"\r\n" in data:
-        text, data = text.replace("\r\n", "\n"), data.replace(b"\r\n", b"\n")  # CRLF ends a TSV line; a lone \r is text
+        data = data.replace(b"\r\n", b"\n")  # CRLF ends a TSV line; a lone \r is text
     quoted = dialect == "csv"
 
     counts, start_lines, blank = _scan(data, delimiter, quoted)
@@ -254,11 +270,11 @@ def load_table(path: str | Path, *, encoding: str | None = None, delimiter_hint:
     ragged = bool(((counts != counts[0]) & ~blank).any()) if width else False
     if quoted and width and (cells is None or len(cells) != len(counts) or ragged):
         # non-RFC quoting (a stray " inside an unquoted field) misleads the parity scan: ask the csv module
-        counts, start_lines, blank = _python_records(text, delimiter)
+        counts, start_lines, blank = _python_records(data.decode("utf-8"), delimiter)
         if cells is None or cells.shape[1] < counts.max() or len(cells) != len(counts):
             cells, eof_in_quote = _try_read_cells(data, dialect, delimiter, int(counts.max()))
     if width and (cells is None or len(cells) != len(counts)):  # pandas cannot read it: build from the records
-        rows = _python_rows(text, delimiter, dialect)
+        rows = _python_rows(data.decode("utf-8"), delimiter, dialect)
         width = max(len(r) for r in rows)
         cells = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], columns=list(range(width)), dtype="str")
     if cells is None:  # empty file
@@ -272,7 +288,7 @@ def load_table(path: str | Path, *, encoding: str | None = None, delimiter_hint:
         unclosed_quote_record=len(counts) - 1 if eof_in_quote else None,
         has_c1_controls=C1_UTF8.search(data) is not None,
         nul_count=data.count(b"\x00"),
-        first_nul_line=text.count("\n", 0, text.find("\x00")) + 1 if "\x00" in text else None,
+        first_nul_line=data.count(b"\n", 0, data.find(b"\x00")) + 1 if b"\x00" in data else None,
     )
 
 

@@ -26,6 +26,7 @@ BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 POOL = "taskbuilder"
 RATE_LIMIT = "prolific-api"
+WEBHOOK_SECRET_BLOCK = "prolific-webhook-secret"
 
 
 def free_port() -> int:
@@ -131,6 +132,8 @@ class Stack:
     worker_env: dict[str, str] = field(default_factory=dict)
     sandbox: Any = None
     services: list[Service] = field(default_factory=list)
+    webhook_secret: str = field(default_factory=lambda: "whsec-" + os.urandom(12).hex())
+    webhook_url: str = ""
 
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> Service:
         log_path = self.home / f"{name}.log"
@@ -324,11 +327,17 @@ def prefect_stack(
         stack.sandbox = cleanup.enter_context(running_sandbox(token="stack-token-" + os.urandom(6).hex()))
         _wait_healthy(stack, server, 120)
         step("server healthy")
-        stack.prefect_all(
+        stack.prefect_all(  # the setup steps of deployments/README.md
             ["work-pool", "create", POOL, "--type", "process"],
             ["gcl", "create", RATE_LIMIT, "--limit", str(rate_limit[0]), "--slot-decay-per-second", str(rate_limit[1])],
+            ["block", "register", "-m", "tasks.records"],
         )
-        step("pool and rate limit created")
+        save_secret = "import os; from prefect.blocks.system import Secret; Secret(value=os.environ['SECRET']).save(os.environ['NAME'], overwrite=True)"
+        subprocess.run(
+            [sys.executable, "-c", save_secret], env={**env, "SECRET": stack.webhook_secret, "NAME": WEBHOOK_SECRET_BLOCK},
+            check=True, capture_output=True, timeout=120,
+        )
+        step("pool, rate limit, block type and webhook secret block created")
         settings = httpx.get(f"{stack.sandbox.base_url}/_sandbox/settings", timeout=10).json()
         stack.worker_env = {
             **env,

@@ -22,7 +22,7 @@ from botocore.config import Config
 
 from deployments.webhooks import sign
 from taskbuilder.job import AnnotationJob
-from tests.deployments.stack import BIN, Stack, free_port, prefect_stack, wait_until
+from tests.deployments.stack import BIN, WEBHOOK_SECRET_BLOCK, Stack, free_port, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -34,7 +34,6 @@ DEPLOYMENTS = [
     "launch-from-s3/launch-from-s3",
 ]
 SECRET_WORDS = re.compile(r"token|secret|password|api_key|apikey", re.I)
-WEBHOOK_SECRET = "whsec-stack-test"
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +44,7 @@ def stack():
         port = free_port()
         receiver = running.start(
             "webhooks",
-            [str(BIN / "python"), "-m", "deployments.webhooks", "--port", str(port)],
-            env={**running.env, "PROLIFIC_WEBHOOK_SECRET": WEBHOOK_SECRET},
+            [str(BIN / "python"), "-m", "deployments.webhooks", "--port", str(port), "--secret-block", WEBHOOK_SECRET_BLOCK],
         )
         running.webhook_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(running.webhook_url + "/health").status_code == 200, 60, f"webhook receiver\n{receiver.log_tail()}")
@@ -300,10 +298,10 @@ def test_webhook_rejects_forged_stale_replayed_and_turns_a_good_one_into_the_eve
     now = str(int(time.time()))
     assert post(now, sign("not-the-secret", now, body)).status_code == 401
     stale = str(int(time.time()) - 600)
-    assert post(stale, sign(WEBHOOK_SECRET, stale, body)).status_code == 401
-    good = post(now, sign(WEBHOOK_SECRET, now, body))
+    assert post(stale, sign(stack.webhook_secret, stale, body)).status_code == 401
+    good = post(now, sign(stack.webhook_secret, now, body))
     assert good.status_code == 200 and good.json()["emitted"] is True, good.text
-    assert post(now, sign(WEBHOOK_SECRET, now, body)).status_code == 409  # replayed
+    assert post(now, sign(stack.webhook_secret, now, body)).status_code == 409  # replayed
 
     def event():
         return [
