@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from taskbuilder.errors import classify
+from taskbuilder.errors import ConnectError, TransportError, classify
 
 from tasks.logs import run_logger
 
@@ -39,6 +39,8 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
     except BaseException as exc:  # noqa: BLE001 - we classify whatever the task raised
         decision = classify(exc)
         retry = decision.action in ("retry", "wait")
+        if isinstance(exc, TransportError) and not isinstance(exc, ConnectError):  # ConnectError: never sent
+            _UNANSWERED_RUNS.add(str(task_run.id))
         logger.warning(
             "%s failed: %s → %s",
             getattr(task, "name", "task"),
@@ -47,6 +49,15 @@ def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
         )
         return retry
     return True
+
+
+_UNANSWERED_RUNS: set[str] = set()
+
+
+def previous_attempt_unanswered(task_run_id: str) -> bool:
+    """True when an earlier attempt of this task run ended without an answer (time-out, dropped
+    connection): the server may have carried out that request, or may still be doing so."""
+    return str(task_run_id) in _UNANSWERED_RUNS
 
 
 API_TASK_OPTIONS: dict[str, Any] = dict(

@@ -290,13 +290,18 @@ def postgres_cluster() -> Iterator[str]:
 
 @contextmanager
 def prefect_stack(
-    *, database_url: str | None = None, workers: int = 1, rate_limit: tuple[int, float] = (20, 10.0), home: Path | None = None
+    *,
+    database_url: str | None = None,
+    workers: int = 1,
+    worker_limit: int | None = None,
+    rate_limit: tuple[int, float] = (20, 10.0),
 ) -> Iterator[Stack]:
-    """Start server, pool, rate limit, sandbox, deployments and ``workers`` process workers; yield the
-    :class:`Stack`; stop everything (also on failure). ``rate_limit`` = (limit, slot decay per second)."""
+    """Start server, pool, rate limit, sandbox, deployments and ``workers`` process workers (each running
+    at most ``worker_limit`` flow runs at once); yield the :class:`Stack`; stop everything (also on
+    failure). ``rate_limit`` = (limit, slot decay per second)."""
     from flows.embedded_sandbox import running_sandbox
 
-    home = home or Path(tempfile.mkdtemp(prefix="taskbuilder-stack-"))
+    home = Path(tempfile.mkdtemp(prefix="taskbuilder-stack-"))
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PROLIFIC_", "AWS_", "TASKBUILDER_"))}
@@ -322,6 +327,8 @@ def prefect_stack(
         print(f"[stack] {what} at +{time.monotonic() - started:.1f} s", flush=True)
 
     with ExitStack() as cleanup:
+        succeeded: list[bool] = []
+        cleanup.callback(lambda: succeeded and shutil.rmtree(home, ignore_errors=True))  # last: after the services
         cleanup.callback(lambda: [service.stop() for service in reversed(stack.services)])
         server = stack.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)])
         stack.sandbox = cleanup.enter_context(running_sandbox(token="stack-token-" + os.urandom(6).hex()))
@@ -358,9 +365,15 @@ def prefect_stack(
         for number in range(workers):  # workers start while the deployments are created
             stack.start(
                 f"worker-{number}",
-                [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", f"worker-{number}"],
+                [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", f"worker-{number}"]
+                + (["--limit", str(worker_limit)] if worker_limit else []),
                 env=stack.worker_env,
             )
         stack.prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml", timeout_seconds=180)
         step(f"deployed; {workers} worker(s) started")
-        yield stack
+        try:
+            yield stack
+        except BaseException:
+            print(f"[stack] failed: logs and databases kept in {home}", flush=True)
+            raise
+        succeeded.append(True)
