@@ -156,6 +156,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         assert not [b for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name]
         batch_id = api.post(batches, json={"name": name, "workspace_id": workspace_id, "dataset_id": dataset_id,
                                            "task_details": job.batch.task_details.model_dump(mode="json")}).raise_for_status().json()["id"]
+        assert [b["id"] for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name] == [batch_id]
         api.get(f"{batches}/{batch_id}").raise_for_status()
         assert _collect(api, f"{batches}/{batch_id}/instructions") == []
         api.post(f"{batches}/{batch_id}/instructions", json={"instructions": job.instructions_payload()}).raise_for_status()
@@ -168,6 +169,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
         assert not [s for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name]
         study_id = api.post(studies, json=job.study_payload(batch_id, internal_name)).raise_for_status().json()["id"]
+        assert [s["id"] for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name] == [study_id]
         study = api.get(f"{studies}{study_id}/").raise_for_status().json()
         currency = api.get(f"{v1}/users/me/").raise_for_status().json().get("currency_code") or "GBP"
         cost = estimate_cost(reward_cents=int(study["reward"]), places=int(study["total_available_places"] or 0),

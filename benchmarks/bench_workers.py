@@ -11,7 +11,8 @@ Parallel: all jobs are launched at once through ``annotation-batch/launch-annota
 ``wait_for_completion: true`` (the whole job, as the CLI does), and the wall time runs from the first launch to
 the last run's end. Baseline in the same run: the same jobs (same CSV and spec, new names) one after another
 with ``taskbuilder run JOB.yaml --api-url SANDBOX``, each CLI process using the same Prefect server and rate
-limit (``PREFECT_API_URL``, ``PROLIFIC_RATE_LIMIT_NAME``), so neither side pays a temporary server.
+limit (``PREFECT_API_URL``, ``PROLIFIC_RATE_LIMIT_NAME``), so neither side pays a temporary server. Both sides
+poll every 0.5 s backing off to 2 s (the CLI's default on the sandbox; ``--poll-seconds``/``polling``).
 
 Goals: wall time ≤ 0.5× the sequential run's; 0 duplicate resources (exactly one dataset create, batch, study and
 publish per job, from the sandbox's request log and its batch and study lists); API rate within the limit in
@@ -38,6 +39,7 @@ SANDBOX_SETTINGS = {
     "submission_seconds": 0.0, "return_rate": 0.0, "timeout_rate": 0.0,
 }
 RATE_LIMIT = (20, 10.0)
+POLLING = {"interval_seconds": 0.5, "max_interval_seconds": 2.0}  # both sides; the CLI's default on the sandbox
 WINDOW_SECONDS = 10.0
 JOB_TAG = re.compile(r"\[job:([^\]]+)\]$")
 
@@ -124,8 +126,8 @@ def main() -> None:
         names = [f"b4-par-{suffix}-{n:02d}" for n in range(jobs)]
         parameters = [AnnotationJob.from_yaml(write_job(folder / name, args.rows, name)).model_dump(mode="json") for name in names]
         started = time.time()
-        run_ids = [stack.run_deployment("annotation-batch/launch-annotation-batch", {"job": p, "wait_for_completion": True})
-                   for p in parameters]
+        run_ids = [stack.run_deployment("annotation-batch/launch-annotation-batch",
+                                        {"job": p, "wait_for_completion": True, "polling": POLLING}) for p in parameters]
         final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
         deadline = started + 1800
         while True:
@@ -153,7 +155,9 @@ def main() -> None:
         exit_codes = []
         started = time.time()
         for spec in specs:
-            run = subprocess.run([str(BIN / "taskbuilder"), "run", str(spec), "--api-url", stack.sandbox.base_url],
+            run = subprocess.run([str(BIN / "taskbuilder"), "run", str(spec), "--api-url", stack.sandbox.base_url,
+                                  "--poll-seconds", str(POLLING["interval_seconds"]),
+                                  "--poll-max-seconds", str(POLLING["max_interval_seconds"])],
                                  env=env, capture_output=True, text=True, timeout=600)
             exit_codes.append(run.returncode)
             if run.returncode != 0 and len(result.notes) < 3:

@@ -29,9 +29,10 @@ from taskbuilder.polling import PollSettings
 from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
 from tasks.connection import ProlificConnection, open_client
 from tasks.datasets import create_dataset, upload_dataset_file, wait_for_dataset
-from tasks.inputs import prepare_upload_file, stage_csv, validate_input
+from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
 from tasks.logs import run_logger
-from tasks.records import update_job_record
+from tasks.reconcile import sweep_duplicates
+from tasks.records import load_job_record, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, write_results
 from tasks.studies import (
@@ -87,12 +88,14 @@ def annotation_batch(
     csv_path = stage_csv(job.dataset.csv, work_dir / "input")
     report = validate_input(csv_path, job)
     upload_path = prepare_upload_file(csv_path, report, job, work_dir / "upload")
-    job_key = job.job_key(sha256_file(upload_path))
+    csv_sha256 = sha256_file(upload_path)
+    job_key = job.job_key(csv_sha256)
     logger.info("Job key %r", job_key)
 
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     with FileLock(LOCK_DIR / f"{storage_slug(job_key, connection.base_url)}.lock"):
-        summary = _run_locked(job, job_key, connection, polling, wait, destination, upload_path, report, work_dir)
+        _refuse_changed_job(job_key, connection, job.work_fingerprint(csv_sha256))
+        summary = _run_locked(job, job_key, connection, polling, wait, destination, upload_path, report, work_dir, csv_sha256)
     return summary
 
 
@@ -106,11 +109,17 @@ def _run_locked(
     upload_path: Path,
     report: Any,
     work_dir: Path,
+    csv_sha256: str,
 ) -> dict[str, Any]:
     logger = run_logger()
     workspace_id = _workspace_id(job, connection)
     update_job_record(
-        job_key, connection.base_url, workspace_id=workspace_id, spec=job.model_dump(mode="json"), output_location=destination
+        job_key,
+        connection.base_url,
+        workspace_id=workspace_id,
+        spec=job.model_dump(mode="json"),
+        output_location=destination,
+        fingerprint=job.work_fingerprint(csv_sha256),
     )
 
     dataset_id = create_dataset(connection, job_key, job.dataset.name, workspace_id)
@@ -137,6 +146,7 @@ def _run_locked(
     batch = wait_for_batch(connection, batch_id, polling)
 
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
+    names = {"batch_name": tag_name(job.batch.name, job_key), "internal_name": internal_name, "workspace_id": workspace_id}
     study_payload = job.study_payload(batch_id, internal_name)
     project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
     if project_id:
@@ -158,6 +168,7 @@ def _run_locked(
         "cost": cost.model_dump(),
         "published": False,
         "outputs": {},
+        "names": names,
     }
     if not cost.within_budget:
         _finish(summary, job_key, connection, destination, work_dir)
@@ -197,7 +208,13 @@ def _run_locked(
 
 
 def _finish(summary: dict[str, Any], job_key: str, connection: ProlificConnection, destination: str, work_dir: Path) -> dict[str, Any]:
-    """Read the final statuses, store the job record and write ``run.json``; return the summary."""
+    """Sweep for late duplicates, read the final statuses, store the job record and write ``run.json``;
+    return the summary."""
+    names = summary.pop("names")
+    summary.setdefault("notes", [])
+    summary["notes"] += sweep_duplicates(
+        connection, names["workspace_id"], names["batch_name"], names["internal_name"], summary["batch_id"], summary["study_id"]
+    )
     with open_client(connection) as client:
         summary["statuses"] = {
             "dataset": str(client.get_dataset_status(summary["dataset_id"])),
@@ -219,6 +236,26 @@ def _location(destination: str, name: str) -> str:
     if destination.startswith("s3://"):
         return f"{destination.rstrip('/')}/{name}"
     return str(Path(destination).resolve() / name)
+
+
+class JobChanged(InputInvalid):
+    """A job key that already has resources was re-run with a different CSV or different work fields."""
+
+
+def _refuse_changed_job(job_key: str, connection: ProlificConnection, fingerprint: str) -> None:
+    """Raise :class:`JobChanged` when the job's record was made from other work (CSV bytes, dataset,
+    batch or study fields): re-running would reuse resources that do not match the spec. Run-control
+    fields (publish, budget, output, ...) may change between runs."""
+    record = load_job_record(job_key, connection.base_url)
+    if not record or not record.get("fingerprint") or record["fingerprint"] == fingerprint:
+        return
+    made = ", ".join(f"{kind} {record[f'{kind}_id']}" for kind in ("dataset", "batch", "study") if record.get(f"{kind}_id"))
+    raise JobChanged(
+        f"job {job_key!r} was first run with a different CSV or different dataset/batch/study fields and already "
+        f"made {made or 'resources'} on {connection.base_url}. Re-running it would reuse them, not your changes. "
+        "Give the job a new `name` (or leave `name` empty to key the job on its content), or restore the "
+        "original CSV and spec. Only run-control fields (publish, max_budget, output_dir, ...) may change."
+    )
 
 
 def _workspace_id(job: AnnotationJob, connection: ProlificConnection) -> str:

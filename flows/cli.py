@@ -29,6 +29,7 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+DELIMITERS = (",", ";", "tab", "\t")
 EXAMPLE_JOB = Path(__file__).resolve().parent.parent / "examples" / "review-sentiment" / "job.yaml"
 
 
@@ -69,32 +70,40 @@ def validate(
         Optional[str], typer.Option(help="Field separator when it is not the file's usual one: ',', ';' or 'tab'.")
     ] = None,
 ) -> None:
-    """Check FILE (and the job spec) without touching the API. Exit 0 ok, 2 errors, 1 tool failure."""
+    """Check FILE (and the job spec) without touching the API. Exit 0 ok, 2 errors, 1 tool failure.
+
+    Every problem is reported in one pass: when the spec itself has errors, the file is still checked
+    on its own (without the spec's column checks) and both lists are shown.
+    """
     from taskbuilder.job import AnnotationJob, SpecError
     from taskbuilder.validation import validate_csv
 
+    if delimiter is not None and delimiter not in DELIMITERS:
+        typer.echo(f"--delimiter must be one of {', '.join(repr(d) for d in DELIMITERS)}, not {delimiter!r}", err=True)
+        raise typer.Exit(2)
+    spec_problems: list[dict] = []
+    spec = None
     try:
         spec = AnnotationJob.from_yaml(job) if job else None
     except SpecError as error:
-        if as_json:
-            problems = [
-                {"code": "spec_invalid", "severity": "error", "record": None, "line": None, "column": p.path,
-                 "message": p.message, "hint": p.hint}
-                for p in error.problems
-            ]
-            typer.echo(json.dumps({"ok": False, "rows": None, "columns": None, "problems": problems}, indent=2))
-        else:
-            typer.echo(str(error), err=True)
-        raise typer.Exit(2)
+        spec_problems = [
+            {"code": "spec_invalid", "severity": "error", "record": None, "line": None, "column": p.path,
+             "message": p.message, "hint": p.hint}
+            for p in error.problems
+        ]
+        if not as_json:
+            typer.echo(str(error))
     try:
         report = validate_csv(file, spec, delimiter_hint=delimiter)
     except Exception as error:  # the tool itself failed
         typer.echo(f"taskbuilder validate failed: {error}", err=True)
         raise typer.Exit(1)
     warnings = spec.warnings() if spec else []
+    ok = report.ok and not spec_problems
     if as_json:
         body = report.to_dict()
-        body["problems"] = [
+        body["ok"] = ok
+        body["problems"] = spec_problems + [
             {"code": "spec_warning", "severity": "warning", "record": None, "line": None, "column": w.path,
              "message": w.message, "hint": w.hint}
             for w in warnings
@@ -103,8 +112,10 @@ def validate(
     else:
         for warning in warnings:
             typer.echo(f"warning: {warning.format(str(job))}")
+        if spec_problems:
+            typer.echo("The file, checked without the spec (fix the spec to get its column checks too):")
         typer.echo(report.format_text())
-    raise typer.Exit(0 if report.ok else 2)
+    raise typer.Exit(0 if ok else 2)
 
 
 @app.command()

@@ -760,6 +760,16 @@ class AnnotationJob(_Spec):
                                 hint="raise study.reward or lower estimated_completion_time; Prolific flags underpaying studies")]
         return []
 
+    def work_fingerprint(self, csv_sha256: str) -> str:
+        """SHA-256 (hex) of what the job asks participants to do: the spec's work fields and the CSV's bytes.
+
+        Run-control fields (publish, budget, output, thresholds, ...) and the CSV's location are left out:
+        changing them keeps the fingerprint, so a job first run with `publish: false` can be published later.
+        """
+        work = self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))
+        work["dataset"].pop("csv")
+        return hashlib.sha256(json.dumps([work, csv_sha256], sort_keys=True).encode()).hexdigest()
+
     def job_key(self, csv_sha256: str) -> str:
         """The job key: `name`, else `<batch name slug>-<12 hex>` from the spec's work fields and the CSV's SHA-256.
 
@@ -768,9 +778,7 @@ class AnnotationJob(_Spec):
         """
         if self.name:
             return self.name
-        work = self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))
-        work["dataset"].pop("csv")
-        digest = hashlib.sha256(json.dumps([work, csv_sha256], sort_keys=True).encode()).hexdigest()[:12]
+        digest = self.work_fingerprint(csv_sha256)[:12]
         slug = "".join(ch if ch.isalnum() else "-" for ch in self.batch.name.lower()).strip("-")
         slug = "-".join(part for part in slug.split("-") if part)[:40] or "job"
         return f"{slug}-{digest}"

@@ -17,7 +17,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +31,10 @@ from taskbuilder.redact import redact_url
 logger = logging.getLogger("taskbuilder.upload")
 
 _USER_AGENT = "prolific-taskbuilder/0.1"
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+"""Bytes read from disk and handed to the socket per write. httpx reads a file object 64 KiB at a time;
+1 MiB chunks cut the per-chunk Python work 16-fold (presigned PUT to the sandbox's store: 75 → 102 MB/s,
+curl 103 MB/s; ``benchmarks/bench_upload.py``) for 1 MiB of memory."""
 
 
 def _s3_client(timeouts: ClientTimeouts | None, transport: httpx.BaseTransport | None) -> httpx.Client:
@@ -46,6 +52,12 @@ def _check_url(url: str) -> str:
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"presigned URL must be http(s): {redact_url(url)!r}")
     return redact_url(url)
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    """The rest of ``file`` in pieces of :data:`UPLOAD_CHUNK_BYTES` (the request's length is sent as a header)."""
+    while chunk := file.read(UPLOAD_CHUNK_BYTES):
+        yield chunk
 
 
 def upload_file(
@@ -78,7 +90,7 @@ def upload_file(
     started = time.monotonic()
     with _s3_client(timeouts, transport) as client, path.open("rb") as body:
         try:
-            response = client.put(upload_url, content=body, headers=headers)
+            response = client.put(upload_url, content=_chunks(body), headers=headers)
         except httpx.TransportError as exc:
             raise transport_error_from_httpx(exc, method="PUT", path=safe_url) from exc
     logger.debug(

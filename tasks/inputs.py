@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Any
+
 import boto3
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.job import AnnotationJob
-from taskbuilder.csvfile import prepare_upload
+from taskbuilder.csvfile import CsvReadError, prepare_upload
 from taskbuilder.validation import ValidationReport, validate_csv
 
 from tasks.logs import run_logger
@@ -24,18 +27,48 @@ class InputInvalid(ValueError):
     """The CSV or the job spec has errors; the message lists every one (file, record, column, fix)."""
 
 
-@task(name="stage-csv", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def _retry_s3_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry an S3 read only on connection trouble or a 5xx, never on credentials or a missing key."""
+    try:
+        state.result()
+    except (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError):
+        return True
+    except ClientError as error:
+        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    except BaseException:  # noqa: BLE001 - anything else is not worth a retry
+        return False
+    return True
+
+
+@task(name="stage-csv", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_s3_transient, cache_policy=NO_CACHE)
 def stage_csv(csv: str, work_dir: Path) -> Path:
     """Return a local path for the job's CSV: the path itself, or an ``s3://bucket/key`` downloaded.
 
     S3 reads use boto3's default credential chain and ``AWS_ENDPOINT_URL`` (streamed to disk).
+    Raises :class:`InputInvalid` naming ``dataset.csv`` when the file is missing or S3 refuses (no
+    credentials, no such key, access denied); connection errors and 5xx are retried.
     """
     if not csv.startswith("s3://"):
-        return Path(csv)
+        path = Path(csv)
+        if not path.is_file():
+            raise InputInvalid(f"dataset.csv: {csv} does not exist or is not a file. Fix the path in the job spec (relative to the spec file).")
+        return path
     bucket, _, key = csv[len("s3://"):].partition("/")
     target = work_dir / Path(key).name
     work_dir.mkdir(parents=True, exist_ok=True)
-    boto3.client("s3").download_file(bucket, key, str(target))
+    try:
+        boto3.client("s3").download_file(bucket, key, str(target))
+    except NoCredentialsError:
+        raise InputInvalid(
+            f"dataset.csv: {csv}: no AWS credentials found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+            "AWS_PROFILE), and AWS_ENDPOINT_URL for an S3-compatible store that is not AWS."
+        ) from None
+    except ClientError as error:
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if status >= 500:
+            raise
+        code = error.response.get("Error", {}).get("Code", status)
+        raise InputInvalid(f"dataset.csv: {csv}: S3 refused the download ({code}). Check the bucket, the key and your access.") from None
     run_logger().info("Fetched %s (%d bytes)", csv, target.stat().st_size)
     return target
 
@@ -48,7 +81,10 @@ def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
     :class:`InputInvalid` listing all problems when there is any error; warnings are logged.
     """
     logger = run_logger()
-    report = validate_csv(csv_path, job)
+    try:
+        report = validate_csv(csv_path, job)
+    except CsvReadError as error:
+        raise InputInvalid(f"dataset.csv: {error}. Fix the path in the job spec or the file's permissions.") from None
     problems = [*job.warnings(), *report.problems]
     text = report.format_text()
     create_markdown_artifact(

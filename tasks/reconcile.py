@@ -9,7 +9,9 @@ one. Two guards, both here:
    failed) by then;
 2. :func:`oldest`: after a create, the caller lists again; if two resources carry the job key, every
    run keeps the oldest (so concurrent or retried runs converge on the same one) and handles the rest
-   (studies: deleted while UNPUBLISHED; batches: the API cannot delete them, so they are reported).
+   (studies: deleted while UNPUBLISHED; batches: the API cannot delete them, so they are reported);
+3. :func:`sweep_duplicates`: the same look once more at the end of the run, for a create that
+   finished later still.
 """
 
 from __future__ import annotations
@@ -18,9 +20,14 @@ import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from tasks.connection import ProlificConnection
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from taskbuilder.models import StudyStatus
+
+from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
-from tasks.retry import previous_attempt_unanswered
+from tasks.retry import API_TASK_OPTIONS, previous_attempt_unanswered
 
 R = TypeVar("R")
 
@@ -44,3 +51,34 @@ def oldest(resources: Sequence[R]) -> R:
         return (str(created), str(resource.id))
 
     return min(resources, key=key)
+
+
+@task(name="sweep-duplicates", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def sweep_duplicates(
+    connection: ProlificConnection, workspace_id: str, batch_name: str, internal_name: str, batch_id: str, study_id: str
+) -> list[str]:
+    """Last look at the end of a run for resources of this job that a late create left behind.
+
+    Lists batches named ``batch_name`` in the workspace and studies with ``internal_name``. A study
+    other than ``study_id`` that is still UNPUBLISHED is deleted (``DELETE /api/v1/studies/{id}/``); a
+    published one, or a batch other than ``batch_id`` (the API cannot delete batches), is returned as a
+    note for the job record and ``run.json``. Returns the notes (empty when nothing was left behind).
+    """
+    logger = run_logger()
+    notes: list[str] = []
+    with open_client(connection) as client:
+        extra_batches = [b.id for b in client.list_batches(workspace_id) if b.name == batch_name and b.id != batch_id]
+        if extra_batches:
+            notes.append(f"unused duplicate batches of this job (no cost; the API cannot delete them): {extra_batches}")
+        for study in client.list_studies():
+            if study.internal_name != internal_name or study.id == study_id:
+                continue
+            if str(study.status) == StudyStatus.UNPUBLISHED:
+                client.delete_study(study.id)
+                logger.warning("Deleted study %s, an unpublished duplicate of %s left by a late create", study.id, study_id)
+                notes.append(f"deleted unpublished duplicate study {study.id}")
+            else:
+                notes.append(f"study {study.id} duplicates {study_id} and is {study.status}: review it in Prolific")
+    for note in notes:
+        logger.warning("%s", note)
+    return notes

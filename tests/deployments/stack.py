@@ -155,20 +155,6 @@ class Stack:
             raise RuntimeError(f"prefect {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def prefect_all(self, *commands: list[str], timeout_seconds: float = 120) -> None:
-        """Run several ``prefect`` commands at once; raise with the output of any that failed."""
-        running = [
-            subprocess.Popen([str(BIN / "prefect"), *args], cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for args in commands
-        ]
-        failures = []
-        for args, process in zip(commands, running):
-            output, _ = process.communicate(timeout=timeout_seconds)
-            if process.returncode != 0:
-                failures.append(f"prefect {' '.join(args)} failed ({process.returncode}):\n{output}")
-        if failures:
-            raise RuntimeError("\n".join(failures))
-
     def api(self) -> httpx.Client:
         """An httpx client on the Prefect REST API (``…/api``) that retries 503 answers (SQLite busy)."""
         return httpx.Client(base_url=self.api_url, timeout=60, transport=_RetryOn503())
@@ -288,6 +274,31 @@ def postgres_cluster() -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def set_up_server(api_url: str, rate_limit: tuple[int, float], webhook_secret: str) -> None:
+    """The one-off set-up of deployments/README.md, done from this process (no CLI start-up cost): the
+    ``taskbuilder`` process pool (``prefect work-pool create``), the ``prolific-api`` rate limit
+    (``prefect gcl create``), the job-record block type (``prefect block register -m tasks.records``)
+    and a Secret block (the first block document, which makes the server create its encryption key)."""
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.workers.process import ProcessWorker
+
+    from tasks.records import JobRecord
+
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            client.create_work_pool(
+                WorkPoolCreate(name=POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template())
+            )
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=RATE_LIMIT, limit=rate_limit[0], slot_decay_per_second=rate_limit[1])
+            )
+        JobRecord.register_type_and_schema()
+        Secret(value=webhook_secret).save(WEBHOOK_SECRET_BLOCK, overwrite=True)
+
+
 @contextmanager
 def prefect_stack(
     *,
@@ -334,16 +345,7 @@ def prefect_stack(
         stack.sandbox = cleanup.enter_context(running_sandbox(token="stack-token-" + os.urandom(6).hex()))
         _wait_healthy(stack, server, 120)
         step("server healthy")
-        stack.prefect_all(  # the setup steps of deployments/README.md
-            ["work-pool", "create", POOL, "--type", "process"],
-            ["gcl", "create", RATE_LIMIT, "--limit", str(rate_limit[0]), "--slot-decay-per-second", str(rate_limit[1])],
-            ["block", "register", "-m", "tasks.records"],
-        )
-        save_secret = "import os; from prefect.blocks.system import Secret; Secret(value=os.environ['SECRET']).save(os.environ['NAME'], overwrite=True)"
-        subprocess.run(
-            [sys.executable, "-c", save_secret], env={**env, "SECRET": stack.webhook_secret, "NAME": WEBHOOK_SECRET_BLOCK},
-            check=True, capture_output=True, timeout=120,
-        )
+        set_up_server(stack.api_url, rate_limit, stack.webhook_secret)
         step("pool, rate limit, block type and webhook secret block created")
         settings = httpx.get(f"{stack.sandbox.base_url}/_sandbox/settings", timeout=10).json()
         stack.worker_env = {

@@ -320,3 +320,31 @@ def test_no_flow_run_parameter_holds_the_token(stack):
         runs = api.post("/flow_runs/filter", json={"limit": 200}).raise_for_status().json()
     assert runs
     assert all(stack.sandbox.token not in json.dumps(run["parameters"]) for run in runs)
+
+
+def test_rate_limited_client_is_throttled_by_the_server_limit(stack, monkeypatch):
+    """The transport of tasks/ratelimit.py against the real server: 70 requests through a limit of 5
+    slots decaying at 5 per second take at least (70 - 5) / 5 = 13 s, and no 10 s window holds more
+    than 5 + 5 × 11 (1 s allowed between a slot being granted and the sandbox logging the request)."""
+    import datetime as dt
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    from tasks.connection import ProlificConnection, open_client
+
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="burst-test", limit=5, slot_decay_per_second=5.0))
+    monkeypatch.setenv("PROLIFIC_API_TOKEN", stack.sandbox.token)
+    started = time.monotonic()
+    with open_client(ProlificConnection(base_url=stack.sandbox.base_url, rate_limit_name="burst-test")) as client:
+        for _ in range(70):
+            client.get_me()
+    elapsed = time.monotonic() - started
+    assert elapsed >= 13 * 0.9, elapsed
+    times = sorted(
+        dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+        for r in sandbox_requests(stack) if r["path"].rstrip("/") == "/api/v1/users/me"
+    )[-70:]
+    busiest = max(sum(1 for t in times[i:] if t < start + 10) for i, start in enumerate(times))
+    assert busiest <= 5 + 5 * 11, busiest

@@ -16,10 +16,10 @@ from taskbuilder.job import AnnotationJob
 from tests.deployments.stack import postgres_cluster, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(720)]
 
-RATE_LIMIT = 4  # slots
-SLOT_DECAY_PER_SECOND = 1.5
+RATE_LIMIT = 6  # slots
+SLOT_DECAY_PER_SECOND = 3.0
 WINDOW_SECONDS = 10.0
 JOBS = 10
 

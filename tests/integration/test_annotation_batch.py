@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.annotation_batch import BudgetExceeded, annotation_batch
+from flows.annotation_batch import BudgetExceeded, JobChanged, annotation_batch
 from taskbuilder.errors import UnprocessableEntity
 from taskbuilder.job import AnnotationJob
 from taskbuilder.polling import PollSettings
@@ -166,3 +166,32 @@ def _seconds(stamp) -> float:
     if isinstance(stamp, (int, float)):
         return float(stamp)
     return pd.Timestamp(stamp).timestamp()
+
+
+def test_rerun_with_changed_work_is_refused_but_publish_may_change(tmp_path, sandbox):
+    draft = example_job(tmp_path, publish=False, wait_for_completion=False)
+    first = run(draft, sandbox)
+    assert first["statuses"]["study"] == "UNPUBLISHED"
+
+    data = draft.model_dump(mode="json")
+    data["study"]["reward"] = 500
+    data["publish"] = True
+    with pytest.raises(JobChanged, match="new `name`"):
+        run(AnnotationJob.from_dict(data), sandbox)
+    Path(draft.dataset.csv).write_text(Path(draft.dataset.csv).read_text().replace("Great product", "CHANGED"))
+    with pytest.raises(JobChanged):
+        run(draft.model_copy(update={"publish": True}), sandbox)
+    assert creates(sandbox) == {"datasets": 1, "batches": 1, "studies": 1, "publish": 0}
+
+    Path(draft.dataset.csv).write_text(Path(draft.dataset.csv).read_text().replace("CHANGED", "Great product"))
+    second = run(draft.model_copy(update={"publish": True}), sandbox)  # only a run-control field changed
+    assert second["study_id"] == first["study_id"] and second["published"] is True
+    assert creates(sandbox) == {"datasets": 1, "batches": 1, "studies": 1, "publish": 1}
+
+
+def test_missing_csv_is_an_input_error(tmp_path, sandbox):
+    job = example_job(tmp_path)
+    Path(job.dataset.csv).unlink()
+    with pytest.raises(InputInvalid, match="dataset.csv"):
+        run(job, sandbox)
+    assert [r for r in sandbox.requests() if r["target"] == "api"] == []

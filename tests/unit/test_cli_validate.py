@@ -51,3 +51,18 @@ def test_tool_failure_exits_1(monkeypatch):
     result = runner.invoke(app, ["validate", str(EXAMPLE / "reviews.csv")])
     assert result.exit_code == 1
     assert "disk went away" in result.output
+
+
+def test_spec_errors_do_not_hide_file_errors(tmp_path):
+    spec = tmp_path / "job.yaml"
+    spec.write_text((EXAMPLE / "job.yaml").read_text().replace("reward: 300", "reward: 1.5"))
+    result = runner.invoke(app, ["validate", str(CORPUS / "too_many_fields.csv"), "--job", str(spec), "--json"])
+    assert result.exit_code == 2
+    codes = [p["code"] for p in json.loads(result.stdout)["problems"]]
+    assert "spec_invalid" in codes and "ragged_row" in codes
+
+
+def test_bad_delimiter_option_is_a_usage_error():
+    result = runner.invoke(app, ["validate", str(CORPUS / "semicolon.csv"), "--delimiter", "ab"])
+    assert result.exit_code == 2
+    assert "--delimiter" in result.output

@@ -42,7 +42,7 @@ class StreamCheckingTransport(httpx.BaseTransport):
 
 def test_upload_streams_the_file_with_length_and_type_and_no_auth(tmp_path, caplog):
     big = tmp_path / "big.csv"
-    big.write_bytes(b"id,text\n" + b"1,some sentence text\n" * 20_000)  # ~400 KB: several 64 KiB chunks
+    big.write_bytes(b"id,text\n" + b"1,some sentence text\n" * 130_000)  # ~2.7 MB: several 1 MiB chunks
     transport = StreamCheckingTransport()
     caplog.set_level(logging.DEBUG, logger="taskbuilder")
     assert upload_file(SIGNED, big, transport=transport) is None
