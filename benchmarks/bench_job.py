@@ -197,6 +197,9 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         outputs = write_outputs(job.output_dir, files={"report.csv": report_path, "responses.csv": responses,
                                                        "labels.csv": result.labels, "participants.csv": participants,
                                                        "summary.json": result.summary})
+        # the flow's last look for late duplicates (tasks/reconcile.py)
+        assert [b["id"] for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name] == [batch_id]
+        assert [s["id"] for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name] == [study_id]
         statuses = {"dataset": api.get(f"{datasets}/{dataset_id}/status").json()["status"],
                     "batch": api.get(f"{batches}/{batch_id}/status").json()["status"],
                     "study": api.get(f"{studies}{study_id}/").json()["status"]}

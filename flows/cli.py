@@ -157,7 +157,7 @@ def _run_job(
 
 
 def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, polling: dict) -> int:
-    from flows.annotation_batch import BudgetExceeded, PublishRejected, annotation_batch
+    from flows.annotation_batch import BudgetExceeded, JobChanged, PublishRejected, annotation_batch
     from tasks.connection import ProlificConnection
     from tasks.inputs import InputInvalid
     from taskbuilder.errors import ProlificError
@@ -169,6 +169,9 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     try:
         with _progress_bar():
             summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
+    except JobChanged as error:
+        typer.echo(f"Refused: {error}", err=True)
+        return 2
     except InputInvalid as error:
         typer.echo(f"The input has errors; nothing was created on Prolific.\n{error}", err=True)
         return 2

@@ -405,7 +405,9 @@ def _labels_table(parts: list[pd.DataFrame], datapoints: pd.DataFrame, attention
     position = pd.Series(range(len(datapoints)), index=datapoints["datapoint_id"])
     labels = (labels.assign(_dp=labels["datapoint_id"].map(position))
               .sort_values(["_dp", "_order"], kind="stable").drop(columns=["_dp", "_order"]))
-    labels = labels.merge(datapoints, on="datapoint_id", how="left")
+    clashing = {c: f"{c}_original" for c in datapoints.columns[1:] if c in LABEL_COLUMNS}  # e.g. a CSV column "label"
+    labels = labels.merge(datapoints.rename(columns=clashing), on="datapoint_id", how="left")
+    id_column = clashing.get(id_column, id_column) if id_column else None
     if id_column:
         ids = labels[id_column]
         numeric = ids.str.fullmatch(r"-?\d+").all()

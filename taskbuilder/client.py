@@ -18,6 +18,8 @@ Endpoints: API doc (``/work/shared/docs/prolific-api.md``) §2–§7; paths keep
 from __future__ import annotations
 
 import functools
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 import logging
 import ssl
 import time
@@ -244,9 +246,15 @@ class ProlificClient:
         if "deprecation" not in response.headers or template in self._deprecated_paths_logged:
             return
         self._deprecated_paths_logged.add(template)
+        sunset = response.headers.get("sunset")
+        try:
+            past = sunset is not None and parsedate_to_datetime(sunset) <= datetime.now(timezone.utc)
+        except (TypeError, ValueError):
+            past = False
+        outlook = "its sunset date has passed: it may stop working at any time" if past else "it may stop working after its sunset date"
         logger.warning(
-            "Prolific marks %s as deprecated (Deprecation: %s; Sunset: %s); it may stop working after that date",
-            template, response.headers["deprecation"], response.headers.get("sunset", "not given"),
+            "Prolific marks %s as deprecated (Deprecation: %s; Sunset: %s); %s",
+            template, response.headers["deprecation"], sunset or "not given", outlook,
         )
 
     @staticmethod

@@ -15,7 +15,7 @@ for _name, _value in {
     "PREFECT_HOME": str(_SESSION_HOME / "prefect"),
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240",
     "PREFECT_LOGGING_LEVEL": "INFO",
     "TASKBUILDER_RETRY_BASE_SECONDS": "0.2",
     "TASKBUILDER_LOCK_DIR": str(_SESSION_HOME / "locks"),
@@ -104,7 +104,7 @@ def prefect_harness():
 
     # No heartbeats in tests: a sync flow otherwise waits ~1 s on exit for its heartbeat thread
     # (prefect-notes §8). Subprocess runs (crash and deployment tests) keep them.
-    with prefect_test_harness(server_startup_timeout=90), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with prefect_test_harness(server_startup_timeout=240), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 

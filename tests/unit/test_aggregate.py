@@ -238,3 +238,12 @@ def test_no_readable_votes_and_no_responses_give_empty_figures():
     empty = aggregate(responses([]), [SENTIMENT, WHY])
     assert empty.labels.empty and empty.participants.empty
     assert (empty.summary["datapoints"], empty.summary["responses"]) == (0, 0)
+
+
+def test_dataset_columns_named_like_label_columns_get_the_original_suffix():
+    rows = [("d1", SENTIMENT, "p1", "pos"), ("d1", SENTIMENT, "p2", "pos")]
+    table = responses(rows, {"label": {"d1": "my own label"}, "votes": {"d1": "12"}, "text": {"d1": "hi"}})
+    result = aggregate(table, [SENTIMENT])
+    assert list(result.labels.columns) == [*LABEL_COLUMNS, "label_original", "votes_original", "text"]
+    row = result.labels.iloc[0]
+    assert (row["label"], row["label_original"], row["votes_original"]) == ("pos", "my own label", "12")
