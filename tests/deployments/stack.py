@@ -363,6 +363,9 @@ def prefect_stack(
             "TASKBUILDER_RETRY_BASE_SECONDS": "0.2",
             "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
             "PYTHONUNBUFFERED": "1",
+            # SQLite answers concurrent writers with "database is locked" (503 from the server): let the
+            # flow runs' Prefect client retry longer than its default 5 times
+            "PREFECT_CLIENT_MAX_RETRIES": "10",
         }
         for number in range(workers):  # workers start while the deployments are created
             stack.start(
