@@ -107,8 +107,8 @@ def list_job_records() -> list[dict[str, Any]]:
     with get_client(sync_client=True) as client:
         try:
             documents = client.read_block_documents_by_type(JobRecord.get_block_type_slug())
-        except Exception as error:  # no record saved yet: the block type is not registered
-            if "404" in str(error) or "not found" in str(error).lower():
+        except PrefectHTTPStatusError as error:  # 404: no record saved yet, the block type is not registered
+            if error.response.status_code == 404:
                 return []
             raise
     return [dict(document.data["value"]) for document in documents if (document.name or "").startswith(RECORD_PREFIX)]
