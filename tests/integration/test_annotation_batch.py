@@ -195,3 +195,21 @@ def test_missing_csv_is_an_input_error(tmp_path, sandbox):
     with pytest.raises(InputInvalid, match="dataset.csv"):
         run(job, sandbox)
     assert [r for r in sandbox.requests() if r["target"] == "api"] == []
+
+
+def test_bulk_approval_approves_exactly_the_passing_submissions(tmp_path, sandbox):
+    sandbox.settings(careless_share=0.5, accuracy_mean=0.95, accuracy_spread=0.02, return_rate=0.0, timeout_rate=0.0, seed=5)
+    job = example_job(tmp_path, approve_submissions=True, min_gold_accuracy=0.7)
+    data = job.model_dump(mode="json")
+    data["study"].pop("completion_codes")  # manual review: submissions wait in AWAITING REVIEW
+    summary = run(AnnotationJob.from_dict(data), sandbox)
+
+    participants = pd.read_csv(tmp_path / "out" / "participants.csv", dtype=str, keep_default_na=False)
+    flagged = set(participants.loc[participants["flagged"] == "True", "participant_id"])
+    passing = set(participants.loc[participants["flagged"] == "False", "participant_id"])
+    assert flagged and passing, "the settings should give both kinds of participant"
+    assert sandbox.count("POST", "/api/v1/submissions/bulk-approve/") == 1
+    status_of = dict(zip(participants["participant_id"], participants["submission_status"]))
+    assert {status_of[p] for p in passing} == {"APPROVED"}
+    assert {status_of[p] for p in flagged} == {"AWAITING REVIEW"}
+    assert summary["approved_submissions"] == len(passing)
