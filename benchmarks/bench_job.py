@@ -25,9 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-# Prefect settings must be in place before Prefect is imported (a private PREFECT_HOME, no analytics).
-_HOME = Path(tempfile.mkdtemp(prefix="taskbuilder-bench-b3-"))
-os.environ.update({
+# Prefect settings must be in place before Prefect is imported (a private PREFECT_HOME, no analytics); only
+# when run as the benchmark (B4 imports write_job from here).
+_HOME = Path(tempfile.mkdtemp(prefix="taskbuilder-bench-b3-")) if __name__ == "__main__" else Path(tempfile.gettempdir())
+os.environ.update({} if __name__ != "__main__" else {
     "PREFECT_HOME": str(_HOME / "prefect"),
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
@@ -36,7 +37,7 @@ os.environ.update({
     "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_HOME / "results"),
     "TASKBUILDER_LOCK_DIR": str(_HOME / "locks"),
 })
-for _name in ("PROLIFIC_API_URL", "PROLIFIC_WORKSPACE_ID", "PREFECT_API_URL"):
+for _name in ("PROLIFIC_API_URL", "PROLIFIC_WORKSPACE_ID", "PREFECT_API_URL") if __name__ == "__main__" else ():
     os.environ.pop(_name, None)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
