@@ -20,6 +20,7 @@ Problem codes (stable strings; severity error blocks the upload, warning does no
 | column_name_whitespace       | warning  | a column name starts or ends with spaces                                    |
 | wrong_delimiter              | error    | a `.csv` file that is semicolon- or tab-separated                           |
 | undecodable_bytes            | error    | bytes that are not UTF-8 (or not in the spec's `dataset.encoding`)          |
+| not_text                     | error    | the file is a spreadsheet, archive or other binary format, not text: export it as CSV |
 | nul_bytes                    | error    | NUL characters: the file is UTF-16 (without BOM) or binary                  |
 | encoding_mismatch            | error    | `dataset.encoding` is set but the file is UTF-8 with non-ASCII text         |
 | unclosed_quote               | error    | a quoted field is never closed: the rest of the file would be one cell      |
@@ -178,6 +179,12 @@ def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimite
     if delimiter_hint is None and dataset is not None:
         delimiter_hint = dataset.delimiter
     table = load_table(path, encoding=encoding, delimiter_hint=delimiter_hint)
+    kind = _binary_kind(path)
+    if kind is not None:
+        checks = _Checks(table)
+        checks.add("not_text", "error", f"the file is {kind}, not a text CSV", "open it in its program and export or "
+                   "save it as CSV UTF-8 (comma-separated), then use that file", line=1)
+        return _report(table, checks, [])
     if encoding is None and table.undecodable and table.undecodable[0].offset == 0 and _starts_utf16(path):
         checks = _Checks(table)
         checks.add("undecodable_bytes", "error", "the file is UTF-16 (it starts with a UTF-16 byte-order mark), "
@@ -232,6 +239,21 @@ def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimite
         checks.add("too_many_rows", "error", f"{table.rows:,} data records, more than max_rows {max_rows:,}",
                    "split the file into several jobs, or raise dataset.max_rows in the job spec", record=max_rows + 1)
     return _report(table, checks, header)
+
+
+_BINARY_SIGNATURES = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx or OpenDocument .ods workbook is one)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel .xls workbook (OLE2)"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x1f\x8b", "gzip-compressed"),
+)
+
+
+def _binary_kind(path: str | Path) -> str | None:
+    """What binary format the file starts like (by its first bytes), or None for anything else."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    return next((kind for signature, kind in _BINARY_SIGNATURES if head.startswith(signature)), None)
 
 
 def _starts_utf16(path: str | Path) -> bool:
