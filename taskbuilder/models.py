@@ -132,6 +132,17 @@ class ProlificModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
 
+    @property
+    def error_reason(self) -> str | None:
+        """The server's explanation of an ERROR status (datasets, batches), if it sent one. The field
+        name is not documented (API doc §10); the first non-empty of ``reason``, ``error``,
+        ``error_message``, ``status_reason``, ``failure_reason`` among the received fields is used [G]."""
+        extra = self.model_extra or {}
+        for name in ("reason", "error", "error_message", "status_reason", "failure_reason"):
+            if extra.get(name):
+                return str(extra[name])
+        return None
+
 
 class User(ProlificModel):
     """``GET /api/v1/users/me/`` (API doc §7). ``balance``/``available_balance`` in minor units."""
@@ -186,16 +197,6 @@ class Dataset(ProlificModel):
     filename: str | None = None
     has_predetermined_grouping_id: bool | None = None
 
-    @property
-    def error_reason(self) -> str | None:
-        """The server's explanation of an ERROR status, if it sent one. The field name is not
-        documented (API doc §10); the first non-empty of ``reason``, ``error``, ``error_message``,
-        ``status_reason`` among the received fields is used [G]."""
-        extra = self.model_extra or {}
-        for name in ("reason", "error", "error_message", "status_reason"):
-            if extra.get(name):
-                return str(extra[name])
-        return None
 
 
 class UploadURL(ProlificModel):

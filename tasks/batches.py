@@ -18,7 +18,7 @@ from taskbuilder.polling import PollSettings, wait_for_status
 
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
-from tasks.datasets import _reason_of
+from tasks.datasets import NO_REASON
 from tasks.logs import run_logger
 from tasks.reconcile import oldest, settle_before_lookup
 from tasks.records import update_job_record
@@ -143,7 +143,7 @@ def wait_for_batch(connection: ProlificConnection, batch_id: str, polling: PollS
     with open_client(connection) as client:
 
         def failed(status: str) -> Exception:
-            return BatchSetupFailed(batch_id=batch_id, reason=_reason_of(client.get_batch(batch_id)))
+            return BatchSetupFailed(batch_id=batch_id, reason=client.get_batch(batch_id).error_reason or NO_REASON)
 
         wait_for_status(
             lambda: client.get_batch_status(batch_id),

@@ -28,6 +28,7 @@ from tasks.retry import API_TASK_OPTIONS
 
 UPLOAD_URL_MARGIN_SECONDS = 60.0
 """A presigned URL that expires sooner than this is not used; a fresh one is requested."""
+NO_REASON = "the server gave no reason"
 UPLOAD_ATTEMPTS = 4
 """Upload attempts inside one task run (URL refreshes and SlowDown back-offs)."""
 
@@ -122,7 +123,7 @@ def wait_for_dataset(connection: ProlificConnection, dataset_id: str, polling: P
 
         def failed(status: str) -> Exception:
             dataset = client.get_dataset(dataset_id)
-            return DatasetProcessingFailed(dataset_id=dataset_id, reason=_reason_of(dataset))
+            return DatasetProcessingFailed(dataset_id=dataset_id, reason=dataset.error_reason or NO_REASON)
 
         return wait_for_status(
             lambda: client.get_dataset_status(dataset_id),
@@ -140,13 +141,3 @@ def wait_for_dataset(connection: ProlificConnection, dataset_id: str, polling: P
 def _seconds_left(upload_url: Any) -> float:
     """Seconds until a presigned upload URL expires (``expires_at`` from the upload-url answer)."""
     return (upload_url.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
-
-
-def _reason_of(resource: object) -> str:
-    """The server's explanation of an ERROR status, from whichever field it sent."""
-    extra = getattr(resource, "model_extra", None) or {}
-    for field in ("error_reason", "reason", "error", "status_reason", "failure_reason"):
-        value = getattr(resource, field, None) or extra.get(field)
-        if value:
-            return str(value)
-    return "the server gave no reason"
