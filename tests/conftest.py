@@ -17,6 +17,10 @@ for _name, _value in {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240",
     "PREFECT_LOGGING_LEVEL": "INFO",
+    # In-process flow runs keep their logs local: shipping them to the harness's API queues thousands
+    # of items that Prefect drains at interpreter exit, after the harness server is gone (a CI run
+    # spent its last half hour there). Subprocess stacks (tests/deployments) set their own env.
+    "PREFECT_LOGGING_TO_API_ENABLED": "false",
     "TASKBUILDER_RETRY_BASE_SECONDS": "0.2",
     "TASKBUILDER_LOCK_DIR": str(_SESSION_HOME / "locks"),
 }.items():
@@ -109,14 +113,15 @@ def prefect_harness():
         _bound_harness_drain()
 
 
-HARNESS_DRAIN_SECONDS = 60
+HARNESS_DRAIN_SECONDS = 15
 
 
 def _bound_harness_drain() -> None:
     """Bound the harness's shutdown drain of Prefect's log and event workers.
 
     Seen in a full run under load: ``prefect_test_harness``'s exit waited forever in that drain (an
-    awaited future that never completed), after every test had passed. The drain is awaited on
+    awaited future that never completed), after every test had passed; in later full runs it did not
+    finish within 60 s either. Nothing is lost by cutting it: the session's tests are all done. The drain is awaited on
     Prefect's event loop, so ``asyncio.wait_for`` can end it; the harness then stops its server as usual.
     """
     import asyncio
@@ -145,3 +150,28 @@ def isolated_results(tmp_path, monkeypatch):
 
     with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path / "storage"}):
         yield tmp_path / "storage"
+
+
+_EXIT_STATUS: int | None = None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _EXIT_STATUS
+    _EXIT_STATUS = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave the process as soon as pytest has reported, with pytest's exit status.
+
+    Every fixture (sandbox, harness, servers) is torn down by then. What remains are Prefect's
+    at-exit drains of its log and event queues, which wait without a deadline for an API server the
+    harness already stopped; one CI run was killed there. ``os._exit`` skips them; the status is kept.
+    """
+    import sys
+
+    if _EXIT_STATUS is None or os.environ.get("TASKBUILDER_TESTS_NORMAL_EXIT"):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS)
