@@ -181,3 +181,13 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds, all CPU seconds) of the whole machine since boot, from ``/proc/stat`` (all cores
+    summed; busy = everything but idle and iowait). Differences over a phase give how much of the machine
+    the phase used, whatever process (server, database, workers, sandbox) used it."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / tick, sum(fields) / tick
