@@ -1,9 +1,14 @@
 """CSV checks before upload: every problem of a dataset file in one pass, each with its place and a fix.
 
 `validate_csv(path, job=None, *, delimiter_hint=None) -> ValidationReport`. The file is read as text by
-`taskbuilder.csvfile.load_table` (pandas, `dtype=str`, no NA conversion, cell text never altered); the checks
-are vectorised pandas passes over columns, never Python loops over rows. With a job spec, its dataset limits,
-encoding, id/gold/attention columns and the columns its batch_items reference are checked too.
+`taskbuilder.csvfile.load_table` (cell text never altered): a UTF-8 file by its pyarrow fast path, which keeps
+the cells as Arrow strings, anything else (or a file whose problems need byte-level detail: ragged or empty
+records, bad bytes, an open quote, NULs) by its slow path (numpy record scan + pandas C parser). The checks
+are the same for both: vectorised passes over each column's Arrow strings (`Table.column`; pyarrow.compute
+and numpy on byte lengths, hashes and value sets), never Python loops over rows or per-cell Python strings;
+a value-dependent rule (attention marks) runs once per distinct value. Physical line numbers are only
+computed when a problem names a record. With a job spec, its dataset limits, encoding, id/gold/attention
+columns and the columns its batch_items reference are checked too.
 
 Places: `record` is the 1-based data record (the header is record 0 and is not counted), `line` the 1-based
 physical line where that record starts. They differ when a quoted field holds line breaks. `column` is the
@@ -50,6 +55,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from taskbuilder.csvfile import Table, actual_delimiter, load_table
 from taskbuilder.job import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
@@ -140,12 +147,11 @@ class _Checks:
     def __init__(self, table: Table):
         self.table = table
         self.problems: list[Problem] = []
-        self.data_lines = table.start_lines[1:]
 
     def add(self, code: str, severity: str, message: str, hint: str, *, record: int | None = None,
             column: str | None = None, line: int | None = None) -> None:
         if line is None and record is not None:
-            line = int(self.data_lines[record - 1])
+            line = self.table.line_of(record)
         self.problems.append(Problem(code, severity, message, hint, record, line, column))
 
     def per_record(self, code: str, severity: str, rows: np.ndarray, column: str | None, message, hint: str) -> None:
@@ -195,6 +201,7 @@ def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimite
     if delimiter_hint is None and table.dialect == "csv" and table.delimiter == ",":
         wrong_delimiter = actual_delimiter(table.header_line)
         if wrong_delimiter is not None:  # report it, and check the rest as the file really is
+            table = None  # not held twice
             table = load_table(path, encoding=encoding, delimiter_hint=wrong_delimiter)
     checks = _Checks(table)
     header = table.header
@@ -225,7 +232,7 @@ def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimite
         record = table.unclosed_quote_record
         checks.add("unclosed_quote", "error", "a quoted field starts here and is never closed, so the rest of the "
                    "file reads as one cell", 'close the quote with a second " (write "" for a quote inside a quoted '
-                   "field)", record=record if record > 0 else None, line=int(table.start_lines[record]))
+                   "field)", record=record if record > 0 else None, line=table.line_of(record))
     _check_records(checks)
     if table.rows == 0:
         checks.add("header_only", "error", "the file has a header but no data records",
@@ -274,9 +281,8 @@ def _report(table: Table, checks: _Checks, header: list[str]) -> ValidationRepor
 
 def _check_encoding(checks: _Checks, path: str | Path, encoding: str | None) -> None:
     table = checks.table
-    data_lines = table.start_lines
     for span in table.undecodable:
-        record = int(np.searchsorted(data_lines, span.line, side="right")) - 1
+        record = int(np.searchsorted(table.start_lines, span.line, side="right")) - 1
         column = None
         if record > 0:
             row = table.cells.iloc[record - 1, : len(table.header)]
@@ -338,8 +344,10 @@ def _check_records(checks: _Checks) -> None:
                      f"or remove the extra {separator}")
     few_hint = (f"add the missing fields (an empty field still needs its {separator})" +
                 ("" if table.dialect == "tsv" else ", or quote a field that holds a line break"))
-    too_many = np.flatnonzero((counts > width) & ~blank[: len(counts)])
-    too_few = np.flatnonzero((counts < width) & ~blank[: len(counts)])
+    other = np.flatnonzero(counts != width)  # usually none: one pass, then only those records
+    other = other[~blank[other]]
+    too_many = other[counts[other] > width]
+    too_few = other[counts[other] < width]
     checks.per_record("ragged_row", "error", too_many, None,
                       lambda r: f"too many fields: {counts[r]} instead of {width} (the header's)", many_hint)
     checks.per_record("ragged_row", "error", too_few, None,
@@ -368,31 +376,45 @@ def _first(header: list[str], name: str | None) -> int | None:
     return header.index(name) if name is not None and name in header else None
 
 
+def _as_bool(mask: pa.ChunkedArray) -> np.ndarray:
+    return mask.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
 def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
     table = checks.table
     header = table.header
     width = len(header)
-    cells = table.cells.iloc[:, :width]
+    rows = table.rows
     dataset = job.dataset if job is not None else None
+    columns = [table.column(position) for position in range(width)]
+    bounds = [table.byte_length_bounds(position) for position in range(width)]
 
-    empty = (cells == "").all(axis=1).to_numpy() if width else np.zeros(len(cells), dtype=bool)
+    if width and not any(low > 0 for low, _ in bounds):
+        empty = np.logical_and.reduce([table.byte_lengths(position) == 0 for position in range(width)])
+    else:  # a column without empty cells: no record is empty
+        empty = np.zeros(rows, dtype=bool)
     checks.per_record("empty_row", "error", np.flatnonzero(empty), None,
                       lambda r: "the record is empty" + (" (a blank line)" if table.blank[r + 1] else ""),
                       "delete the empty line: every record becomes a datapoint")
 
     max_chars = dataset.max_cell_chars if dataset is not None else DEFAULT_MAX_CELL_CHARS
     for position in range(width):
-        column = cells.iloc[:, position]
-        lengths = column.str.len().to_numpy()
-        long_rows = np.flatnonzero(lengths > max_chars)
-        checks.per_record("cell_too_long", "error", long_rows, _column_label(header, position),
-                          lambda r, lengths=lengths: f"cell has {lengths[r]:,} characters, more than max_cell_chars {max_chars:,}",
+        column = columns[position]
+        # a cell has at least as many bytes as characters: count characters only where the bytes exceed the limit
+        too_many_bytes = bounds[position][1] > max_chars
+        candidates = np.flatnonzero(table.byte_lengths(position) > max_chars) if too_many_bytes else np.zeros(0, int)
+        chars = pc.utf8_length(column.take(candidates)).to_numpy() if len(candidates) else np.zeros(0, dtype=np.int64)
+        too_long = chars > max_chars
+        char_counts = dict(zip(candidates[too_long].tolist(), chars[too_long].tolist()))
+        checks.per_record("cell_too_long", "error", candidates[too_long], _column_label(header, position),
+                          lambda r, char_counts=char_counts: f"cell has {char_counts[r]:,} characters, more than "
+                                                             f"max_cell_chars {max_chars:,}",
                           "shorten the text, or raise dataset.max_cell_chars in the job spec")
         if table.has_c1_controls:
-            c1_rows = np.flatnonzero(column.str.contains(C1_PATTERN, regex=True).to_numpy())
+            c1_rows = np.flatnonzero(_as_bool(pc.match_substring_regex(column, C1_PATTERN)))
             checks.per_record("c1_control_chars", "warning", c1_rows, _column_label(header, position),
                               lambda r, column=column: "cell contains " + ", ".join(sorted(
-                                  {f"U+{ord(ch):04X}" for ch in column.iloc[r] if 0x80 <= ord(ch) <= 0x9F})) +
+                                  {f"U+{ord(ch):04X}" for ch in column[r].as_py() if 0x80 <= ord(ch) <= 0x9F})) +
                               " (C1 control characters): the text looks mis-encoded",
                               "participants see it as is: U+0080–U+009F are usually Windows-1252 punctuation "
                               "(U+0096 '–', U+0097 '—', U+0085 '…') decoded as Latin-1; fix the source text if "
@@ -400,20 +422,27 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
 
     id_position = _first(header, dataset.id_column if dataset is not None else None)
     if id_position is not None:
-        ids = cells.iloc[:, id_position]
+        ids = columns[id_position]
         name = header[id_position]
-        checks.per_record("id_empty", "error", np.flatnonzero(((ids == "") & ~empty).to_numpy()), name,
+        present = table.byte_lengths(id_position) != 0
+        checks.per_record("id_empty", "error", np.flatnonzero(~present & ~empty), name,
                           lambda r: "the id cell is empty", "give every record a unique id")
-        repeats = np.flatnonzero((ids.duplicated(keep="first") & (ids != "")).to_numpy())
-        checks.per_record("id_duplicate", "error", repeats, name,
-                          lambda r: f"id {ids.iloc[r]!r} is also used by record {int(np.argmax(ids.to_numpy() == ids.iloc[r])) + 1}",
+        encoded = pc.dictionary_encode(ids.combine_chunks())
+        repeated = np.zeros(rows, dtype=bool)
+        if len(encoded.dictionary) < rows:  # some id is used twice
+            codes = encoded.indices.to_numpy()
+            _, first_use = np.unique(codes, return_index=True)  # the record where each distinct id is first used
+            repeated[:] = True
+            repeated[first_use] = False
+        checks.per_record("id_duplicate", "error", np.flatnonzero(repeated & present), name,
+                          lambda r: f"id {ids[r].as_py()!r} is also used by record {int(first_use[codes[r]]) + 1}",
                           "give every record a unique id")
 
     group_position = _first(header, TASK_GROUP_COLUMN)
     if group_position is not None:
-        groups = cells.iloc[:, group_position]
-        checks.per_record("task_group_empty", "error", np.flatnonzero(((groups == "") & ~empty).to_numpy()),
-                          TASK_GROUP_COLUMN, lambda r: "the task group cell is empty",
+        no_group = (table.byte_lengths(group_position) == 0) & ~empty
+        checks.per_record("task_group_empty", "error", np.flatnonzero(no_group), TASK_GROUP_COLUMN,
+                          lambda r: "the task group cell is empty",
                           "give every record a task group id (records with the same id form one task group)")
 
     if job is None:
@@ -427,9 +456,12 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
     gold_position = _first(header, gold_name)
     attention_position = _first(header, job.dataset.attention_check_column)
     if attention_position is not None:
-        marks = cells.iloc[:, attention_position]
-        marked = (~marks.str.strip().str.lower().isin(["", "0", "false"])).to_numpy()
-        no_gold = marked & ((cells.iloc[:, gold_position] == "").to_numpy() if gold_position is not None else True)
+        marks = columns[attention_position]
+        # the rule is Python's (str.strip, str.lower), applied once per distinct mark
+        marking = [value for value in pc.unique(marks).to_pylist()
+                   if value.strip().lower() not in ("", "0", "false")]
+        marked = _as_bool(pc.is_in(marks, value_set=pa.array(marking, type=marks.type)))
+        no_gold = marked & ((table.byte_lengths(gold_position) == 0) if gold_position is not None else True)
         checks.per_record("attention_check_without_gold", "warning", np.flatnonzero(no_gold & ~empty),
                           header[attention_position], lambda r: "an attention-check record has no gold answer, so "
                           "it cannot be scored", f"write the correct option value in {gold_name or 'the gold column'} "
@@ -438,10 +470,12 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
     if gold_position is not None and choices:
         values = [option.value for option in choices[0].options]
         labels = {option.label: option.value for option in choices[0].options}
-        gold = cells.iloc[:, gold_position]
-        unknown = np.flatnonzero(((gold != "") & ~gold.isin(values) & ~empty).to_numpy())
+        gold = columns[gold_position]
+        known = _as_bool(pc.is_in(gold, value_set=pa.array(values, type=gold.type)))
+        unknown = np.flatnonzero((table.byte_lengths(gold_position) != 0) & ~known & ~empty)
         checks.per_record("gold_value_unknown", "error", unknown, gold_name,
-                          lambda r: f"gold value {gold.iloc[r]!r} is not an option value of the first choice "
+                          lambda r: f"gold value {gold[r].as_py()!r} is not an option value of the first choice "
                                     f"instruction ({', '.join(map(repr, values))})" +
-                                    (f"; it is the label of {labels[gold.iloc[r]]!r}" if gold.iloc[r] in labels else ""),
+                                    (f"; it is the label of {labels[gold[r].as_py()]!r}"
+                                     if gold[r].as_py() in labels else ""),
                           "write the option value (not the label) of the correct answer, or leave the cell empty")
