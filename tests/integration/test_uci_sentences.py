@@ -100,27 +100,40 @@ def test_3000_sentences_come_back_byte_for_byte(tmp_path, sandbox):
 @pytest.mark.usefixtures("prefect_harness", "isolated_results")
 @pytest.mark.parametrize("careless_share", [0.1, 0.45])
 def test_label_quality_matches_the_simulated_annotators(careless_share, tmp_path, sandbox):
-    """Majority vote and Dawid-Skene accuracy against gold, and α, agree with what the settings imply.
+    """Majority vote and Dawid-Skene accuracy against gold, and α, agree with the answers given.
 
     With accuracy p for careful participants and a share c answering at random (binary labels), one
-    answer is right with probability q = (1-c)·p + c/2 and a 3-vote majority with q³ + 3q²(1-q).
-    Tolerance: ±0.05 (1,000 datapoints; participants' accuracies spread by 0.05). With many careless
-    participants, Dawid-Skene, which learns who they are, must beat majority vote.
+    answer is right with probability q = (1-c)·p + c/2. That is the settings' figure; the answers'
+    own figure q̂ (share of answers equal to gold) differs from it by how many task groups the careless
+    participants happened to take, which depends on arrival timing (one run in three had 0.75 majority
+    accuracy against 0.81 from the settings). So: q̂ within ±0.08 of q (the sandbox simulates what it is
+    told), a 3-vote majority right with probability q̂³ + 3q̂²(1-q̂) within ±0.04, α within ±0.08 of the
+    two-rater expectation at q̂ (1,000 datapoints). With many careless participants, Dawid-Skene, which
+    learns who they are, must beat majority vote.
     """
     frame = read_uci().sample(n=1000, random_state=7).reset_index(drop=True)
     p = 0.9
     sandbox.settings(**FAST_PARTICIPANTS, accuracy_mean=p, accuracy_spread=0.05, careless_share=careless_share, participant_pool_size=40, seed=11)
     annotation_batch(job=uci_job(tmp_path, frame), connection=ProlificConnection(base_url=sandbox.base_url), polling=FAST)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    print(f"\n[quality] careless {careless_share}:", json.dumps(summary, default=str)[:1500])
+    responses = pd.read_csv(tmp_path / "out" / "responses.csv", dtype=str, keep_default_na=False)
+    labels = pd.read_csv(tmp_path / "out" / "labels.csv", dtype=str, keep_default_na=False)
+    expected_gold = dict(zip(frame["id"].astype(str), frame["META_gold"]))
+    assert dict(zip(labels["id"], labels["META_gold"])) == expected_gold, "labels.csv lost or changed the gold column"
+    gold = dict(zip(labels["datapoint_id"], labels["META_gold"]))
+    assert set(responses["datapoint_id"]) <= set(gold), "responses name datapoints that labels.csv does not list"
+    q_answers = float((responses["answer"] == responses["datapoint_id"].map(gold)).mean())
+    q_settings = (1 - careless_share) * p + careless_share / 2
+    print(f"\n[quality] careless {careless_share}: q from settings {q_settings:.3f}, from answers {q_answers:.3f};",
+          json.dumps(summary, default=str)[:1500])
+    assert abs(q_answers - q_settings) <= 0.08, (q_answers, q_settings)
 
-    q = (1 - careless_share) * p + careless_share / 2
-    expected_mv = q**3 + 3 * q**2 * (1 - q)
+    expected_mv = q_answers**3 + 3 * q_answers**2 * (1 - q_answers)
     (sentiment,) = summary["instructions"]
     mv, ds = sentiment["gold"]["majority_vote_accuracy"], sentiment["gold"]["dawid_skene_accuracy"]
-    assert abs(mv - expected_mv) <= 0.05, (mv, expected_mv)
+    assert abs(mv - expected_mv) <= 0.04, (mv, expected_mv)
     # nominal α for two annotators of accuracy q on balanced binary gold: agreement q²+(1-q)², chance ½
-    expected_alpha = (q**2 + (1 - q) ** 2 - 0.5) / 0.5
+    expected_alpha = (q_answers**2 + (1 - q_answers) ** 2 - 0.5) / 0.5
     assert abs(sentiment["krippendorff_alpha"] - expected_alpha) <= 0.08, (sentiment["krippendorff_alpha"], expected_alpha)
     if careless_share >= 0.4:
         assert ds > mv + 0.01, (ds, mv)
