@@ -49,6 +49,15 @@ RUN_CONTROL_FIELDS = frozenset({
 })
 # Study fields the flow sets itself (seed, "Publishing a batch").
 FLOW_SET_STUDY_FIELDS = ("data_collection_method", "data_collection_id", "data_collection_metadata")
+# Study fields the API documents besides StudySpec's own (API doc §6.1 table and §6.1 response fields): an
+# extra key among them passes through quietly; one close to a known name is a typo (an error); any other
+# passes through with a warning (the API may know fields the doc does not).
+DOCUMENTED_STUDY_FIELDS = frozenset({
+    "external_study_url", "prolific_id_option", "completion_option", "completion_code", "total_available_places",
+    "device_compatibility", "peripheral_requirements", "study_type", "study_labels", "filters", "filter_set_id",
+    "project", "credential_pool_id", "submissions_config", "access_details", "access_details_collection_id",
+    "eligibility_requirements", "publish_at", "is_pilot", "currency_code", "presentment_currency_code",
+})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -644,12 +653,36 @@ class StudySpec(BaseModel):
         if isinstance(data, dict):
             problems += [(key, f"{key} is set by taskbuilder", "remove it; set study.annotators_per_task for "
                           "data_collection_metadata") for key in FLOW_SET_STUDY_FIELDS if key in data]
+            problems += [(key, f"{key} is not a study field; it looks like a misspelling of {near!r}",
+                          f"write {near}: a misspelled field would be sent to Prolific as is while {near} kept its "
+                          "default") for key, near in _misspelled_study_fields(data)]
             estimated, maximum = _number(data.get("estimated_completion_time")), _number(data.get("maximum_allowed_time"))
             if estimated is not None and maximum is not None and maximum < estimated:
                 problems.append(("maximum_allowed_time", f"maximum_allowed_time {maximum} is below "
                                  f"estimated_completion_time {estimated}",
                                  "make maximum_allowed_time at least estimated_completion_time (minutes)"))
         return _validate_with_raw_checks(handler, data, problems, cls.__name__)
+
+
+def _known_study_fields() -> set[str]:
+    return set(StudySpec.model_fields) | DOCUMENTED_STUDY_FIELDS | set(FLOW_SET_STUDY_FIELDS)
+
+
+def _misspelled_study_fields(data: dict) -> list[tuple[str, str]]:
+    """(key, known field it is close to) for each key of a study mapping that is not a known study field but
+    reads like one (difflib ratio ≥ 0.8, case and `-`/space ignored), e.g. `annotator_per_task`."""
+    import difflib
+
+    known = _known_study_fields()
+    found = []
+    for key in data:
+        if not isinstance(key, str) or key in known:
+            continue
+        folded = key.strip().lower().replace("-", "_").replace(" ", "_")
+        near = folded if folded in known else next(iter(difflib.get_close_matches(folded, sorted(known), n=1, cutoff=0.8)), None)
+        if near is not None:
+            found.append((key, near))
+    return found
 
 
 def _resolve(value: str, info: ValidationInfo) -> str:
@@ -751,14 +784,20 @@ class AnnotationJob(_Spec):
     # ---------------------------------------------------------------- derived values
 
     def warnings(self) -> list[SpecProblem]:
-        """Problems that do not stop the job: currently a reward per hour below `min_hourly_reward_cents`."""
+        """Problems that do not stop the job: a reward per hour below `min_hourly_reward_cents`, and study fields
+        the API doc does not list (they are sent to Prolific as written; API doc §6.1)."""
+        found = []
         per_hour = self.study.reward / self.study.estimated_completion_time * 60
         if per_hour < self.min_hourly_reward_cents:
-            return [SpecProblem(path="study.reward", message=f"reward per hour is {per_hour:.0f} cents "
-                                f"({self.study.reward} cents for {self.study.estimated_completion_time} min), below "
-                                f"min_hourly_reward_cents {self.min_hourly_reward_cents}",
-                                hint="raise study.reward or lower estimated_completion_time; Prolific flags underpaying studies")]
-        return []
+            found.append(SpecProblem(path="study.reward", message=f"reward per hour is {per_hour:.0f} cents "
+                                     f"({self.study.reward} cents for {self.study.estimated_completion_time} min), below "
+                                     f"min_hourly_reward_cents {self.min_hourly_reward_cents}",
+                                     hint="raise study.reward or lower estimated_completion_time; Prolific flags underpaying studies"))
+        known = _known_study_fields()
+        found += [SpecProblem(path=f"study.{key}", message=f"{key} is not a study field the API documents; it is sent "
+                              "to Prolific as written", hint="check the name against Prolific's study fields, or remove it")
+                  for key in (self.study.model_extra or {}) if key not in known]
+        return found
 
     def work_fingerprint(self, csv_sha256: str) -> str:
         """SHA-256 (hex) of what the job asks participants to do: the spec's work fields and the CSV's bytes.

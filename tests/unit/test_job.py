@@ -433,3 +433,23 @@ def test_every_field_has_a_description(model):
     missing = [name for name, field in model.model_fields.items() if not field.description]
     assert missing == []
     assert model.__doc__
+
+
+@pytest.mark.parametrize("typo,meant", [("annotator_per_task", "annotators_per_task"), ("rewards", "reward"),
+                                        ("Device_Compatibility", "device_compatibility"),
+                                        ("estimated-completion-time", "estimated_completion_time")])
+def test_a_misspelled_study_field_is_an_error_naming_the_field_meant(spec, typo, meant):
+    spec["study"][typo] = spec["study"].get(meant, 3)
+    problems = _problems(spec)
+    assert f"study.{typo}" in problems, problems
+    message, hint = problems[f"study.{typo}"]
+    assert meant in message and meant in hint
+
+
+def test_documented_and_unknown_study_fields_pass_through_unknown_with_a_warning(spec):
+    spec["study"].update(device_compatibility=["desktop"], submissions_config={"max_submissions_per_participant": -1},
+                         my_custom_flag=True)
+    job = AnnotationJob.from_dict(spec)
+    assert job.study_payload("b1", "internal")["my_custom_flag"] is True
+    assert job.study_payload("b1", "internal")["device_compatibility"] == ["desktop"]
+    assert [w.path for w in job.warnings() if "API documents" in w.message] == ["study.my_custom_flag"]
