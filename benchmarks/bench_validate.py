@@ -84,7 +84,7 @@ def main() -> None:
         return
     args = arguments(__doc__.split("\n\n")[0], lambda p: p.add_argument("--runs", type=int, default=None))
     rows = 50_000 if args.quick else 1_000_000
-    runs = args.runs or 3
+    runs = args.runs or 5
     result = Result("B1", f"validate_csv on a generated {rows:,}-row CSV")
     with scratch("b1") as folder:
         path = folder / "reviews.csv"
