@@ -23,6 +23,7 @@ Problem codes (stable strings; severity error blocks the upload, warning does no
 | duplicate_column             | error    | two columns share a name                                                    |
 | blank_column_name            | error    | a column has an empty name                                                  |
 | column_name_whitespace       | warning  | a column name starts or ends with spaces                                    |
+| column_names_differ_in_case  | warning  | two column names differ only in upper/lower case (e.g. `Text` and `text`)   |
 | wrong_delimiter              | error    | a `.csv` file that is semicolon- or tab-separated                           |
 | undecodable_bytes            | error    | bytes that are not UTF-8 (or not in the spec's `dataset.encoding`)          |
 | not_text                     | error    | the file is a spreadsheet, archive or other binary format, not text: export it as CSV |
@@ -315,6 +316,7 @@ def _check_encoding(checks: _Checks, path: str | Path, encoding: str | None) -> 
 def _check_header(checks: _Checks) -> None:
     header = checks.table.header
     seen: dict[str, int] = {}
+    folded: dict[str, tuple[int, str]] = {}  # casefolded name -> (first position, name as written)
     for position, name in enumerate(header):
         label = _column_label(header, position)
         if not name.strip():
@@ -326,7 +328,14 @@ def _check_header(checks: _Checks) -> None:
         if name in seen and name.strip():
             checks.add("duplicate_column", "error", f"column name {name!r} is used by columns {seen[name] + 1} and "
                        f"{position + 1}", "rename one of them: column names must be unique", column=name, line=1)
+        elif name.strip() and name.casefold() in folded and folded[name.casefold()][1] != name:
+            first, other = folded[name.casefold()]
+            checks.add("column_names_differ_in_case", "warning", f"columns {first + 1} ({other!r}) and {position + 1} "
+                       f"({name!r}) differ only in upper/lower case; participants see both",
+                       "if they are the same data exported twice, delete one; else give them clearer names "
+                       "(names are exact: the job spec must match the case)", column=name, line=1)
         seen.setdefault(name, position)
+        folded.setdefault(name.casefold(), (position, name))
 
 
 def _check_records(checks: _Checks) -> None:
