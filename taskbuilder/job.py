@@ -105,7 +105,7 @@ class SpecError(Exception):
                 for subpath, message, hint in ctx["problems"]:
                     problems.append(SpecProblem(path=_join(path, subpath), message=message, hint=hint))
                 continue
-            problems.append(SpecProblem(path=path, message=item["msg"], hint=_hint_for(item)))
+            problems.append(SpecProblem(path=path, message=_message_for(item), hint=_hint_for(item)))
         return cls(problems, source)
 
 
@@ -943,15 +943,42 @@ def _model_in(annotation: Any, tag: str) -> Any:
     return None
 
 
+def _closest(word: str, choices: list[str]) -> str | None:
+    """The choice that `word` most likely misspells (difflib ratio ≥ 0.75, case ignored), or None."""
+    import difflib
+
+    lowered = {choice.lower(): choice for choice in choices}
+    found = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.75)
+    return lowered[found[0]] if found else None
+
+
+def _allowed_fields(loc: tuple) -> list[str]:
+    """The field names allowed beside the last part of `loc` (the model that holds it), or []."""
+    parent = _field_info(loc[:-1])
+    model = AnnotationJob if len(loc) == 1 else (_model_in(parent.annotation, str(loc[-2])) if parent else None)
+    return list(model.model_fields) if model is not None else []
+
+
+def _message_for(error: dict) -> str:
+    """Pydantic's message, reworded where it speaks pydantic: an unknown field, an unknown instruction type."""
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        near = _closest(str(loc[-1]), _allowed_fields(loc))
+        return f"{loc[-1]} is not a field here" + (f"; did you mean {near}?" if near else "")
+    if kind == "union_tag_invalid":
+        tag = str((error.get("ctx") or {}).get("tag", ""))
+        near = _closest(tag, sorted(_TAGS))
+        return f"{tag!r} is not an instruction type" + (f"; did you mean {near}?" if near else "")
+    return error["msg"]
+
+
 def _hint_for(error: dict) -> str:
     kind = error["type"]
     loc = error["loc"]
     if kind == "extra_forbidden" and "token" in str(loc[-1]).lower():
         return "the API token is never part of the spec: set PROLIFIC_API_TOKEN or name a Prefect Secret block in token_secret_block"
     if kind == "extra_forbidden":
-        parent = _field_info(loc[:-1])
-        model = AnnotationJob if len(loc) == 1 else (_model_in(parent.annotation, str(loc[-2])) if parent else None)
-        allowed = ", ".join(model.model_fields) if model is not None else ""
+        allowed = ", ".join(_allowed_fields(loc))
         return f"remove it or fix its spelling; allowed here: {allowed}" if allowed else "remove it or fix its spelling"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return "set type to one of: " + error.get("ctx", {}).get("expected_tags", ", ".join(sorted(_TAGS)))

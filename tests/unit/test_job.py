@@ -230,10 +230,12 @@ def _instruction(spec: dict, **fields) -> dict:
      "batch.instructions[0].max_file_count", "below min_file_count"),
     ({"type": "free_text", "description": "d", "validation": {"min": 10, "max": 5}},
      "batch.instructions[0].validation.max", "below min"),
-    ({"type": "slider", "description": "d"}, "batch.instructions[0]", "does not match any of the expected tags"),
+    ({"type": "slider", "description": "d"}, "batch.instructions[0]", "'slider' is not an instruction type"),
+    ({"type": "multiple_choise", "description": "d"}, "batch.instructions[0]", "did you mean multiple_choice?"),
     ({"type": "free_text", "description": ""}, "batch.instructions[0].description", "must not be empty"),
     ({"type": "free_text", "description": "   "}, "batch.instructions[0].description", "must not be empty or blank"),
-    ({"type": "free_text", "description": "d", "colour": "red"}, "batch.instructions[0].colour", "Extra inputs"),
+    ({"type": "free_text", "description": "d", "colour": "red"}, "batch.instructions[0].colour", "colour is not a field here"),
+    ({"type": "free_text", "description": "d", "descripton": "x"}, "batch.instructions[0].descripton", "did you mean description?"),
 ])
 def test_instruction_rules_name_the_field_path(spec, instruction, path, words):
     problems = _problems(_instruction(spec, **instruction))
