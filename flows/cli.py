@@ -11,6 +11,7 @@ approval); 1 anything else failed (the message says what, and what to do).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -167,7 +168,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     sandbox_polling = {"interval_seconds": 0.5, "max_interval_seconds": 2.0} if sandboxed else {}
     polling = PollSettings(**{**sandbox_polling, **polling})
     try:
-        with _progress_bar():
+        with _progress_bar(), _refusals_without_traceback((JobChanged, InputInvalid, BudgetExceeded, PublishRejected)):
             summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
     except JobChanged as error:
         typer.echo(f"Refused: {error}", err=True)
@@ -185,6 +186,36 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     for name, location in summary["outputs"].items():
         typer.echo(f"  {name}: {location}")
     return 0
+
+
+class _DropTraceback(logging.Filter):
+    """On a console handler: log an expected refusal (one of ``kinds``) as its one line, without the
+    traceback Prefect attaches when a flow run raises; the CLI then prints what to do."""
+
+    def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextmanager
+def _refusals_without_traceback(kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """While running the flow, Prefect's console handlers print refusals (budget, approval, a changed re-run,
+    bad input) without a traceback. Other exceptions keep theirs."""
+    handlers = {h for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "")
+                for h in logging.getLogger(name).handlers if isinstance(h, logging.StreamHandler)}
+    quiet = _DropTraceback(kinds)
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
 
 
 @contextmanager

@@ -66,3 +66,38 @@ def test_bad_delimiter_option_is_a_usage_error():
     result = runner.invoke(app, ["validate", str(CORPUS / "semicolon.csv"), "--delimiter", "ab"])
     assert result.exit_code == 2
     assert "--delimiter" in result.output
+
+
+
+def test_refusals_are_logged_without_traceback_other_errors_keep_it():
+    import io
+    import logging
+
+    from flows.cli import _refusals_without_traceback
+
+    class Refused(Exception):
+        pass
+
+    def log(logger, error):
+        try:
+            raise error
+        except Exception:
+            logger.error("Encountered exception during execution: %r", error, exc_info=True)
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("prefect")
+    logger.addHandler(handler)
+    try:
+        with _refusals_without_traceback((Refused,)):
+            log(logging.getLogger("prefect.flow_runs"), Refused("over budget"))
+            during = stream.getvalue()
+            log(logging.getLogger("prefect.flow_runs"), ValueError("a bug"))
+        bug = stream.getvalue()[len(during):]
+        log(logging.getLogger("prefect.flow_runs"), Refused("after the run"))
+        after = stream.getvalue()[len(during) + len(bug):]
+    finally:
+        logger.removeHandler(handler)
+    assert during == "Encountered exception during execution: Refused('over budget')\n"
+    assert "Traceback" in bug and "ValueError: a bug" in bug
+    assert "Traceback" in after, "the filter is removed after the run"
