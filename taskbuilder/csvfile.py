@@ -594,14 +594,15 @@ def _arrow_read(path: Path, dialect: str, delimiter: str, width_guess: int) -> t
     """(every record, header included, read by pyarrow: columns f0, f1, ... as strings; what the reader saw
     of the bytes), or None when pyarrow refuses the file.
 
-    CSV is first read without `newlines_in_values` (pyarrow then splits the file into blocks at any
-    newline and reads them in parallel; a quoted line break on a block edge makes it fail loudly, never
-    misread), then, if that fails, with it."""
+    CSV is always read with `newlines_in_values` (pyarrow then finds block edges by following the quotes).
+    Without it, about 20% faster, pyarrow cuts blocks at any newline: a quoted line break on a block edge
+    was silently misread whenever the text after it parsed into the header's number of fields (a breaker
+    pass found records replaced and an open quote reported OK; `tests/unit/test_csv_fast_path.py`)."""
     read_options = pacsv.ReadOptions(autogenerate_column_names=True, block_size=ARROW_BLOCK_BYTES)
     convert_options = pacsv.ConvertOptions(
         check_utf8=True, column_types={f"f{i}": pa.string() for i in range(width_guess)},
         strings_can_be_null=False, quoted_strings_can_be_null=False)
-    for newlines_in_values in ((False, True) if dialect == "csv" else (False,)):
+    for newlines_in_values in ((True,) if dialect == "csv" else (False,)):
         parse_options = pacsv.ParseOptions(
             delimiter=delimiter, quote_char='"' if dialect == "csv" else False, double_quote=True,
             escape_char=False, newlines_in_values=newlines_in_values, ignore_empty_lines=False)

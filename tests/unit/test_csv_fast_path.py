@@ -173,8 +173,8 @@ def test_open_quote_is_reported_with_its_line(tmp_path):
 
 
 def test_quoted_newlines_across_pyarrow_blocks(tmp_path, monkeypatch):
-    """Small blocks: quoted line breaks fall on block edges (the first, parallel read fails and the second,
-    newline-aware one reads it), and the line numbers count the breaks inside cells."""
+    """Small blocks: quoted line breaks fall on block edges (pyarrow reads with newlines_in_values, so it
+    follows the quotes to cut blocks), and the line numbers count the breaks inside cells."""
     monkeypatch.setattr(csvfile, "ARROW_BLOCK_BYTES", 256)
     rng = np.random.default_rng(7)
     rows = [["id", "text", "label"]] + [[f"r{i}", "\n".join(["word"] * int(rng.integers(1, 4))) + ", end",
@@ -190,6 +190,30 @@ def test_quoted_newlines_across_pyarrow_blocks(tmp_path, monkeypatch):
     duplicate = [p for p in report.problems if p.code == "id_duplicate"]
     assert [p.record for p in duplicate] == [300]
     assert duplicate[0].line == int(load_table(path, fast=False).start_lines[300])
+
+
+
+@pytest.mark.parametrize("data,records,unclosed", [
+    # found by a breaker pass: read without newlines_in_values, pyarrow cut these at the block edge and
+    # read the text after the quoted line break as a record of its own, without any error
+    (b'id,text\n1,aaaaaaaaaaaa\n2,"a\nb,cccccccccccccccc"\n3,z\n', [["1", "aaaaaaaaaaaa"], ["2", "a\nb,cccccccccccccccc"], ["3", "z"]], None),
+    (b'text\naaaaaaaaaaaaaaaaaaaa\n"line one\nline two"\nz\n', [["aaaaaaaaaaaaaaaaaaaa"], ["line one\nline two"], ["z"]], None),
+    # an open quote before a block edge must be reported, not dropped
+    (b'id,text\n1,aaaaaaaaaaaa\n2,"open\n3,cccccccccccccccccccc\n4,d\n5,e\n', None, 2),
+])
+def test_a_quoted_line_break_on_a_block_edge_is_read_as_written(tmp_path, monkeypatch, data, records, unclosed):
+    monkeypatch.setattr(csvfile, "ARROW_BLOCK_BYTES", 32)
+    path = tmp_path / "edge.csv"
+    path.write_bytes(data)
+    table = load_table(path)
+    if records is not None:
+        assert table.cells.values.tolist() == records
+    assert table.unclosed_quote_record == unclosed
+    assert_same_table(path)
+    assert_same_report(path, monkeypatch, None)
+    if unclosed is not None:
+        report = validate_csv(path)
+        assert [(p.code, p.record, p.line) for p in report.errors] == [("unclosed_quote", 2, 3)]
 
 
 def test_line_numbers_before_and_after_a_late_multiline_cell(tmp_path, monkeypatch):
