@@ -704,8 +704,12 @@ def prepare_upload(path: str | Path, report: "ValidationReport", job: "Annotatio
         raise UploadPreparationError(f"{path}: the UTF-8 rewrite would overwrite the source; choose another out_dir")
     partial = target.with_name(target.name + ".partial")
     cells = source.cells.iloc[:, : len(source.header)]
+    # Python's csv writer quotes a field with \n but not one with a lone \r (text in a TSV cell): quote
+    # every field then, or the \r would end a record when the rewrite is read
+    lone_cr = any(cells[column].str.contains("\r", regex=False).any() for column in cells.columns) or any(
+        "\r" in name for name in source.header)
     cells.to_csv(partial, index=False, header=source.header, encoding="utf-8", lineterminator="\n",
-                 quoting=csv.QUOTE_MINIMAL)
+                 quoting=csv.QUOTE_ALL if lone_cr else csv.QUOTE_MINIMAL)
     written = load_table(partial)
     _same_cells(source, written, path, partial)
     partial.replace(target)

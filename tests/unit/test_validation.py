@@ -254,3 +254,16 @@ def test_problem_code_table_lists_every_code_the_checks_emit():
     assert emitted == table
     corpus_codes = {problem[0] for case in CASES["cases"] for problem in case["problems"]}
     assert corpus_codes == table  # the corpus exercises every code
+
+
+@pytest.mark.parametrize("data", [b"id\ttext\n1\ta\rb\n2\tc\n", b"id\ttext\n1\ta\r\n2\tc\r", b"id\ttext\r\n1\ta\r\r\n"])
+def test_a_lone_cr_in_a_tsv_cell_survives_the_rewrite_for_upload(tmp_path, data):
+    """TSV ends records at \\n only, so a lone \\r is cell text; the CSV rewrite must quote it (Python's csv
+    writer quotes \\n but not \\r), or the upload would split the record. Found by a breaker pass."""
+    path = tmp_path / "cr.tsv"
+    path.write_bytes(data)
+    report = validate_csv(path)
+    assert report.ok, report.format_text()
+    upload = prepare_upload(path, report, None, tmp_path / "out")
+    assert load_table(upload).cells.values.tolist() == load_table(path).cells.values.tolist()
+    assert any("\r" in cell for row in load_table(upload).cells.values.tolist() for cell in row)
