@@ -40,6 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import Result, arguments, machine_cpu_seconds, scratch, seconds  # noqa: E402
 
+
+def cpu_used_since(before: tuple[float, float]) -> dict[str, float]:
+    """{busy_seconds, all_seconds} of the machine since ``before`` (a ``machine_cpu_seconds()`` reading)."""
+    busy, total = machine_cpu_seconds()
+    return {"busy_seconds": busy - before[0], "all_seconds": total - before[1]}
+
 SANDBOX_SETTINGS = {
     "dataset_processing_seconds": 0.0, "batch_setup_seconds": 0.0, "participant_arrival_per_second": 1000.0,
     "submission_seconds": 0.0, "return_rate": 0.0, "timeout_rate": 0.0,
@@ -145,8 +151,7 @@ def main() -> None:
             if time.time() > deadline:
                 raise TimeoutError(f"parallel runs not finished after 1800 s\n{stack.logs()}")
             time.sleep(1)
-        cpu_after = machine_cpu_seconds()
-        parallel_cpu = {"busy_seconds": cpu_after[0] - cpu_before[0], "all_seconds": cpu_after[1] - cpu_before[1]}
+        parallel_cpu = cpu_used_since(cpu_before)
         states = Counter(r["state"]["type"] for r in runs)
         parallel_seconds = max(stamp(r["end_time"]) for r in runs) - started
         parallel = resources(control, api, names)
@@ -173,8 +178,7 @@ def main() -> None:
             if run.returncode != 0 and len(result.notes) < 3:
                 result.notes.append(f"CLI run failed ({run.returncode}): {run.stderr[-1500:]}")
         sequential_seconds = time.time() - started
-        cpu_after = machine_cpu_seconds()
-        sequential_cpu = {"busy_seconds": cpu_after[0] - cpu_before[0], "all_seconds": cpu_after[1] - cpu_before[1]}
+        sequential_cpu = cpu_used_since(cpu_before)
         sequential = resources(control, api, seq_names)
         control.close()
         api.close()

@@ -671,15 +671,12 @@ def _known_study_fields() -> set[str]:
 def _misspelled_study_fields(data: dict) -> list[tuple[str, str]]:
     """(key, known field it is close to) for each key of a study mapping that is not a known study field but
     reads like one (difflib ratio ≥ 0.8, case and `-`/space ignored), e.g. `annotator_per_task`."""
-    import difflib
-
     known = _known_study_fields()
     found = []
     for key in data:
         if not isinstance(key, str) or key in known:
             continue
-        folded = key.strip().lower().replace("-", "_").replace(" ", "_")
-        near = folded if folded in known else next(iter(difflib.get_close_matches(folded, sorted(known), n=1, cutoff=0.8)), None)
+        near = _closest(key.strip().replace("-", "_").replace(" ", "_"), sorted(known), cutoff=0.8)
         if near is not None:
             found.append((key, near))
     return found
@@ -943,12 +940,12 @@ def _model_in(annotation: Any, tag: str) -> Any:
     return None
 
 
-def _closest(word: str, choices: list[str]) -> str | None:
-    """The choice that `word` most likely misspells (difflib ratio ≥ 0.75, case ignored), or None."""
+def _closest(word: str, choices: list[str], cutoff: float = 0.75) -> str | None:
+    """The choice that `word` most likely misspells (difflib ratio ≥ `cutoff`, case ignored), or None."""
     import difflib
 
     lowered = {choice.lower(): choice for choice in choices}
-    found = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.75)
+    found = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=cutoff)
     return lowered[found[0]] if found else None
 
 
