@@ -245,7 +245,7 @@ def main() -> None:
 
         from flows.annotation_batch import annotation_batch
         from taskbuilder.polling import PollSettings
-        from taskbuilder.spec import AnnotationJob
+        from taskbuilder.jobspec import AnnotationJob
         from tasks.connection import ProlificConnection
         import_seconds = time.perf_counter() - started
 

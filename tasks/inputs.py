@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.csvfile import CsvReadError, prepare_upload
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.validation import ValidationReport, validate_csv
 
 from tasks.logs import run_logger
