@@ -30,6 +30,7 @@ from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for
 from tasks.connection import ProlificConnection, open_client
 from tasks.datasets import create_dataset, upload_dataset_file, wait_for_dataset
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
+from tasks.preflight import preflight
 from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
 from tasks.records import load_job_record, update_job_record
@@ -75,7 +76,8 @@ def annotation_batch(
 
     Returns a dict: ``job_key``, ``dataset_id``, ``batch_id``, ``study_id``, ``statuses``,
     ``instructions_mode``, ``cost``, ``published``, ``outputs`` (name → location), ``notes``.
-    Raises ``InputInvalid`` (bad CSV/spec, nothing created), ``BudgetExceeded``, the typed API errors
+    Raises ``PreflightFailed`` (a non-https API URL, an output location that cannot be written or that would
+    overwrite the input; nothing created), ``InputInvalid`` (bad CSV/spec, nothing created), ``BudgetExceeded``, the typed API errors
     of :mod:`taskbuilder.errors` after retries, ``WaitTimedOut``.
     """
     logger = run_logger()
@@ -85,6 +87,7 @@ def annotation_batch(
     destination = output_dir or job.output_dir
     work_dir = Path(tempfile.mkdtemp(prefix="taskbuilder-"))
 
+    preflight(connection.base_url, destination, [job.dataset.csv])
     csv_path = stage_csv(job.dataset.csv, work_dir / "input")
     report = validate_input(csv_path, job)
     upload_path = prepare_upload_file(csv_path, report, job, work_dir / "upload")
