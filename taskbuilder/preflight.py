@@ -3,7 +3,7 @@
 - :func:`check_api_url`: the API URL is ``https://``, or ``http://`` to a loopback host only (the local
   sandbox); a token sent over plain http to another host travels in clear text.
 - :func:`check_output_location`: the output folder can be created and written (a small test file is
-  written and removed), or the ``s3://`` prefix is reachable and writable with the credentials at hand (a
+  written and removed, and so are the folders the check created), or the ``s3://`` prefix is reachable and writable with the credentials at hand (a
   small test object is written and deleted).
 - :func:`check_outputs_spare_inputs`: no output file would land on an input file (the dataset CSV, the
   spec), however the paths are spelled (``..``, symlinks, hard links, a case-insensitive file system).
@@ -73,7 +73,11 @@ def check_output_location(destination: str, *, s3_client: Callable[[], Any] | No
 
 
 def _check_local_location(folder: Path) -> None:
+    """Create the folder (and parents), write and remove a test file, then remove the folders it created:
+    the outputs create them again when they are written."""
     what_to_do = "choose another output_dir in the job spec, or pass --output-dir FOLDER"
+    folder = Path(os.path.abspath(folder))
+    created = [p for p in [folder, *folder.parents] if not p.exists() and not p.is_symlink()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -90,6 +94,11 @@ def _check_local_location(folder: Path) -> None:
         raise PreflightFailed(f"output_dir {folder} cannot be written ({error.strerror}): {what_to_do}, or fix its permissions.") from None
     finally:
         probe.unlink(missing_ok=True)
+        for path in created:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def _check_s3_location(destination: str, s3_client: Callable[[], Any] | None) -> None:

@@ -29,10 +29,14 @@ def test_plain_http_to_another_host_is_refused(url):
     assert "clear text" in str(caught.value) and "pw" not in str(caught.value)
 
 
-def test_a_local_output_folder_is_created_and_left_clean(tmp_path):
+def test_a_local_output_folder_is_checked_and_nothing_is_left(tmp_path):
     folder = tmp_path / "a" / "b"
     check_output_location(str(folder))
-    assert folder.is_dir() and list(folder.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
+    folder.mkdir(parents=True)
+    (folder / "keep.txt").write_text("x")
+    check_output_location(str(folder))
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
 
 
 def test_an_output_folder_under_a_file_is_refused_in_one_line(tmp_path):
