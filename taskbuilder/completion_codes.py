@@ -60,7 +60,8 @@ class CompletionCode(BaseModel):
 
     code: str = Field(description="The code itself (text, e.g. 'C1A2B3'); quote it when it looks like a number.")
     code_type: str = Field(description=f"One of {', '.join(CODE_TYPES)}.")
-    actions: list[CompletionAction] = Field(default_factory=list, description="Actions, e.g. [{action: AUTOMATICALLY_APPROVE}].")
+    actions: list[CompletionAction] | None = Field(
+        default=None, description="Actions, e.g. [{action: AUTOMATICALLY_APPROVE}]; left out when not given.")
 
     @field_validator("code")
     @classmethod
@@ -82,7 +83,7 @@ class CompletionCode(BaseModel):
         """(sub-path, message, hint) for group actions without the group they name."""
         return [(f"actions[{i}].participant_group", f"{a.action} needs participant_group",
                  "add participant_group: <the participant group's id>")
-                for i, a in enumerate(self.actions)
+                for i, a in enumerate(self.actions or [])
                 if a.action in GROUP_ACTIONS and not (a.model_extra or {}).get("participant_group")]
 
 
@@ -102,7 +103,7 @@ def check_completion_codes(codes: list[CompletionCode]) -> list[tuple[str, str, 
         problems.append(("", f"{len(completed)} codes have code_type COMPLETED; an AI Task Builder study needs exactly one",
                          "keep one COMPLETED code (with action AUTOMATICALLY_APPROVE or MANUALLY_REVIEW), or leave "
                          "completion_codes out for Prolific's default (COMPLETED, MANUALLY_REVIEW)"))
-    elif not any(a.action in REVIEW_ACTIONS for a in codes[completed[0]].actions):
+    elif not any(a.action in REVIEW_ACTIONS for a in codes[completed[0]].actions or []):
         problems.append((f"[{completed[0]}].actions", "the COMPLETED code has no AUTOMATICALLY_APPROVE or MANUALLY_REVIEW action",
                          "add actions: [{action: AUTOMATICALLY_APPROVE}] (or MANUALLY_REVIEW to review submissions yourself)"))
     return problems

@@ -97,6 +97,14 @@ def dotted(path: Path) -> str:
     return out
 
 
+_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
+
+
+def parse_dotted(text: str) -> Path:
+    """"batch.instructions[0].options" → ("batch", "instructions", 0, "options") (the inverse of :func:`dotted`)."""
+    return tuple(int(index) if index else name for index, name in _PART.findall(text))
+
+
 def _quote_hint(key: Any, scalar: Scalar) -> str:
     text = scalar.text.replace('"', '\\"')
     return f'quote it to keep the text: {key}: "{text}"' if key is not None else f'quote it: "{text}"'
