@@ -88,7 +88,7 @@ def validate(
     reported in one pass: when the spec itself has errors, the file is still checked on its own
     (without the spec's column checks) and both lists are shown.
     """
-    from taskbuilder.job import SpecError
+    from taskbuilder.jobspec import SpecError
     from taskbuilder.validation import validate_csv
 
     if delimiter is not None and delimiter not in DELIMITERS:
@@ -198,7 +198,7 @@ def sandbox(
 def _run_job(
     job_file: Path, *, api_url: str | None, output_dir: str | None, embedded: bool = False, polling: dict | None = None
 ) -> int:
-    from taskbuilder.job import SpecError
+    from taskbuilder.jobspec import SpecError
     from taskbuilder.preflight import PreflightFailed, check_api_url
 
     try:
@@ -225,7 +225,7 @@ def _run_job(
 
 def _load_spec(path: Path):
     """The job spec in `path`, read by the one spec loader every entry point uses. Raises ``SpecError``."""
-    from taskbuilder.job import AnnotationJob
+    from taskbuilder.jobspec import AnnotationJob
 
     return AnnotationJob.from_yaml(path)
 

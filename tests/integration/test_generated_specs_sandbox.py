@@ -21,7 +21,7 @@ FAST = PollSettings(interval_seconds=0.2, max_interval_seconds=0.5)
 
 def _loadable(folder, count: int):
     """(seed, generated spec, job) for the first `count` seeds whose spec loads, half of them saying publish."""
-    from taskbuilder.job import SpecError
+    from taskbuilder.jobspec import SpecError
 
     found, wanted = [], {True: count // 2, False: count - count // 2}
     for seed in range(10_000):

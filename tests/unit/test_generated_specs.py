@@ -22,7 +22,7 @@ def folder(tmp_path_factory):
 
 
 def _load(folder, text):
-    from taskbuilder.job import SpecError
+    from taskbuilder.jobspec import SpecError
 
     spec_file = folder / "job.yaml"
     spec_file.write_text(text)
