@@ -71,7 +71,8 @@ def annotation_batch(
     Parameters:
         job: the job spec (dataset CSV, batch, study, publish/budget switches); no secrets in it.
         connection: API URL, timeouts and the Secret block name; default from the environment.
-        polling: poll intervals and deadlines (seconds).
+        polling: poll intervals and deadlines (seconds); default: the study's deadline from the spec's
+            ``study_deadline_minutes``.
         wait_for_completion: overrides ``job.wait_for_completion`` (deployments launch with false).
         output_dir: overrides ``job.output_dir`` (a folder or ``s3://bucket/prefix``).
 
@@ -83,7 +84,7 @@ def annotation_batch(
     """
     logger = run_logger()
     connection = connection or ProlificConnection(token_secret_block=job.token_secret_block)
-    polling = polling or PollSettings()
+    polling = polling or PollSettings(study_timeout_seconds=job.study_deadline_minutes * 60)
     wait = job.wait_for_completion if wait_for_completion is None else wait_for_completion
     destination = output_dir or job.output_dir
     work_dir = Path(tempfile.mkdtemp(prefix="taskbuilder-"))

@@ -240,7 +240,8 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
 
     connection = ProlificConnection(base_url=api_url, token_secret_block=job.token_secret_block)
     sandbox_polling = {"interval_seconds": 0.5, "max_interval_seconds": 2.0} if sandboxed else {}
-    polling = PollSettings(**{**sandbox_polling, **polling})
+    deadline = {"study_timeout_seconds": job.study_deadline_minutes * 60}
+    polling = PollSettings(**{**sandbox_polling, **deadline, **polling})
     try:
         refusals = (JobChanged, InputInvalid, BudgetExceeded, PublishRejected, PreflightFailed)
         with _progress_bar(), _refusals_without_traceback(refusals):

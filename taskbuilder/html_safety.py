@@ -29,12 +29,17 @@ class _Finder(HTMLParser):
         for name, value in attrs:
             if name.startswith("on"):
                 self.found.append(f"an event handler attribute {name}= on <{tag}>")
-            elif name in URL_ATTRIBUTES and value is not None:
-                squeezed = "".join(ch for ch in value if ch > " ").lower()  # browsers ignore spaces and controls there
-                if squeezed.startswith(_ACTIVE_SCHEMES):
-                    self.found.append(f"a {squeezed.split(':', 1)[0]}: URL in {name}= of <{tag}>")
+            elif name in URL_ATTRIBUTES and value is not None and active_url(value):
+                self.found.append(f"a {active_url(value)}: URL in {name}= of <{tag}>")
 
     handle_startendtag = handle_starttag
+
+
+def active_url(url: str) -> str | None:
+    """The scheme (``javascript``, ``vbscript``, ``data``) when `url` would run code when opened, else None.
+    Spaces and control characters are ignored, as browsers ignore them there."""
+    squeezed = "".join(ch for ch in url if ch > " ").lower()
+    return squeezed.split(":", 1)[0] if squeezed.startswith(_ACTIVE_SCHEMES) else None
 
 
 def active_content(text: str) -> list[str]:
@@ -54,6 +59,8 @@ def active_content_problems(values: dict[str, str]) -> list[tuple[str, str, str]
     problems = []
     for path, text in values.items():
         found = active_content(text)
+        if path.endswith(".url") and active_url(text):
+            found.append(f"a {active_url(text)}: URL")
         if found:
             problems.append((path, f"participant-facing text holds {', '.join(found)}",
                              "remove it: this text is shown to participants and takes basic HTML only (p, b, i, ul, "

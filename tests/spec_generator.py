@@ -25,6 +25,11 @@ def _number_forms(value: int) -> list[tuple[str, int | None]]:
             (f"{value // 60}:{value % 60:02d}", None), (hex(value), None)]
 
 
+def _pick_number(rng: random.Random, value: int) -> tuple[str, int | None]:
+    forms = _number_forms(value)
+    return rng.choice(forms[:3]) if rng.random() < 0.6 else rng.choice(forms)
+
+
 @dataclass
 class GeneratedSpec:
     text: str
@@ -40,17 +45,15 @@ class GeneratedSpec:
 def generate(rng: random.Random, *, places: int = 4) -> GeneratedSpec:
     publish_text, publish_value = rng.choice(PUBLISH_FORMS)
     budget = rng.choice([50, 100, 300, 1000, 5000, 100000])
-    budget_text, budget_read = rng.choice(_number_forms(budget))
+    budget_text, budget_read = _pick_number(rng, budget)
     reward = rng.choice([60, 150, 300, 1200])
-    reward_text, reward_read = rng.choice(_number_forms(reward))
+    reward_text, reward_read = _pick_number(rng, reward)
     values = rng.sample(TEXT_FORMS, 3)
     code = rng.choice(TEXT_FORMS + ["C0DE1"])
     spec = GeneratedSpec(text="", publish_says_false=not publish_value, max_budget_read=[budget_read],
                          reward_read=[reward_read], option_values=values, code=code)
     if budget_read is None or reward_read is None:
         spec.must_refuse, spec.why = True, spec.why + ["a number YAML reads otherwise"]
-    if len(set(values)) < 3:
-        spec.must_refuse = True
     study_extra, top_extra = [], []
     if rng.random() < 0.25:  # a repeated key, later in the same mapping
         kind = rng.choice(["publish", "max_budget", "reward"])

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from taskbuilder.completion_codes import CompletionCode, check_completion_codes, read_only_problems
+from taskbuilder.jobspec.completion_codes import CompletionCode, check_completion_codes, read_only_problems
 
 codes = TypeAdapter(list[CompletionCode])
 APPROVE = [{"action": "AUTOMATICALLY_APPROVE"}]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from taskbuilder.strict_yaml import MAX_EXPANDED_VALUES, StrictYamlError, read_yaml
+from taskbuilder.jobspec.strict_yaml import MAX_EXPANDED_VALUES, StrictYamlError, read_yaml
 
 
 def problems(text: str) -> list:
@@ -46,7 +46,7 @@ def test_an_alias_bomb_fails_fast_with_a_clear_message(text):
     started = time.monotonic()
     found = problems(text)
     assert time.monotonic() - started < 2
-    assert f"more than {MAX_EXPANDED_VALUES:,} values" in found[0].message
+    assert f"more than {MAX_EXPANDED_VALUES:,} values" in found[0].message or "levels deep" in found[0].message
 
 
 def test_small_aliases_and_merges_read_as_yaml_defines_them():
@@ -113,3 +113,19 @@ def test_syntax_errors_name_the_line():
     assert problem.line == 3 and "syntax" in problem.message
     [problem] = problems("a: 1\n---\nb: 2\n")
     assert problem.line == 2
+
+
+class _Switches(BaseModel):
+    publish: bool = False
+    max_budget: int = 0
+
+
+@pytest.mark.parametrize("written, value", [("yes", True), ("off", False), ("true", True), ("False", False)])
+def test_yaml_booleans_are_booleans_where_a_boolean_is_expected(written, value):
+    assert read_yaml(f"publish: {written}\n").validate(_Switches.model_validate).publish is value
+
+
+@pytest.mark.parametrize("text", ["publish: 1\n", "max_budget: yes\n", "max_budget: 2026-01-01\n"])
+def test_a_value_of_the_wrong_kind_is_refused_not_converted(text):
+    with pytest.raises((StrictYamlError, ValidationError)):
+        read_yaml(text).validate(_Switches.model_validate)

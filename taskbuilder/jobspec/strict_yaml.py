@@ -18,6 +18,7 @@ the field path and the quoting or rewrite to use.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from pydantic import BaseModel, ValidationError
 MAX_EXPANDED_VALUES = 20_000
 """Most values (scalars, lists and mappings, with every alias expanded) a spec may hold; real specs hold a
 few hundred."""
+
+MAX_DEPTH = 40
+"""Deepest nesting a spec may have (batch_items, the deepest part, needs about 8 levels)."""
 
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
@@ -123,15 +127,26 @@ def _what_yaml_reads(value: Any, scalar: Scalar) -> str:
 class YamlDocument:
     """A parsed spec: `data` (plain Python values, as YAML 1.1 typed them) and `scalars` (path → Scalar)."""
 
-    def __init__(self, data: Any, scalars: dict[Path, Scalar]):
+    def __init__(self, data: Any, scalars: dict[Path, Scalar], lines: dict[Path, int] | None = None):
         self.data = data
         self.scalars = scalars
+        self.lines = lines or {}
+
+    def adjust(self, change: Callable[[Any], None]) -> None:
+        """Let `change(data)` edit the parsed data in place; values it replaced are no longer "as written"."""
+        before = copy.deepcopy(self.data)
+        change(self.data)
+        for path in list(self.scalars):
+            if _value_at(before, path) != _value_at(self.data, path):
+                del self.scalars[path]
 
     def line_of(self, path: Path) -> int | None:
         """The line of the value at `path`, or of the nearest enclosing value that has one."""
         while path:
             if path in self.scalars:
                 return self.scalars[path].line
+            if path in self.lines:
+                return self.lines[path]
             path = path[:-1]
         return None
 
@@ -231,9 +246,18 @@ class YamlDocument:
         else:
             scalar = self.scalars.get(path)
             if scalar is not None and scalar.retyped:
-                if isinstance(model, str) and model != scalar.text:
-                    found[path] = scalar.text
-                elif not isinstance(model, str) and not scalar.canonical:
+                if isinstance(model, str):
+                    if model != scalar.text:
+                        found[path] = scalar.text
+                elif isinstance(model, bool):
+                    if scalar.tag != _BOOL:  # yes/no/on/off are YAML 1.1 booleans a reader reads as such
+                        problems.append(self._kind_problem(path, data, scalar, "true or false"))
+                elif isinstance(model, (int, float)):
+                    if scalar.tag not in (_INT, _FLOAT):
+                        problems.append(self._kind_problem(path, data, scalar, "a number in plain digits"))
+                    elif not scalar.canonical:
+                        problems.append(self._number_problem(path, data, scalar))
+                elif not scalar.canonical:
                     problems.append(self._number_problem(path, data, scalar))
         return problems, found
 
@@ -254,6 +278,10 @@ class YamlDocument:
                     _quote_hint(key, scalar) + "; if a number is meant, write it in plain digits"))
         return problems, found
 
+    def _kind_problem(self, path: Path, value: Any, scalar: Scalar, wanted: str) -> YamlProblem:
+        return YamlProblem(scalar.line, dotted(path), f"{scalar.text} is read by YAML as {_what_yaml_reads(value, scalar)}, "
+                           f"where {wanted} is expected", f"write {wanted}")
+
     def _number_problem(self, path: Path, value: Any, scalar: Scalar) -> YamlProblem:
         key = path[-1] if path and isinstance(path[-1], str) else None
         return YamlProblem(
@@ -261,6 +289,18 @@ class YamlDocument:
             f"{scalar.text} is read by YAML as {_what_yaml_reads(value, scalar)}, which is not what it looks like",
             "write the number in plain digits (e.g. 300, 0.25) without leading zeros, '_' or ':'"
             + (f"; if it is text, quote it: {key}: \"{scalar.text}\"" if key else ""))
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+_MISSING = object()
 
 
 def _leaves(data: Any, path: Path) -> Iterator[tuple[Path, Any]]:
@@ -298,16 +338,17 @@ def read_yaml(text: str) -> YamlDocument:
         if node is None:
             return YamlDocument(None, {})
         scalars: dict[Path, Scalar] = {}
-        problems = _check_nodes(loader, node, scalars)
+        lines: dict[Path, int] = {}
+        problems = _check_nodes(loader, node, scalars, lines)
         if problems:
             raise StrictYamlError(problems)
         data = loader.construct_document(node)
     finally:
         loader.dispose()
-    return YamlDocument(data, scalars)
+    return YamlDocument(data, scalars, lines)
 
 
-def _check_nodes(loader: _Loader, root: yaml.Node, scalars: dict[Path, Scalar]) -> list[YamlProblem]:
+def _check_nodes(loader: _Loader, root: yaml.Node, scalars: dict[Path, Scalar], lines: dict[Path, int]) -> list[YamlProblem]:
     """Walk the node tree with every alias expanded (at most MAX_EXPANDED_VALUES nodes): record scalars,
     find duplicate and retyped keys, and flatten merge keys (`<<`) once per mapping."""
     problems: list[YamlProblem] = []
@@ -319,6 +360,11 @@ def _check_nodes(loader: _Loader, root: yaml.Node, scalars: dict[Path, Scalar]) 
         seen += 1
         if seen > MAX_EXPANDED_VALUES:
             return [_too_big(node, path)]
+        if len(path) > MAX_DEPTH:
+            return [YamlProblem(node.start_mark.line + 1, dotted(path[:3]) + "...",
+                                f"the spec nests values more than {MAX_DEPTH} levels deep (a recursive alias?)",
+                                "write the values out; a job spec needs a few levels only")]
+        lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
             scalars[path] = Scalar(node.value, node.start_mark.line + 1, node.tag, node.style is None)
         elif isinstance(node, yaml.SequenceNode):

@@ -10,11 +10,12 @@ passes through, since the docs' list may be incomplete. Codes are text and must 
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+
+from taskbuilder.jobspec.base import fail
+from taskbuilder.jobspec.hints import closest
 
 CODE_TYPES = ("COMPLETED", "FAILED_ATTENTION_CHECK", "FOLLOW_UP_STUDY", "GIVE_BONUS", "INCOMPATIBLE_DEVICE",
               "NO_CONSENT", "OTHER", "FIXED_SCREENOUT")
@@ -22,16 +23,6 @@ ACTIONS = ("AUTOMATICALLY_APPROVE", "MANUALLY_REVIEW", "ADD_TO_PARTICIPANT_GROUP
            "DYNAMIC_PAYMENT")
 REVIEW_ACTIONS = ("AUTOMATICALLY_APPROVE", "MANUALLY_REVIEW")
 GROUP_ACTIONS = ("ADD_TO_PARTICIPANT_GROUP", "REMOVE_FROM_PARTICIPANT_GROUP")
-
-
-def _problem(path: str, message: str, hint: str) -> PydanticCustomError:
-    # the job spec's error shape: (sub-path, message, hint) triples in ctx["problems"]
-    return PydanticCustomError("spec_problem", "{summary}", {"summary": message, "problems": [(path, message, hint)]})
-
-
-def _near(word: str, choices: tuple[str, ...]) -> str | None:
-    found = difflib.get_close_matches(word.upper(), choices, n=1, cutoff=0.75)
-    return found[0] if found else None
 
 
 class CompletionAction(BaseModel):
@@ -46,10 +37,10 @@ class CompletionAction(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in ACTIONS:
-            near = _near(value, ACTIONS)
+            near = closest(value, list(ACTIONS))
             if near is not None:
-                raise _problem("", f"action {value!r} is not an action Prolific documents; did you mean {near}?",
-                               f"write {near} (actions: {', '.join(ACTIONS)})")
+                raise fail([("", f"action {value!r} is not an action Prolific documents; did you mean {near}?",
+                             f"write {near} (actions: {', '.join(ACTIONS)})")])
         return value
 
 
@@ -67,16 +58,16 @@ class CompletionCode(BaseModel):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise _problem("", "the code is empty", "write the code's text")
+            raise fail([("", "the code is empty", "write the code's text")])
         return value
 
     @field_validator("code_type")
     @classmethod
     def _code_type(cls, value: str) -> str:
         if value not in CODE_TYPES:
-            near = _near(value, CODE_TYPES)
-            raise _problem("", f"code_type {value!r} is not one of Prolific's code types"
-                           + (f"; did you mean {near}?" if near else ""), f"use one of {', '.join(CODE_TYPES)}")
+            near = closest(value, list(CODE_TYPES))
+            raise fail([("", f"code_type {value!r} is not one of Prolific's code types"
+                          + (f"; did you mean {near}?" if near else ""), f"use one of {', '.join(CODE_TYPES)}")])
         return value
 
     def check_actions(self) -> list[tuple[str, str, str]]:
