@@ -47,7 +47,7 @@ def _loadable(folder, count: int):
 def test_generated_specs_never_publish_against_their_text(sandbox, tmp_path):
     (tmp_path / "data.csv").write_text(CSV)
     api = httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Token {sandbox.token}"}, timeout=30)
-    published_runs = 0
+    published_runs = over_budget_runs = 0
     for seed, spec, job in _loadable(tmp_path, RUNS):
         before = sandbox.count("POST", "/api/v1/studies/*/transition")
         try:
@@ -60,6 +60,7 @@ def test_generated_specs_never_publish_against_their_text(sandbox, tmp_path):
         study = api.get(f"/api/v1/studies/{study_id}/").json()
         rewards_cents = min(spec.reward_read) * int(study["total_available_places"])
         context = f"seed {seed}:\n{spec.text}"
+        over_budget_runs += not spec.publish_says_false and min(spec.max_budget_read) < rewards_cents
         if published:
             published_runs += 1
             assert not spec.publish_says_false, context
@@ -68,4 +69,4 @@ def test_generated_specs_never_publish_against_their_text(sandbox, tmp_path):
         else:
             assert study["status"] == "UNPUBLISHED", context
     api.close()
-    assert published_runs >= 1  # the property was exercised on both sides
+    assert published_runs >= 1 and over_budget_runs >= 1, (published_runs, over_budget_runs)  # both sides exercised
