@@ -31,6 +31,7 @@ from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for
 from tasks.connection import ProlificConnection, open_client
 from tasks.datasets import create_dataset, upload_dataset_file, wait_for_dataset
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
+from tasks.preflight import preflight
 from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
 from tasks.records import load_job_record, update_job_record
@@ -70,22 +71,25 @@ def annotation_batch(
     Parameters:
         job: the job spec (dataset CSV, batch, study, publish/budget switches); no secrets in it.
         connection: API URL, timeouts and the Secret block name; default from the environment.
-        polling: poll intervals and deadlines (seconds).
+        polling: poll intervals and deadlines (seconds); default: the study's deadline from the spec's
+            ``study_deadline_minutes``.
         wait_for_completion: overrides ``job.wait_for_completion`` (deployments launch with false).
         output_dir: overrides ``job.output_dir`` (a folder or ``s3://bucket/prefix``).
 
     Returns a dict: ``job_key``, ``dataset_id``, ``batch_id``, ``study_id``, ``statuses``,
     ``instructions_mode``, ``cost``, ``published``, ``outputs`` (name → location), ``notes``.
-    Raises ``InputInvalid`` (bad CSV/spec, nothing created), ``BudgetExceeded``, the typed API errors
+    Raises ``PreflightFailed`` (a non-https API URL, an output location that cannot be written or that would
+    overwrite the input; nothing created), ``InputInvalid`` (bad CSV/spec, nothing created), ``BudgetExceeded``, the typed API errors
     of :mod:`taskbuilder.errors` after retries, ``WaitTimedOut``.
     """
     logger = run_logger()
     connection = connection or ProlificConnection(token_secret_block=job.token_secret_block)
-    polling = polling or PollSettings()
+    polling = polling or PollSettings(study_timeout_seconds=job.study_deadline_minutes * 60)
     wait = job.wait_for_completion if wait_for_completion is None else wait_for_completion
     destination = output_dir or job.output_dir
     work_dir = Path(tempfile.mkdtemp(prefix="taskbuilder-"))
 
+    preflight(connection.base_url, destination, [job.dataset.csv])
     csv_path = stage_csv(job.dataset.csv, work_dir / "input")
     report = validate_input(csv_path, job)
     upload_path = prepare_upload_file(csv_path, report, job, work_dir / "upload")

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,9 +48,15 @@ def run(
     poll_max_seconds: Annotated[
         Optional[float], typer.Option(help="Longest status-poll interval in seconds (default 30; 2 on the sandbox).")
     ] = None,
+    study_deadline_minutes: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="How long to wait for the study to finish, in minutes (default: the spec's "
+                     "study_deadline_minutes, 10080 = 7 days); then the run stops waiting and says how to resume."),
+    ] = None,
 ) -> None:
     """Run the job in JOB_FILE: validate, create dataset, batch and study, publish if allowed, collect."""
-    overrides = {"interval_seconds": poll_seconds, "max_interval_seconds": poll_max_seconds}
+    overrides = {"interval_seconds": poll_seconds, "max_interval_seconds": poll_max_seconds,
+                 "study_timeout_seconds": study_deadline_minutes * 60 if study_deadline_minutes else None}
     polling = {name: value for name, value in overrides.items() if value is not None}
     raise typer.Exit(_run_job(job_file, api_url=api_url, output_dir=output_dir, polling=polling))
 
@@ -64,7 +71,10 @@ def demo(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="The CSV or TSV file.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Optional[Path],
+        typer.Argument(help="The CSV or TSV file; default: the spec's own dataset.csv (with --job).", exists=True, dir_okay=False),
+    ] = None,
     job: Annotated[Optional[Path], typer.Option(help="The job spec, for its column and limit checks.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     delimiter: Annotated[
@@ -73,50 +83,100 @@ def validate(
 ) -> None:
     """Check FILE (and the job spec) without touching the API. Exit 0 ok, 2 errors, 1 tool failure.
 
-    Every problem is reported in one pass: when the spec itself has errors, the file is still checked
-    on its own (without the spec's column checks) and both lists are shown.
+    With --job and no FILE, the file checked is the one the spec names (dataset.csv), the one `run`
+    uploads; a FILE that is not that file is checked with a warning naming both. Every problem is
+    reported in one pass: when the spec itself has errors, the file is still checked on its own
+    (without the spec's column checks) and both lists are shown.
     """
-    from taskbuilder.jobspec import AnnotationJob, SpecError
+    from taskbuilder.jobspec import SpecError
     from taskbuilder.validation import validate_csv
 
     if delimiter is not None and delimiter not in DELIMITERS:
         typer.echo(f"--delimiter must be one of {', '.join(repr(d) for d in DELIMITERS)}, not {delimiter!r}", err=True)
         raise typer.Exit(2)
+    if file is None and job is None:
+        typer.echo("Give the file to check, or --job JOB.yaml to check the file the spec names.", err=True)
+        raise typer.Exit(2)
     spec_problems: list[dict] = []
     spec = None
     try:
-        spec = AnnotationJob.from_yaml(job) if job else None
+        spec = _load_spec(job) if job else None
     except SpecError as error:
-        spec_problems = [
-            {"code": "spec_invalid", "severity": "error", "record": None, "line": None, "column": p.path,
-             "message": p.message, "hint": p.hint}
-            for p in error.problems
-        ]
+        spec_problems = [_spec_entry("spec_invalid", "error", p.path, p.message, p.hint) for p in error.problems]
         if not as_json:
             typer.echo(str(error))
-    try:
-        report = validate_csv(file, spec, delimiter_hint=delimiter)
-    except Exception as error:  # the tool itself failed
-        typer.echo(f"taskbuilder validate failed: {error}", err=True)
-        raise typer.Exit(1)
-    warnings = spec.warnings() if spec else []
-    ok = report.ok and not spec_problems
-    if as_json:
-        body = report.to_dict()
-        body["ok"] = ok
-        body["problems"] = spec_problems + [
-            {"code": "spec_warning", "severity": "warning", "record": None, "line": None, "column": w.path,
-             "message": w.message, "hint": w.hint}
-            for w in warnings
-        ] + body["problems"]
-        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
-    else:
-        for warning in warnings:
-            typer.echo(f"warning: {warning.format(str(job))}")
-        if spec_problems:
-            typer.echo("The file, checked without the spec (fix the spec to get its column checks too):")
-        typer.echo(report.format_text())
+    notes: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="taskbuilder-validate-") as scratch:
+        file, notes = _file_to_validate(file, spec, Path(scratch))
+        if file is None:  # nothing to check: the spec is invalid, or its file cannot be read
+            _print_validate_result(None, spec_problems + notes, [], as_json, job)
+            raise typer.Exit(2)
+        try:
+            report = validate_csv(file, spec, delimiter_hint=delimiter)
+        except Exception as error:  # the tool itself failed
+            typer.echo(f"taskbuilder validate failed: {error}", err=True)
+            raise typer.Exit(1)
+    warnings = [_spec_entry("spec_warning", "warning", w.path, w.message, w.hint) for w in (spec.warnings() if spec else [])]
+    ok = report.ok and not spec_problems and not any(n["severity"] == "error" for n in notes)
+    _print_validate_result(report, spec_problems + notes, warnings, as_json, job, ok=ok)
     raise typer.Exit(0 if ok else 2)
+
+
+def _spec_entry(code: str, severity: str, column: str, message: str, hint: str) -> dict:
+    return {"code": code, "severity": severity, "record": None, "line": None, "column": column, "message": message, "hint": hint}
+
+
+def _file_to_validate(file: Path | None, spec, scratch: Path) -> tuple[Path | None, list[dict]]:
+    """The file `validate` checks, and notes about it: the spec's own dataset.csv when FILE is omitted
+    (fetched when it is ``s3://``), else FILE with a warning when it is not the spec's file."""
+    if spec is None:
+        return file, []
+    csv = spec.dataset.csv
+    if file is not None:
+        if csv.startswith("s3://") or not _same_file(file, Path(csv)):
+            return file, [_spec_entry(
+                "dataset_file_differs", "warning", "dataset.csv",
+                f"{file} is not the spec's dataset.csv ({csv}): this checks {file}, but `run` uploads {csv}",
+                "validate without FILE to check the spec's own file, or point dataset.csv at this file")]
+        return file, []
+    if not csv.startswith("s3://"):
+        if Path(csv).is_file():
+            return Path(csv), []
+        return None, [_spec_entry("dataset_missing", "error", "dataset.csv", f"{csv} does not exist or is not a file",
+                                  "fix dataset.csv in the job spec (a path relative to the spec file)")]
+    from tasks.inputs import InputInvalid, stage_csv
+
+    try:
+        return stage_csv.fn(csv, scratch), []
+    except InputInvalid as error:
+        return None, [_spec_entry("dataset_missing", "error", "dataset.csv", str(error), "")]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _print_validate_result(report, problems: list[dict], warnings: list[dict], as_json: bool, job: Path | None, ok: bool = False) -> None:
+    errors_first = [p for p in problems if p["severity"] == "error"] + [p for p in problems if p["severity"] != "error"]
+    if as_json:
+        body = report.to_dict() if report is not None else {"problems": []}
+        body["ok"] = ok
+        body["problems"] = errors_first + warnings + body["problems"]
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    for note in problems:
+        if note["code"] != "spec_invalid":
+            typer.echo(f"{note['severity']}: {job}: {note['column']}: {note['message']}" + (f" (hint: {note['hint']})" if note["hint"] else ""))
+    for warning in warnings:
+        typer.echo(f"warning: {job}: {warning['column']}: {warning['message']} (hint: {warning['hint']})")
+    if report is None:
+        return
+    if any(p["code"] == "spec_invalid" for p in problems):
+        typer.echo("The file, checked without the spec (fix the spec to get its column checks too):")
+    typer.echo(report.format_text())
 
 
 @app.command()
@@ -138,15 +198,21 @@ def sandbox(
 def _run_job(
     job_file: Path, *, api_url: str | None, output_dir: str | None, embedded: bool = False, polling: dict | None = None
 ) -> int:
-    from taskbuilder.jobspec import AnnotationJob, SpecError
+    from taskbuilder.jobspec import SpecError
+    from taskbuilder.preflight import PreflightFailed, check_api_url
 
     try:
-        job = AnnotationJob.from_yaml(job_file)
+        job = _load_spec(job_file)
     except SpecError as error:
         typer.echo(str(error), err=True)
         return 2
     api_url = None if embedded else (api_url or os.environ.get("PROLIFIC_API_URL"))
     if api_url:
+        try:
+            check_api_url(api_url)
+        except PreflightFailed as error:
+            typer.echo(f"Refused, nothing was created: {error}", err=True)
+            return 2
         return _run_flow(job, api_url, output_dir, sandboxed=False, polling=polling or {})
     from flows.embedded_sandbox import running_sandbox
 
@@ -157,19 +223,32 @@ def _run_job(
         return _run_flow(job, sandbox_process.base_url, output_dir, sandboxed=True, polling=polling or {})
 
 
+def _load_spec(path: Path):
+    """The job spec in `path`, read by the one spec loader every entry point uses. Raises ``SpecError``."""
+    from taskbuilder.jobspec import AnnotationJob
+
+    return AnnotationJob.from_yaml(path)
+
+
 def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, polling: dict) -> int:
     from flows.annotation_batch import BudgetExceeded, JobChanged, PublishRejected, annotation_batch
     from tasks.connection import ProlificConnection
     from tasks.inputs import InputInvalid
     from taskbuilder.errors import ProlificError
     from taskbuilder.polling import PollSettings
+    from taskbuilder.preflight import PreflightFailed
 
     connection = ProlificConnection(base_url=api_url, token_secret_block=job.token_secret_block)
     sandbox_polling = {"interval_seconds": 0.5, "max_interval_seconds": 2.0} if sandboxed else {}
-    polling = PollSettings(**{**sandbox_polling, **polling})
+    deadline = {"study_timeout_seconds": job.study_deadline_minutes * 60}
+    polling = PollSettings(**{**sandbox_polling, **deadline, **polling})
     try:
-        with _progress_bar(), _refusals_without_traceback((JobChanged, InputInvalid, BudgetExceeded, PublishRejected)):
+        refusals = (JobChanged, InputInvalid, BudgetExceeded, PublishRejected, PreflightFailed)
+        with _progress_bar(), _refusals_without_traceback(refusals):
             summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
+    except PreflightFailed as error:
+        typer.echo(f"Refused, nothing was created: {error}", err=True)
+        return 2
     except JobChanged as error:
         typer.echo(f"Refused: {error}", err=True)
         return 2

@@ -21,7 +21,6 @@ import posixpath
 from typing import Any
 
 import boto3
-import yaml
 from prefect import flow
 from prefect.deployments import run_deployment
 
@@ -81,23 +80,27 @@ def load_job_from_s3(s3: Any, bucket: str, key: str, spec_key: str) -> Annotatio
 
     source = f"s3://{bucket}/{spec_key}"
     try:
-        text = s3.get_object(Bucket=bucket, Key=spec_key)["Body"].read().decode("utf-8")
+        body = s3.get_object(Bucket=bucket, Key=spec_key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         raise JobSpecMissing(
             f"no job spec at {source} for the CSV s3://{bucket}/{key}: upload the spec there before the CSV, "
             "or give job_spec_key"
         ) from None
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SpecError([SpecProblem(path="", message=f"YAML syntax error: {error}", hint="fix the YAML")], source) from None
-    if not isinstance(data, dict):
-        return AnnotationJob.from_dict(data, source=source)  # raises the spec error for a non-mapping
-    data.setdefault("dataset", {})
-    if isinstance(data["dataset"], dict):
-        data["dataset"]["csv"] = f"s3://{bucket}/{key}"
-    output_dir = str(data.get("output_dir") or "out/")
-    if not (output_dir.startswith("s3://") or output_dir.startswith("/")):
-        prefix = posixpath.normpath(posixpath.join(posixpath.dirname(key), output_dir)).lstrip("/")
-        data["output_dir"] = f"s3://{bucket}/" + ("" if prefix == "." else prefix + "/")
-    return AnnotationJob.from_dict(data, source=source)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpecError([SpecProblem(path="", message=f"the spec is not UTF-8 text ({error.reason} at byte {error.start})",
+                                     hint="save the spec as UTF-8 and upload it again")], source) from None
+
+    def point_at_upload(data: dict) -> None:
+        data.setdefault("dataset", {})
+        if isinstance(data["dataset"], dict):
+            data["dataset"]["csv"] = f"s3://{bucket}/{key}"
+        output_dir = str(data.get("output_dir") or "out/")
+        if not (output_dir.startswith("s3://") or output_dir.startswith("/")):
+            prefix = posixpath.normpath(posixpath.join(posixpath.dirname(key), output_dir)).lstrip("/")
+            data["output_dir"] = f"s3://{bucket}/" + ("" if prefix == "." else prefix + "/")
+
+    # the one spec loader (strict YAML: repeated keys, alias bombs and retyped text refused, as in `run`)
+    return AnnotationJob.from_text(text, source=source, adjust=point_at_upload)

@@ -24,6 +24,7 @@ Problem codes (stable strings; severity error blocks the upload, warning does no
 | blank_column_name            | error    | a column has an empty name                                                  |
 | column_name_whitespace       | warning  | a column name starts or ends with spaces                                    |
 | column_names_differ_in_case  | warning  | two column names differ only in upper/lower case (e.g. `Text` and `text`)   |
+| column_names_look_alike      | warning  | two column names look the same but are different characters (NFC/NFD: é written as e + U+0301) |
 | wrong_delimiter              | error    | a `.csv` file that is semicolon- or tab-separated                           |
 | undecodable_bytes            | error    | bytes that are not UTF-8 (or not in the spec's `dataset.encoding`)          |
 | not_text                     | error    | the file is a spreadsheet, archive or other binary format, not text: export it as CSV |
@@ -35,6 +36,7 @@ Problem codes (stable strings; severity error blocks the upload, warning does no
 | missing_column               | error    | a column the job needs (id, gold, attention check, dataset_field) is absent |
 | id_empty                     | error    | an empty cell in the id column                                              |
 | id_duplicate                 | error    | an id used by more than one record                                          |
+| id_look_alike                | warning  | two ids look the same but are different characters (NFC/NFD)                |
 | gold_value_unknown           | error    | a gold cell that is not an option value of the first choice instruction     |
 | task_group_empty             | error    | an empty META_TASK_GROUP_ID cell                                            |
 | no_visible_columns           | error    | every column is a META_ column: participants would see no data              |
@@ -52,6 +54,7 @@ summary problem (record None) with the total.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -330,14 +333,20 @@ def _check_header(checks: _Checks) -> None:
         if name in seen and name.strip():
             checks.add("duplicate_column", "error", f"column name {name!r} is used by columns {seen[name] + 1} and "
                        f"{position + 1}", "rename one of them: column names must be unique", column=name, line=1)
-        elif name.strip() and name.casefold() in folded and folded[name.casefold()][1] != name:
-            first, other = folded[name.casefold()]
-            checks.add("column_names_differ_in_case", "warning", f"columns {first + 1} ({other!r}) and {position + 1} "
-                       f"({name!r}) differ only in upper/lower case; participants see both",
-                       "if they are the same data exported twice, delete one; else give them clearer names "
-                       "(names are exact: the job spec must match the case)", column=name, line=1)
+        elif name.strip() and _fold(name) in folded and folded[_fold(name)][1] != name:
+            first, other = folded[_fold(name)]
+            if name.casefold() == other.casefold() or _nfc(name) != _nfc(other):
+                checks.add("column_names_differ_in_case", "warning", f"columns {first + 1} ({other!r}) and {position + 1} "
+                           f"({name!r}) differ only in upper/lower case; participants see both",
+                           "if they are the same data exported twice, delete one; else give them clearer names "
+                           "(names are exact: the job spec must match the case)", column=name, line=1)
+            else:
+                checks.add("column_names_look_alike", "warning", f"columns {first + 1} ({ascii(other)}) and {position + 1} "
+                           f"({ascii(name)}) look the same but are written with different Unicode characters "
+                           f"({_forms(other, name)})", "rename one of them; save the file with composed characters "
+                           "(NFC), as most editors do", column=name, line=1)
         seen.setdefault(name, position)
-        folded.setdefault(name.casefold(), (position, name))
+        folded.setdefault(_fold(name), (position, name))
 
 
 def _check_records(checks: _Checks) -> None:
@@ -376,11 +385,52 @@ def _check_columns(checks: _Checks, job: AnnotationJob | None) -> None:
     for name in sorted(job.required_columns() - set(header)):
         role = {job.dataset.id_column: "id_column", job.dataset.gold_column: "gold_column",
                 job.dataset.attention_check_column: "attention_check_column"}.get(name, "a batch_items dataset_field")
-        near = [c for c in header if c.strip().lower() == name.strip().lower()]
+        near = [c for c in header if _fold(c.strip()) == _fold(name.strip())]
+        if near and _nfc(near[0].strip()) == _nfc(name.strip()):
+            hint = (f"the file's column {ascii(near[0])} looks the same but is written with different Unicode "
+                    f"characters than the spec's {ascii(name)} ({_forms(name, near[0])}): retype the name in the "
+                    "job spec or the file, or save both with composed characters (NFC)")
+        elif near and (_nfc(near[0]) != near[0] or _nfc(name) != name):
+            hint = (f"the file has {ascii(near[0])}: names are exact, in case and in how accents are written "
+                    f"({_forms(name, near[0])})")
+        elif near:
+            hint = f"the file has {near[0]!r}: names are exact"
+        else:
+            hint = f"add the column, or change {role} in the job spec; the file has: {', '.join(header)}"
         checks.add("missing_column", "error", f"the job needs column {name!r} ({role}) but the file has no such "
-                   "column", (f"the file has {near[0]!r}: names are exact" if near else
-                              f"add the column, or change {role} in the job spec; the file has: {', '.join(header)}"),
-                   column=name, line=1)
+                   "column", hint, column=name, line=1)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _fold(name: str) -> str:
+    """A column name as people compare it: composed (NFC) and case-folded."""
+    return _nfc(name).casefold()
+
+
+def _forms(first: str, second: str) -> str:
+    """Which is written composed (NFC) and which decomposed (NFD), in words."""
+    def form(text: str) -> str:
+        return "composed, NFC" if unicodedata.is_normalized("NFC", text) else (
+            "decomposed, NFD" if unicodedata.is_normalized("NFD", text) else "mixed")
+    return f"{ascii(first)} is {form(first)}; {ascii(second)} is {form(second)}"
+
+
+def _check_look_alike_ids(checks: _Checks, ids: pa.ChunkedArray, name: str, skip: np.ndarray) -> None:
+    """Warn about ids that differ as written but are equal once composed (NFC): people read them as one id."""
+    if pc.all(pc.string_is_ascii(ids)).as_py() is not False:
+        return
+    composed = pc.dictionary_encode(pc.utf8_normalize(ids, form="NFC").combine_chunks())
+    codes = composed.indices.to_numpy(zero_copy_only=False)
+    _, first_use = np.unique(codes, return_index=True)
+    first_of = first_use[np.searchsorted(np.unique(codes), codes)]
+    alike = np.flatnonzero((first_of != np.arange(len(codes))) & ~skip)
+    checks.per_record("id_look_alike", "warning", alike, name,
+                      lambda r: f"id {ascii(ids[r].as_py())} looks the same as id {ascii(ids[int(first_of[r])].as_py())} of "
+                                f"record {int(first_of[r]) + 1}: they differ only in how accents are written (NFC/NFD)",
+                      "write both the same way (composed, NFC) if they are one id; else make them look different")
 
 
 def _first(header: list[str], name: str | None) -> int | None:
@@ -448,6 +498,7 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
         checks.per_record("id_duplicate", "error", np.flatnonzero(repeated & present), name,
                           lambda r: f"id {ids[r].as_py()!r} is also used by record {int(first_use[codes[r]]) + 1}",
                           "give every record a unique id")
+        _check_look_alike_ids(checks, ids, name, repeated | ~present)
 
     group_position = _first(header, TASK_GROUP_COLUMN)
     if group_position is not None:

@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
 
+from taskbuilder.html_safety import active_content_problems
 from taskbuilder.jobspec.base import SpecModel, fail
 from taskbuilder.jobspec.dataset import DatasetSpec
 from taskbuilder.jobspec.instructions import CHOICE_TYPES
 from taskbuilder.jobspec.layout import BatchSpec, DatasetFieldRef
-from taskbuilder.jobspec.loading import read_spec_file, validate_spec
+from taskbuilder.jobspec.loading import load_spec_text, read_spec_file, validate_spec
 from taskbuilder.jobspec.problems import SpecProblem
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS, RunControl
-from taskbuilder.jobspec.study import StudySpec, known_study_fields
+from taskbuilder.jobspec.study import StudySpec, is_study_text_field, known_study_fields
 
 
 class _JobParts(SpecModel):
@@ -69,6 +71,7 @@ class AnnotationJob(RunControl, _JobParts):
         if self.dataset.gold_column is not None and not self.choice_instructions():
             problems.append(("dataset.gold_column", "gold_column is set but the batch has no choice instruction",
                              "add a multiple_choice instruction (gold values are its option values) or remove gold_column"))
+        problems += active_content_problems(self.participant_facing_text())
         if problems:
             raise fail(problems)
         return self
@@ -84,9 +87,39 @@ class AnnotationJob(RunControl, _JobParts):
     def from_yaml(cls, path: str | Path) -> "AnnotationJob":
         """Load a spec file. Paths in it resolve against its folder (s3:// kept). Raises `SpecError`."""
         path = Path(path)
-        return cls.from_dict(read_spec_file(path), source=path, base_dir=path.resolve().parent)
+        return cls.from_text(read_spec_file(path), source=path, base_dir=path.resolve().parent)
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str | Path | None, base_dir: str | Path | None = None,
+                  adjust: Callable[[dict], None] | None = None) -> "AnnotationJob":
+        """Load a spec from YAML `text` (the strict reading of `taskbuilder/jobspec/strict_yaml.py`: no repeated
+        keys, aliases capped, text as written); `adjust(data)` may change the parsed mapping before validation.
+        Raises `SpecError` naming `source`, each problem with its field path and line."""
+        return load_spec_text(cls, text, source=source, base_dir=base_dir, adjust=adjust, text_fields=is_study_text_field)
 
     # ---------------------------------------------------------------- derived values
+
+    def participant_facing_text(self) -> dict[str, str]:
+        """Field path → text of every field participants see: the task details, the instructions or
+        batch_items (descriptions, options, content blocks), the study's name and description."""
+        shown: dict[str, str] = {"study.name": self.study.name, "study.description": self.study.description}
+        hidden = {"type", "field", "created_by", "content_format", "value", "display_position"}
+
+        def walk(value: Any, path: str) -> None:
+            if isinstance(value, str):
+                shown[path] = value
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if key not in hidden:
+                        walk(item, f"{path}.{key}")
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    walk(item, f"{path}[{i}]")
+
+        batch = self.batch.model_dump(mode="json", exclude_none=True, include={"task_details", "instructions", "batch_items"})
+        for key, value in batch.items():
+            walk(value, f"batch.{key}")
+        return shown
 
     def warnings(self) -> list[SpecProblem]:
         """Problems that do not stop the job: a reward per hour below `min_hourly_reward_cents`, and study fields

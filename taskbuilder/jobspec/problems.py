@@ -20,12 +20,14 @@ class SpecProblem(BaseModel):
     path: str = Field(description="Field path in the spec, zero-based list positions, e.g. batch.instructions[0].options[1].value.")
     message: str = Field(description="What is wrong.")
     hint: str = Field(default="", description="What to do about it.")
+    line: int | None = Field(default=None, description="Line of the spec file (1-based) the problem is on, when known.")
 
     def format(self, source: str | None = None) -> str:
-        """One line: `<source>: <path>: <message> (hint: <hint>)`."""
+        """One line: `<source>: <path> (line N): <message> (hint: <hint>)`."""
         where = f"{source}: " if source else ""
+        line = f" (line {self.line})" if self.line else ""
         hint = f" (hint: {self.hint})" if self.hint else ""
-        return f"{where}{self.path or '<spec>'}: {self.message}{hint}"
+        return f"{where}{self.path or '<spec>'}{line}: {self.message}{hint}"
 
 
 class SpecError(Exception):

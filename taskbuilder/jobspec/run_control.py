@@ -1,6 +1,6 @@
 """Money and run control (`RunControl`): the spec's top-level fields that steer a run rather than define the
 annotation work: publish, max_budget (cents), the assumed fee and VAT rates, the hourly-reward warning
-threshold (cents), approval, waiting, the output folder, the token's Secret block, bulk approval and the
+threshold (cents), approval, waiting and the study deadline (minutes), the output folder, the token's Secret block, bulk approval and the
 quality thresholds.
 
 `RUN_CONTROL_FIELDS` (these and the job `name`) stay out of the derived job key, so re-running a job with
@@ -28,6 +28,11 @@ class RunControl(SpecModel):
     min_hourly_reward_cents: int = Field(default=800, ge=0, description="Warn when reward per hour (cents) is below this.")
     require_approval: bool = Field(default=False, description="Pause for a human approval in Prefect before publishing.")
     wait_for_completion: bool = Field(default=True, description="Wait for the study to finish and collect the report.")
+    study_deadline_minutes: int = Field(
+        default=7 * 24 * 60, ge=1,
+        description="How long a run waits for the study to finish, in minutes (10080 = 7 days); then it stops waiting "
+                    "and says so. The study keeps running on Prolific; a re-run resumes the wait. CLI: "
+                    "--study-deadline-minutes.")
     output_dir: str = Field(
         default="out/", description="Folder for results: a path relative to the spec file, or s3://bucket/prefix.")
     token_secret_block: str | None = Field(

@@ -9,8 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from taskbuilder.jobspec.base import NonBlank, positive_whole_number, raw_number, validate_with_raw_checks
+from taskbuilder.jobspec.base import NonBlank, fail, positive_whole_number, raw_number, validate_with_raw_checks
+from taskbuilder.jobspec.completion_codes import CompletionCode, check_completion_codes, read_only_problems
 from taskbuilder.jobspec.hints import closest
+from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS
 
 # Study fields the flow sets itself (seed, "Publishing a batch").
 FLOW_SET_STUDY_FIELDS = ("data_collection_method", "data_collection_id", "data_collection_metadata")
@@ -23,6 +25,25 @@ DOCUMENTED_STUDY_FIELDS = frozenset({
     "project", "credential_pool_id", "submissions_config", "access_details", "access_details_collection_id",
     "eligibility_requirements", "publish_at", "is_pilot", "currency_code", "presentment_currency_code",
 })
+# Pass-through study fields the API takes as text (API doc §5.1): an unquoted value YAML would type (a
+# number, a date) keeps the characters written. `filters[].selected_values` are ids, also text.
+TEXT_STUDY_FIELDS = frozenset({
+    "external_study_url", "prolific_id_option", "completion_option", "completion_code", "study_type", "filter_set_id",
+    "project", "credential_pool_id", "access_details_collection_id", "publish_at", "currency_code",
+    "presentment_currency_code", "study_labels", "device_compatibility", "peripheral_requirements",
+})
+# Top-level fields of the spec that a study mapping may hold by mistake (indented under `study:`): refused,
+# since there they would be sent to Prolific while the top-level field kept its default (publish, max_budget).
+TOP_LEVEL_FIELDS = (RUN_CONTROL_FIELDS | {"workspace_id", "project_id", "dataset", "batch"}) - {"name"}
+
+
+def is_study_text_field(path: tuple) -> bool:
+    """True for a path (spec keys and list positions) inside a pass-through study field the API takes as text."""
+    if len(path) < 2 or path[0] != "study":
+        return False
+    if path[1] in TEXT_STUDY_FIELDS:
+        return True
+    return path[1] == "filters" and len(path) >= 4 and path[3] in ("filter_id", "selected_values")
 
 
 class StudySpec(BaseModel):
@@ -44,8 +65,9 @@ class StudySpec(BaseModel):
         default=None, description="Time limit in whole minutes (≥ estimated_completion_time).")
     annotators_per_task: int = Field(
         default=1, description="Participants per datapoint (data_collection_metadata.annotators_per_task).")
-    completion_codes: list[dict[str, Any]] | None = Field(
-        default=None, description="Completion codes, passed through (API doc §6.1).")
+    completion_codes: list[CompletionCode] | None = Field(
+        default=None, description="Completion codes [{code, code_type, actions}] (API doc §5.1); empty = Prolific's "
+                                  "default (COMPLETED, MANUALLY_REVIEW).")
 
     @field_validator("reward", mode="before")
     @classmethod
@@ -74,15 +96,27 @@ class StudySpec(BaseModel):
         if isinstance(data, dict):
             problems += [(key, f"{key} is set by taskbuilder", "remove it; set study.annotators_per_task for "
                           "data_collection_metadata") for key in FLOW_SET_STUDY_FIELDS if key in data]
+            problems += read_only_problems(data)
+            problems += [(key, f"{key} is a top-level field of the spec, not a study field",
+                          f"move it to the top level (not indented under study:); under study it would be sent to "
+                          f"Prolific while the job's own {key} kept its default") for key in data if key in TOP_LEVEL_FIELDS]
             problems += [(key, f"{key} is not a study field; it looks like a misspelling of {near!r}",
                           f"write {near}: a misspelled field would be sent to Prolific as is while {near} kept its "
-                          "default") for key, near in misspelled_study_fields(data)]
+                          "default") for key, near in misspelled_study_fields(data) if key not in TOP_LEVEL_FIELDS]
             estimated, maximum = raw_number(data.get("estimated_completion_time")), raw_number(data.get("maximum_allowed_time"))
             if estimated is not None and maximum is not None and maximum < estimated:
                 problems.append(("maximum_allowed_time", f"maximum_allowed_time {maximum} is below "
                                  f"estimated_completion_time {estimated}",
                                  "make maximum_allowed_time at least estimated_completion_time (minutes)"))
         return validate_with_raw_checks(handler, data, problems, cls.__name__)
+
+    @model_validator(mode="after")
+    def _completion_codes(self) -> "StudySpec":
+        problems = [(f"completion_codes{sub}", message, hint)
+                    for sub, message, hint in check_completion_codes(self.completion_codes or [])] if self.completion_codes else []
+        if problems:
+            raise fail(problems)
+        return self
 
 
 def known_study_fields() -> set[str]:
