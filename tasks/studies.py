@@ -180,6 +180,8 @@ def approve_submissions(connection: ProlificConnection, study_id: str, submissio
     approved, the client did not hear) still counts what the first attempt approved.
     """
     logger = run_logger()
+    if not submission_ids:
+        return []
     with open_client(connection) as client:
         awaiting = {s.id for s in client.list_submissions(study_id) if str(s.status) == "AWAITING REVIEW"}
         to_approve = [sid for sid in submission_ids if sid in awaiting]
