@@ -170,6 +170,9 @@ def _start(sb: State, study: dict, run: StudyRun, person: Participant, group: di
     run.active[submission["id"]] = submission
     run.busy.add(person.id)
     submissions.set_status(sb, submission, "ACTIVE")
+    sb.emit(study["workspace_id"], "participant.submission.created",
+            {"resource_id": submission["id"], "event_type": "participant.submission.created",
+             "study_id": study["id"], "participant_id": person.id, "status": "ACTIVE"})
 
 
 def _finish_due(sb: State, study: dict, run: StudyRun) -> None:
