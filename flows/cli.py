@@ -2,7 +2,9 @@
 
 An entry point like a deployment: it sits on top of the flows. Without ``--api-url`` (and without
 ``PROLIFIC_API_URL``) ``run`` starts the local sandbox and runs the job there, so nothing real is
-created and no money is spent.
+created and no money is spent. ``run`` answers bad input, a refused token and unusable outputs before
+Prefect starts (:mod:`flows.first_answer`), then runs the flow on the Prefect API the environment names,
+else on the local server that stays (:mod:`flows.local_server`; ``taskbuilder server status|stop``).
 
 Exit codes: 0 done; 2 the input (CSV or job spec) has errors, or the job was refused (budget,
 approval); 1 anything else failed (the message says what, and what to do).
