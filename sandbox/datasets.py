@@ -8,16 +8,12 @@ engine reads the CSV (pandas, every cell as text) and moves it to READY or ERROR
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
-
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.ids import iso, uuid7
-from sandbox.web import ApiError, Request, Response, Router, bad_request, json_response, not_found, validate
-
-if TYPE_CHECKING:
-    from sandbox.app import Sandbox
+from sandbox.state import State
+from sandbox.web import ApiError, Request, Response, bad_request, json_response, not_found, validate
 
 TASK_GROUP_COLUMN = "META_TASK_GROUP_ID"
 METADATA_PREFIX = "META_"
@@ -40,7 +36,7 @@ def public(dataset: dict) -> dict:
     return {name: dataset.get(name) for name in PUBLIC_FIELDS}
 
 
-def get_dataset(sb: Sandbox, dataset_id: str) -> dict:
+def get_dataset(sb: State, dataset_id: str) -> dict:
     """The stored dataset; 404 when unknown."""
     dataset = sb.store.get("dataset", dataset_id)
     if dataset is None:
@@ -48,50 +44,49 @@ def get_dataset(sb: Sandbox, dataset_id: str) -> dict:
     return dataset
 
 
-def register(router: Router, sb: Sandbox) -> None:
-    """Add the dataset endpoints under ``/api/v1/data-collection/datasets``."""
-    base = "/api/v1/data-collection/datasets"
+def create(sb: State, req: Request) -> Response:
+    """``POST /data-collection/datasets`` ``{name, workspace_id}`` → 201 dataset (V3)."""
+    body = validate(DatasetCreate, req.json_object())
+    if body.schema_ is not None:
+        raise bad_request("schema", "V4 datasets (with a schema) are not supported by the sandbox; omit schema")
+    sb.require_workspace(body.workspace_id, "workspace_id")
+    dataset = {"id": uuid7(), "name": body.name, "created_at": iso(), "created_by": sb.user_id(),
+               "workspace_id": body.workspace_id, "status": "UNINITIALISED", "total_datapoint_count": 0,
+               "schema_version": 3, "filename": None, "has_predetermined_grouping_id": False,
+               "columns": [], "metadata_columns": [], "reason": None, "upload_keys": [],
+               "object_key": None, "processing_due_at": None}
+    sb.store.put("dataset", dataset)
+    return json_response(201, public(dataset))
 
-    def create(req: Request) -> Response:
-        body = validate(DatasetCreate, req.json_object())
-        if body.schema_ is not None:
-            raise bad_request("schema", "V4 datasets (with a schema) are not supported by the sandbox; omit schema")
-        sb.require_workspace(body.workspace_id, "workspace_id")
-        dataset = {"id": uuid7(), "name": body.name, "created_at": iso(), "created_by": sb.user_id(),
-                   "workspace_id": body.workspace_id, "status": "UNINITIALISED", "total_datapoint_count": 0,
-                   "schema_version": 3, "filename": None, "has_predetermined_grouping_id": False,
-                   "columns": [], "metadata_columns": [], "reason": None, "upload_keys": [],
-                   "object_key": None, "processing_due_at": None}
+
+def get(sb: State, req: Request) -> Response:
+    """``GET /data-collection/datasets/{id}``; 404 when unknown."""
+    return json_response(200, public(get_dataset(sb, req.params["dataset_id"])))
+
+
+def status(sb: State, req: Request) -> Response:
+    """``GET /data-collection/datasets/{id}/status`` → ``{status}``."""
+    return json_response(200, {"status": get_dataset(sb, req.params["dataset_id"])["status"]})
+
+
+def upload_url(sb: State, req: Request) -> Response:
+    """``GET /data-collection/datasets/{id}/upload-url/{filename}`` → 201 ``{upload_url, expires_at,
+    http_method, dataset_id}`` (a presigned PUT, valid ``upload_url_expires_seconds``)."""
+    dataset = get_dataset(sb, req.params["dataset_id"])
+    filename = req.params["filename"]
+    if not filename.strip() or filename in (".", ".."):
+        raise bad_request("filename", "filename must be a file name such as reviews.csv")
+    key = f"datasets/{dataset['id']}/{filename}"
+    expires_seconds = sb.settings.upload_url_expires_seconds
+    url = sb.objects.presign_put(key, expires_seconds)
+    if key not in dataset["upload_keys"]:
+        dataset["upload_keys"].append(key)
         sb.store.put("dataset", dataset)
-        return json_response(201, public(dataset))
-
-    def get(req: Request) -> Response:
-        return json_response(200, public(get_dataset(sb, req.params["dataset_id"])))
-
-    def status(req: Request) -> Response:
-        return json_response(200, {"status": get_dataset(sb, req.params["dataset_id"])["status"]})
-
-    def upload_url(req: Request) -> Response:
-        dataset = get_dataset(sb, req.params["dataset_id"])
-        filename = req.params["filename"]
-        if not filename.strip() or filename in (".", ".."):
-            raise bad_request("filename", "filename must be a file name such as reviews.csv")
-        key = f"datasets/{dataset['id']}/{filename}"
-        expires_seconds = sb.settings.upload_url_expires_seconds
-        url = sb.objects.presign_put(key, expires_seconds)
-        if key not in dataset["upload_keys"]:
-            dataset["upload_keys"].append(key)
-            sb.store.put("dataset", dataset)
-        return json_response(201, {"upload_url": url, "expires_at": iso(time.time() + expires_seconds),
-                                   "http_method": "PUT", "dataset_id": dataset["id"]})
-
-    router.add("POST", base, create)
-    router.add("GET", base + r"/(?P<dataset_id>[^/]+)", get)
-    router.add("GET", base + r"/(?P<dataset_id>[^/]+)/status", status)
-    router.add("GET", base + r"/(?P<dataset_id>[^/]+)/upload-url/(?P<filename>[^/]+)", upload_url)
+    return json_response(201, {"upload_url": url, "expires_at": iso(time.time() + expires_seconds),
+                               "http_method": "PUT", "dataset_id": dataset["id"]})
 
 
-def object_put(sb: Sandbox, key: str) -> None:
+def object_put(sb: State, key: str) -> None:
     """An object was stored: the dataset that issued ``key`` as an upload key starts PROCESSING.
 
     Only UNINITIALISED and ERROR datasets react (a READY dataset keeps its data; see ASSUMPTIONS.md).
@@ -104,7 +99,7 @@ def object_put(sb: Sandbox, key: str) -> None:
             sb.frames.pop(dataset["id"], None)
 
 
-def process_due(sb: Sandbox) -> None:
+def process_due(sb: State) -> None:
     """Finish processing every PROCESSING dataset whose processing time has passed (engine tick)."""
     with sb.lock:
         due = [d["id"] for d in sb.store.list("dataset", status="PROCESSING") if d["processing_due_at"] <= time.time()]
@@ -132,7 +127,7 @@ class DatasetFileError(Exception):
     """The uploaded file cannot be used as a V3 CSV dataset; the message is the dataset's ``reason``."""
 
 
-def read_frame(sb: Sandbox, key: str) -> pd.DataFrame:
+def read_frame(sb: State, key: str) -> pd.DataFrame:
     """Read the CSV object ``key`` as text cells (pandas ``dtype=str``, ``keep_default_na=False``).
 
     The first row is the header; rows with fewer fields are padded with empty cells (pandas).
@@ -170,7 +165,7 @@ def read_frame(sb: Sandbox, key: str) -> pd.DataFrame:
     return frame
 
 
-def frame_of(sb: Sandbox, dataset: dict) -> pd.DataFrame:
+def frame_of(sb: State, dataset: dict) -> pd.DataFrame:
     """The READY dataset's rows (cached; read again from the object store after a restart)."""
     frame = sb.frames.get(dataset["id"])
     if frame is None:

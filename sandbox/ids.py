@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -26,3 +27,9 @@ def iso(timestamp: float | None = None) -> str:
     """UNIX time (default now) as ISO-8601 UTC with milliseconds and ``Z``, e.g. ``2026-02-03T05:47:24.483Z``."""
     moment = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def default_id(what: str) -> str:
+    """The fixed 24-hex id of a default resource (``"user"``, ``"workspace"``, ``"project"``): the same
+    across resets, seed changes and restarts."""
+    return hashlib.sha256(f"prolific-sandbox:{what}".encode()).hexdigest()[:24]

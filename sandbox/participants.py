@@ -15,16 +15,12 @@ import mimetypes
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sandbox import batches, datasets, studies, submissions
 from sandbox.ids import iso, object_id
 from sandbox.instructions import CHOICE_TYPES
-
-if TYPE_CHECKING:
-    from sandbox.app import Sandbox
+from sandbox.state import State
 
 WORDS = ("clear", "tone", "because", "the", "text", "reads", "as", "fairly", "mixed", "overall", "wording",
          "suggests", "this", "label", "fits", "best", "given", "context")
@@ -40,7 +36,7 @@ class Participant:
     careless: bool
 
 
-def participant(sb: Sandbox, number: int) -> Participant:
+def participant(sb: State, number: int) -> Participant:
     """Participant ``number`` of the pool; traits drawn from the seed (accuracy clipped to [0, 1])."""
     s = sb.settings
     rng = random.Random(f"{s.seed}:participant:{number}")
@@ -64,7 +60,7 @@ class StudyRun:
     busy: set[str] = field(default_factory=set)                   # participants with an ACTIVE submission
 
 
-def _run_of(sb: Sandbox, study: dict) -> StudyRun:
+def _run_of(sb: State, study: dict) -> StudyRun:
     run = sb.runs.get(study["id"])
     if run is None:
         run = StudyRun(next_arrival_at=time.time())
@@ -82,7 +78,7 @@ def _run_of(sb: Sandbox, study: dict) -> StudyRun:
     return run
 
 
-def tick(sb: Sandbox) -> None:
+def tick(sb: State) -> None:
     """One simulation step for every study with places or submissions in play (engine tick)."""
     with sb.lock:
         for study in sb.store.list("study"):
@@ -95,7 +91,7 @@ def tick(sb: Sandbox) -> None:
             studies.settle(sb, study)
 
 
-def _arrive(sb: Sandbox, study: dict, run: StudyRun) -> None:
+def _arrive(sb: State, study: dict, run: StudyRun) -> None:
     now = time.time()
     interval = 1.0 / sb.settings.participant_arrival_per_second
     run.next_arrival_at = max(run.next_arrival_at, now - 1.0)  # no burst after a pause
@@ -127,7 +123,7 @@ def _free_group(groups: list[dict], run: StudyRun, participant_id: str, annotato
     return None
 
 
-def _start(sb: Sandbox, study: dict, run: StudyRun, person: Participant, group: dict, rng: random.Random) -> None:
+def _start(sb: State, study: dict, run: StudyRun, person: Participant, group: dict, rng: random.Random) -> None:
     s = sb.settings
     roll = rng.random()
     outcome = "RETURNED" if roll < s.return_rate else "TIMED-OUT" if roll < s.return_rate + s.timeout_rate else "DONE"
@@ -152,7 +148,7 @@ def _start(sb: Sandbox, study: dict, run: StudyRun, person: Participant, group: 
     submissions.set_status(sb, submission, "ACTIVE")
 
 
-def _finish_due(sb: Sandbox, study: dict, run: StudyRun) -> None:
+def _finish_due(sb: State, study: dict, run: StudyRun) -> None:
     now = time.time()
     for submission in [s for s in run.active.values() if s["due_epoch"] <= now]:
         if submission["outcome"] == "DONE":
@@ -172,7 +168,7 @@ def _finish_due(sb: Sandbox, study: dict, run: StudyRun) -> None:
         submissions.set_status(sb, submission, status)
 
 
-def answer_group(sb: Sandbox, study: dict, submission: dict) -> list[dict]:
+def answer_group(sb: State, study: dict, submission: dict) -> list[dict]:
     """The submission's answers: one record per datapoint of its task group × instruction, each
     ``{"datapoint", "instruction_id", "type", "answer": [...]}`` with ``answer`` in the shape of
     ``GET /batches/{id}/responses`` (API doc §5.2)."""
@@ -193,7 +189,7 @@ def answer_group(sb: Sandbox, study: dict, submission: dict) -> list[dict]:
     return records
 
 
-def _answer(sb: Sandbox, rng: random.Random, person: Participant, instruction: dict, gold: str | None,
+def _answer(sb: State, rng: random.Random, person: Participant, instruction: dict, gold: str | None,
             submission: dict, datapoint: int) -> list[dict]:
     kind = instruction["type"]
     if kind in CHOICE_TYPES:
@@ -244,7 +240,7 @@ def _text(rng: random.Random, shortest: int, longest: int) -> str:
     return text[:longest]
 
 
-def _files(sb: Sandbox, rng: random.Random, instruction: dict, submission: dict, datapoint: int) -> list[dict]:
+def _files(sb: State, rng: random.Random, instruction: dict, submission: dict, datapoint: int) -> list[dict]:
     """Upload small generated files into the object store; answer items as API doc §5.2."""
     lowest = instruction.get("min_file_count", 1)
     highest = instruction.get("max_file_count", lowest)

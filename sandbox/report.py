@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sandbox import batches, datasets, studies
 from sandbox.ids import iso
-from sandbox.web import ApiError, Request, Response, Router, json_response, paginate
+from sandbox.state import State
+from sandbox.web import ApiError, Request, Response, json_response, paginate
 
-if TYPE_CHECKING:
-    from sandbox.app import Sandbox
 
 
 def datapoint_id(dataset_id: str, index: int) -> str:
@@ -49,7 +47,7 @@ def cell(instruction: dict, answer: list[dict]) -> str:
                       ensure_ascii=False)
 
 
-def _completed_submissions(sb: Sandbox, batch_id: str) -> list[dict]:
+def _completed_submissions(sb: State, batch_id: str) -> list[dict]:
     found = []
     for study in sb.store.list("study", data_collection_id=batch_id):
         found += [s for s in sb.store.list("submission", study_id=study["id"])
@@ -57,7 +55,7 @@ def _completed_submissions(sb: Sandbox, batch_id: str) -> list[dict]:
     return sorted(found, key=lambda s: s["arrival"])
 
 
-def build_report(sb: Sandbox, batch: dict) -> str:
+def build_report(sb: State, batch: dict) -> str:
     """The report CSV text of a READY batch (completed submissions only; annotators numbered in the
     order the participants started)."""
     dataset = sb.store.get("dataset", batch["dataset_id"])
@@ -85,38 +83,37 @@ def build_report(sb: Sandbox, batch: dict) -> str:
     return pd.DataFrame(rows, columns=columns).to_csv(index=False, lineterminator="\n")
 
 
-def register(router: Router, sb: Sandbox) -> None:
-    """Add ``GET /batches/{id}/report/`` and ``GET /batches/{id}/responses``."""
-    one = r"/api/v1/data-collection/batches/(?P<batch_id>[^/]+)"
+def ready_batch(sb: State, req: Request) -> dict:
+    """The READY batch of the path; 400 otherwise."""
+    batch = batches.get_batch(sb, req.params["batch_id"])
+    if batch["status"] != "READY":
+        raise ApiError(400, f"batch {batch['id']} is {batch['status']}; a report exists once it is READY")
+    return batch
 
-    def ready_batch(req: Request) -> dict:
-        batch = batches.get_batch(sb, req.params["batch_id"])
-        if batch["status"] != "READY":
-            raise ApiError(400, f"batch {batch['id']} is {batch['status']}; a report exists once it is READY")
-        return batch
 
-    def report(req: Request) -> Response:
-        batch = ready_batch(req)
-        text = build_report(sb, batch)
-        if sb.settings.report_delivery == "inline":
-            return Response(200, text.encode(), {"Content-Type": "text/csv; charset=utf-8"})
-        key = f"reports/{batch['id']}/report-{int(time.time() * 1000)}.csv"
-        sb.objects.put_object(key, text.encode(), "text/csv")
-        expires_seconds = sb.settings.report_url_expires_seconds
-        return json_response(200, {"url": sb.objects.presign_get(key, expires_seconds),
-                                   "expires_at": iso(time.time() + expires_seconds), "http_method": "GET"})
+def report(sb: State, req: Request) -> Response:
+    """``GET …/batches/{id}/report/`` (§2.7) → ``{url, expires_at, http_method}`` or the CSV (``report_delivery``)."""
+    batch = ready_batch(sb, req)
+    text = build_report(sb, batch)
+    if sb.settings.report_delivery == "inline":
+        return Response(200, text.encode(), {"Content-Type": "text/csv; charset=utf-8"})
+    key = f"reports/{batch['id']}/report-{int(time.time() * 1000)}.csv"
+    sb.objects.put_object(key, text.encode(), "text/csv")
+    expires_seconds = sb.settings.report_url_expires_seconds
+    return json_response(200, {"url": sb.objects.presign_get(key, expires_seconds),
+                               "expires_at": iso(time.time() + expires_seconds), "http_method": "GET"})
 
-    def responses(req: Request) -> Response:
-        batch = ready_batch(req)
-        dataset_id = batch["dataset_id"]
-        items = [{"id": str(uuid.uuid5(uuid.UUID(dataset_id), f"response:{s['id']}:{n}")), "batch_id": batch["id"],
-                  "participant_id": s["participant_id"], "task_id": datapoint_id(dataset_id, r["datapoint"]),
-                  "submission_id": s["id"], "metadata": {},
-                  "response": {"instruction_id": r["instruction_id"], "type": r["type"], "answer": r["answer"]},
-                  "created_at": s["completed_at"], "schema_version": 3}
-                 for s in _completed_submissions(sb, batch["id"]) for n, r in enumerate(s["responses"])]
-        page = paginate(req, items, default_limit=len(items) or 1)
-        return json_response(200, {"results": page["results"], "meta": {"count": len(items)}})
 
-    router.add("GET", one + "/report", report)
-    router.add("GET", one + "/responses", responses)
+def responses(sb: State, req: Request) -> Response:
+    """``GET …/batches/{id}/responses`` (§2.8) → ``{results, meta}``."""
+    batch = ready_batch(sb, req)
+    dataset_id = batch["dataset_id"]
+    items = [{"id": str(uuid.uuid5(uuid.UUID(dataset_id), f"response:{s['id']}:{n}")), "batch_id": batch["id"],
+              "participant_id": s["participant_id"], "task_id": datapoint_id(dataset_id, r["datapoint"]),
+              "submission_id": s["id"], "metadata": {},
+              "response": {"instruction_id": r["instruction_id"], "type": r["type"], "answer": r["answer"]},
+              "created_at": s["completed_at"], "schema_version": 3}
+             for s in _completed_submissions(sb, batch["id"]) for n, r in enumerate(s["responses"])]
+    page = paginate(req, items, default_limit=len(items) or 1)
+    return json_response(200, {"results": page["results"], "meta": {"count": len(items)}})
+

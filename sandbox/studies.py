@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox import accounts
-from sandbox.ids import iso, object_id
-from sandbox.web import ApiError, Request, Response, Router, bad_request, json_response, not_found, paginate, validate
+from sandbox.ids import default_id, iso, object_id
+from sandbox.state import State
+from sandbox.web import ApiError, Request, Response, bad_request, json_response, not_found, paginate, validate
 
-if TYPE_CHECKING:
-    from sandbox.app import Sandbox
 
 STATUSES = ("UNPUBLISHED", "SCHEDULED", "ACTIVE", "PAUSED", "AWAITING REVIEW", "COMPLETED")
 # Submission statuses that hold a place and count as done (API doc §6.4; RETURNED/TIMED-OUT free their place).
@@ -115,7 +113,7 @@ class Transition(BaseModel):
     action: Literal["PUBLISH", "START", "PAUSE", "STOP"]
 
 
-def public(sb: Sandbox, study: dict) -> dict:
+def public(sb: State, study: dict) -> dict:
     """The study as the API shows it, with ``places_taken`` and ``number_of_submissions`` counted now."""
     shown = {k: v for k, v in study.items() if k not in PRIVATE_FIELDS}
     submissions = sb.store.list("submission", study_id=study["id"])
@@ -124,7 +122,7 @@ def public(sb: Sandbox, study: dict) -> dict:
     return shown
 
 
-def get_study(sb: Sandbox, study_id: str) -> dict:
+def get_study(sb: State, study_id: str) -> dict:
     """The stored study; 404 when unknown."""
     study = sb.store.get("study", study_id)
     if study is None:
@@ -132,7 +130,7 @@ def get_study(sb: Sandbox, study_id: str) -> dict:
     return study
 
 
-def total_cost_cents(sb: Sandbox, reward: int, places: int) -> int:
+def total_cost_cents(sb: State, reward: int, places: int) -> int:
     """Rewards plus the service fee (``service_fee_percent`` setting), in minor units, rounded."""
     return round(reward * places * (1 + sb.settings.service_fee_percent / 100))
 
@@ -151,7 +149,7 @@ def completion_code(study: dict) -> str | None:
     return study.get("completion_code")
 
 
-def set_status(sb: Sandbox, study: dict, status: str) -> None:
+def set_status(sb: State, study: dict, status: str) -> None:
     """Change the study status, store it, and emit ``study.status.change`` (API doc §8)."""
     if study["status"] == status:
         return
@@ -161,7 +159,7 @@ def set_status(sb: Sandbox, study: dict, status: str) -> None:
             {"resource_id": study["id"], "event_type": "study.status.change", "metadata": {}, "status": status})
 
 
-def settle(sb: Sandbox, study: dict) -> None:
+def settle(sb: State, study: dict) -> None:
     """Move an ACTIVE/PAUSED/AWAITING REVIEW study on when its submissions allow (caller holds the lock)."""
     if study["status"] not in ("ACTIVE", "PAUSED", "AWAITING REVIEW"):
         return
@@ -175,156 +173,159 @@ def settle(sb: Sandbox, study: dict) -> None:
     set_status(sb, study, "AWAITING REVIEW" if awaiting else "COMPLETED")
 
 
-def register(router: Router, sb: Sandbox) -> None:
-    """Add ``/api/v1/studies`` endpoints (create, list, get, PATCH, DELETE, transition, export) and project studies."""
-    one = r"/api/v1/studies/(?P<study_id>[^/]+)"
-
-    def create(req: Request) -> Response:
-        body = validate(StudyCreate, req.json_object())
-        batch = sb.store.get("batch", body.data_collection_id)
-        if batch is None:
-            raise bad_request("data_collection_id", f"no batch with id {body.data_collection_id!r}")
-        if batch["status"] != "READY":
-            raise bad_request("data_collection_id", f"batch {batch['id']} is {batch['status']}; it must be READY")
-        if body.maximum_allowed_time is not None and body.maximum_allowed_time < body.estimated_completion_time:
-            raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
-        project_id = body.project or accounts.default_id("project")
-        project = sb.store.get("project", project_id)
-        if project is None:
-            raise bad_request("project", f"no project with id {project_id!r}")
-        annotators = body.data_collection_metadata.annotators_per_task
-        capacity = batch["total_task_groups"] * annotators
-        places = body.total_available_places or capacity
-        if places > capacity:
-            raise bad_request("total_available_places",
-                              f"at most {capacity} places (total_task_groups {batch['total_task_groups']} × "
-                              f"annotators_per_task {annotators})")
-        study = {
-            "id": object_id(), **body.model_dump(exclude={"total_available_places"}),
-            "total_available_places": places, "project": project_id, "status": "UNPUBLISHED",
-            "date_created": iso(), "published_at": None, "started_publishing_at": None, "publish_at": None,
-            "completed_at": None, "currency_code": sb.settings.currency_code,
-            "presentment_currency_code": sb.settings.currency_code,
-            "total_cost": total_cost_cents(sb, body.reward, places),
-            "estimated_reward_per_hour": round(body.reward * 60 / body.estimated_completion_time),
-            "is_pilot": False, "access_details": [],
-            "researcher": {"id": sb.user_id(), "name": sb.store.get("user", sb.user_id())["name"]},
-            "stopped": False, "workspace_id": project["workspace"],
-        }
-        study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
-        study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
-        study["data_collection_metadata"]["total_task_groups"] = batch["total_task_groups"]
-        sb.store.put("study", study)
-        return json_response(201, public(sb, study))
-
-    def list_studies(req: Request, project_id: str | None = None) -> Response:
-        status = req.query_value("status")
-        if status is not None and status not in STATUSES:
-            raise bad_request("status", f"must be one of {', '.join(STATUSES)}")
-        studies = [s for s in sb.store.list("study") if (status is None or s["status"] == status)
-                   and (project_id is None or s["project"] == project_id)]
-        return json_response(200, paginate(req, [public(sb, s) for s in studies]))
-
-    def project_studies(req: Request) -> Response:
-        if sb.store.get("project", req.params["project_id"]) is None:
-            raise not_found("project", req.params["project_id"])
-        return list_studies(req, req.params["project_id"])
-
-    def get(req: Request) -> Response:
-        return json_response(200, public(sb, get_study(sb, req.params["study_id"])))
-
-    def transition(req: Request) -> Response:
-        study = get_study(sb, req.params["study_id"])
-        action = validate(Transition, req.json_object()).action
-        allowed = {"PUBLISH": ("UNPUBLISHED",), "PAUSE": ("ACTIVE",), "START": ("PAUSED",),
-                   "STOP": ("ACTIVE", "PAUSED")}[action]
-        if study["status"] not in allowed:
-            raise ApiError(400, {"action": [f"cannot {action} a study that is {study['status']}; "
-                                            f"allowed from {' or '.join(allowed)}"]})
-        if action == "PUBLISH":
-            _publish(sb, study)
-        elif action == "PAUSE":
-            set_status(sb, study, "PAUSED")
-        elif action == "START":
-            set_status(sb, study, "ACTIVE")
-        else:
-            study["stopped"] = True
-            set_status(sb, study, "AWAITING REVIEW")
-            settle(sb, study)
-        sb.store.put("study", study)
-        return json_response(200, public(sb, study))
-
-    def update(req: Request) -> Response:
-        study = get_study(sb, req.params["study_id"])
-        body = validate(StudyUpdate, req.json_object())
-        given = {name for name in body.model_fields_set if getattr(body, name) is not None}
-        published = study["status"] != "UNPUBLISHED"
-        if published:
-            if study["status"] not in ("ACTIVE", "PAUSED"):
-                raise ApiError(400, f"a study that is {study['status']} cannot change")
-            refused = sorted(given - GROWABLE_AFTER_PUBLISH)
-            if refused:
-                raise bad_request(refused[0], "cannot change after publishing; only total_available_places and "
-                                              "annotators_per_task may grow")
-        changes = body.model_dump(include=given)
-        old_annotators = study["data_collection_metadata"]["annotators_per_task"]
-        annotators = changes.get("data_collection_metadata", {}).get("annotators_per_task", old_annotators)
-        groups = study["data_collection_metadata"]["total_task_groups"]
-        places = changes.get("total_available_places",
-                             groups * annotators if annotators != old_annotators else study["total_available_places"])
-        if published and (annotators < old_annotators or places < study["total_available_places"]):
-            raise bad_request("total_available_places" if places < study["total_available_places"]
-                              else "data_collection_metadata.annotators_per_task", "may only grow after publishing")
-        if places > groups * annotators:
-            raise bad_request("total_available_places", f"at most {groups * annotators} places (total_task_groups "
-                                                        f"{groups} × annotators_per_task {annotators})")
-        maximum = changes.get("maximum_allowed_time", study["maximum_allowed_time"])
-        estimated = changes.get("estimated_completion_time", study["estimated_completion_time"])
-        if maximum is not None and maximum < estimated:
-            raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
-        reward = changes.get("reward", study["reward"])
-        cost = total_cost_cents(sb, reward, places)
-        if published and cost > study["total_cost"]:
-            _debit(sb, study, cost - study["total_cost"])
-        changes.pop("data_collection_metadata", None)
-        study.update(changes, total_available_places=places, total_cost=cost,
-                     estimated_reward_per_hour=round(reward * 60 / estimated))
-        study["data_collection_metadata"]["annotators_per_task"] = annotators
-        study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
-        study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
-        sb.store.put("study", study)
-        return json_response(200, public(sb, study))
-
-    def delete(req: Request) -> Response:
-        study = get_study(sb, req.params["study_id"])
-        if study["status"] != "UNPUBLISHED":
-            raise ApiError(400, f"only an UNPUBLISHED study can be deleted; this one is {study['status']}")
-        sb.store.delete("study", study["id"])
-        return Response(204)
-
-    def export(req: Request) -> Response:
-        study = get_study(sb, req.params["study_id"])
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["Submission id", "Participant id", "Status", "Started at", "Completed at", "Reviewed at",
-                         "Time taken", "Completion code", "Task group id"])
-        for s in sb.store.list("submission", study_id=study["id"]):
-            writer.writerow([s["id"], s["participant_id"], s["status"], s["started_at"], s["completed_at"] or "",
-                             s["reviewed_at"] or "", s["time_taken"] if s["time_taken"] is not None else "",
-                             s["study_code"] or "", s["task_group_id"]])
-        return Response(200, out.getvalue().encode(), {"Content-Type": "text/csv; charset=utf-8"})
-
-    router.add("POST", "/api/v1/studies", create)
-    router.add("GET", "/api/v1/studies", list_studies)
-    router.add("GET", one, get)
-    router.add("PATCH", one, update)
-    router.add("DELETE", one, delete)
-    router.add("POST", one + "/transition", transition)
-    router.add("GET", one + "/export", export)
-    router.add("GET", r"/api/v1/projects/(?P<project_id>[^/]+)/studies", project_studies)
+def create(sb: State, req: Request) -> Response:
+    """``POST /studies/`` (§5.1) → 201 study (UNPUBLISHED); 400 naming the field at fault."""
+    body = validate(StudyCreate, req.json_object())
+    batch = sb.store.get("batch", body.data_collection_id)
+    if batch is None:
+        raise bad_request("data_collection_id", f"no batch with id {body.data_collection_id!r}")
+    if batch["status"] != "READY":
+        raise bad_request("data_collection_id", f"batch {batch['id']} is {batch['status']}; it must be READY")
+    if body.maximum_allowed_time is not None and body.maximum_allowed_time < body.estimated_completion_time:
+        raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
+    project_id = body.project or default_id("project")
+    project = sb.store.get("project", project_id)
+    if project is None:
+        raise bad_request("project", f"no project with id {project_id!r}")
+    annotators = body.data_collection_metadata.annotators_per_task
+    capacity = batch["total_task_groups"] * annotators
+    places = body.total_available_places or capacity
+    if places > capacity:
+        raise bad_request("total_available_places",
+                          f"at most {capacity} places (total_task_groups {batch['total_task_groups']} × "
+                          f"annotators_per_task {annotators})")
+    study = {
+        "id": object_id(), **body.model_dump(exclude={"total_available_places"}),
+        "total_available_places": places, "project": project_id, "status": "UNPUBLISHED",
+        "date_created": iso(), "published_at": None, "started_publishing_at": None, "publish_at": None,
+        "completed_at": None, "currency_code": sb.settings.currency_code,
+        "presentment_currency_code": sb.settings.currency_code,
+        "total_cost": total_cost_cents(sb, body.reward, places),
+        "estimated_reward_per_hour": round(body.reward * 60 / body.estimated_completion_time),
+        "is_pilot": False, "access_details": [],
+        "researcher": {"id": sb.user_id(), "name": sb.store.get("user", sb.user_id())["name"]},
+        "stopped": False, "workspace_id": project["workspace"],
+    }
+    study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
+    study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+    study["data_collection_metadata"]["total_task_groups"] = batch["total_task_groups"]
+    sb.store.put("study", study)
+    return json_response(201, public(sb, study))
 
 
-def _publish(sb: Sandbox, study: dict) -> None:
+def list_studies(sb: State, req: Request, project_id: str | None = None) -> Response:
+    """``GET /studies/`` (paginated ``limit``/``offset``), optionally of one project."""
+    status = req.query_value("status")
+    if status is not None and status not in STATUSES:
+        raise bad_request("status", f"must be one of {', '.join(STATUSES)}")
+    studies = [s for s in sb.store.list("study") if (status is None or s["status"] == status)
+               and (project_id is None or s["project"] == project_id)]
+    return json_response(200, paginate(req, [public(sb, s) for s in studies]))
+
+
+def project_studies(sb: State, req: Request) -> Response:
+    """``GET /projects/{id}/studies/``; 404 for an unknown project."""
+    if sb.store.get("project", req.params["project_id"]) is None:
+        raise not_found("project", req.params["project_id"])
+    return list_studies(sb, req, req.params["project_id"])
+
+
+def get(sb: State, req: Request) -> Response:
+    """``GET /studies/{id}/`` (§5.2); 404 when unknown."""
+    return json_response(200, public(sb, get_study(sb, req.params["study_id"])))
+
+
+def transition(sb: State, req: Request) -> Response:
+    """``POST /studies/{id}/transition/`` ``{action: PUBLISH|START|PAUSE|STOP}`` (§5.4) → 200 study."""
+    study = get_study(sb, req.params["study_id"])
+    action = validate(Transition, req.json_object()).action
+    allowed = {"PUBLISH": ("UNPUBLISHED",), "PAUSE": ("ACTIVE",), "START": ("PAUSED",),
+               "STOP": ("ACTIVE", "PAUSED")}[action]
+    if study["status"] not in allowed:
+        raise ApiError(400, {"action": [f"cannot {action} a study that is {study['status']}; "
+                                        f"allowed from {' or '.join(allowed)}"]})
+    if action == "PUBLISH":
+        _publish(sb, study)
+    elif action == "PAUSE":
+        set_status(sb, study, "PAUSED")
+    elif action == "START":
+        set_status(sb, study, "ACTIVE")
+    else:
+        study["stopped"] = True
+        set_status(sb, study, "AWAITING REVIEW")
+        settle(sb, study)
+    sb.store.put("study", study)
+    return json_response(200, public(sb, study))
+
+
+def update(sb: State, req: Request) -> Response:
+    """``PATCH /studies/{id}/`` (§5.3); after publishing only places and annotators may grow."""
+    study = get_study(sb, req.params["study_id"])
+    body = validate(StudyUpdate, req.json_object())
+    given = {name for name in body.model_fields_set if getattr(body, name) is not None}
+    published = study["status"] != "UNPUBLISHED"
+    if published:
+        if study["status"] not in ("ACTIVE", "PAUSED"):
+            raise ApiError(400, f"a study that is {study['status']} cannot change")
+        refused = sorted(given - GROWABLE_AFTER_PUBLISH)
+        if refused:
+            raise bad_request(refused[0], "cannot change after publishing; only total_available_places and "
+                                          "annotators_per_task may grow")
+    changes = body.model_dump(include=given)
+    old_annotators = study["data_collection_metadata"]["annotators_per_task"]
+    annotators = changes.get("data_collection_metadata", {}).get("annotators_per_task", old_annotators)
+    groups = study["data_collection_metadata"]["total_task_groups"]
+    places = changes.get("total_available_places",
+                         groups * annotators if annotators != old_annotators else study["total_available_places"])
+    if published and (annotators < old_annotators or places < study["total_available_places"]):
+        raise bad_request("total_available_places" if places < study["total_available_places"]
+                          else "data_collection_metadata.annotators_per_task", "may only grow after publishing")
+    if places > groups * annotators:
+        raise bad_request("total_available_places", f"at most {groups * annotators} places (total_task_groups "
+                                                    f"{groups} × annotators_per_task {annotators})")
+    maximum = changes.get("maximum_allowed_time", study["maximum_allowed_time"])
+    estimated = changes.get("estimated_completion_time", study["estimated_completion_time"])
+    if maximum is not None and maximum < estimated:
+        raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
+    reward = changes.get("reward", study["reward"])
+    cost = total_cost_cents(sb, reward, places)
+    if published and cost > study["total_cost"]:
+        _debit(sb, study, cost - study["total_cost"])
+    changes.pop("data_collection_metadata", None)
+    study.update(changes, total_available_places=places, total_cost=cost,
+                 estimated_reward_per_hour=round(reward * 60 / estimated))
+    study["data_collection_metadata"]["annotators_per_task"] = annotators
+    study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
+    study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+    sb.store.put("study", study)
+    return json_response(200, public(sb, study))
+
+
+def delete(sb: State, req: Request) -> Response:
+    """``DELETE /studies/{id}/`` → 204 (UNPUBLISHED only)."""
+    study = get_study(sb, req.params["study_id"])
+    if study["status"] != "UNPUBLISHED":
+        raise ApiError(400, f"only an UNPUBLISHED study can be deleted; this one is {study['status']}")
+    sb.store.delete("study", study["id"])
+    return Response(204)
+
+
+def export(sb: State, req: Request) -> Response:
+    """``GET /studies/{id}/export/`` (§5.8) → CSV of the submissions."""
+    study = get_study(sb, req.params["study_id"])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["Submission id", "Participant id", "Status", "Started at", "Completed at", "Reviewed at",
+                     "Time taken", "Completion code", "Task group id"])
+    for s in sb.store.list("submission", study_id=study["id"]):
+        writer.writerow([s["id"], s["participant_id"], s["status"], s["started_at"], s["completed_at"] or "",
+                         s["reviewed_at"] or "", s["time_taken"] if s["time_taken"] is not None else "",
+                         s["study_code"] or "", s["task_group_id"]])
+    return Response(200, out.getvalue().encode(), {"Content-Type": "text/csv; charset=utf-8"})
+
+
+
+def _publish(sb: State, study: dict) -> None:
     """PUBLISH: check the batch is READY and the balance covers ``total_cost``, debit it, go ACTIVE."""
     batch = sb.store.get("batch", study["data_collection_id"])
     if batch is None or batch["status"] != "READY":
@@ -335,7 +336,7 @@ def _publish(sb: Sandbox, study: dict) -> None:
     set_status(sb, study, "ACTIVE")
 
 
-def _debit(sb: Sandbox, study: dict, cost_cents: int) -> None:
+def _debit(sb: State, study: dict, cost_cents: int) -> None:
     """Take ``cost_cents`` from the balance; 400 naming ``total_cost`` when the balance is short."""
     balance = sb.settings.account_balance_cents
     if balance < cost_cents:

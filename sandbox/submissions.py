@@ -6,16 +6,15 @@ lets a study waiting in AWAITING REVIEW move on to COMPLETED.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sandbox import studies
 from sandbox.ids import iso
-from sandbox.web import Request, Response, Router, bad_request, json_response, not_found, paginate, validate
+from sandbox.state import State
+from sandbox.web import Request, Response, bad_request, json_response, not_found, paginate, validate
 
-if TYPE_CHECKING:
-    from sandbox.app import Sandbox
 
 STATUSES = ("ACTIVE", "APPROVED", "AWAITING REVIEW", "REJECTED", "RESERVED", "RETURNED", "TIMED-OUT",
             "PARTIALLY APPROVED", "SCREENED OUT")
@@ -61,7 +60,7 @@ def public(submission: dict) -> dict:
     return {name: submission.get(name) for name in PUBLIC_FIELDS}
 
 
-def set_status(sb: Sandbox, submission: dict, status: str) -> None:
+def set_status(sb: State, submission: dict, status: str) -> None:
     """Change a submission's status, store it, emit ``submission.status.change`` (API doc §8)."""
     submission["status"] = status
     sb.store.put("submission", submission)
@@ -71,7 +70,7 @@ def set_status(sb: Sandbox, submission: dict, status: str) -> None:
              "participant_id": submission["participant_id"], "status": status})
 
 
-def _review(sb: Sandbox, submissions: list[dict], status: str) -> None:
+def _review(sb: State, submissions: list[dict], status: str) -> None:
     touched = {}
     for submission in submissions:
         submission["reviewed_at"] = iso()
@@ -87,75 +86,76 @@ def _awaiting(submission: dict, field: str) -> None:
                                  "submissions can be reviewed")
 
 
-def register(router: Router, sb: Sandbox) -> None:
-    """Add the submission endpoints."""
+def list_for_study(sb: State, req: Request) -> Response:
+    """``GET /studies/{id}/submissions/`` (§5.7, paginated; ``status`` filter)."""
+    study = studies.get_study(sb, req.params["study_id"])
+    status = req.query_value("status")
+    if status is not None and status not in STATUSES:
+        raise bad_request("status", f"must be one of {', '.join(STATUSES)}")
+    items = [public(s) for s in sb.store.list("submission", study_id=study["id"])
+             if status is None or s["status"] == status]
+    return json_response(200, paginate(req, items))
 
-    def list_for_study(req: Request) -> Response:
-        study = studies.get_study(sb, req.params["study_id"])
-        status = req.query_value("status")
-        if status is not None and status not in STATUSES:
-            raise bad_request("status", f"must be one of {', '.join(STATUSES)}")
-        items = [public(s) for s in sb.store.list("submission", study_id=study["id"])
-                 if status is None or s["status"] == status]
-        return json_response(200, paginate(req, items))
 
-    def counts(req: Request) -> Response:
-        study = studies.get_study(sb, req.params["study_id"])
-        result = dict.fromkeys(STATUSES, 0)
+def counts(sb: State, req: Request) -> Response:
+    """``GET /studies/{id}/submissions/counts/`` (§5.7) → counts by status and ``TOTAL``."""
+    study = studies.get_study(sb, req.params["study_id"])
+    result = dict.fromkeys(STATUSES, 0)
+    for submission in sb.store.list("submission", study_id=study["id"]):
+        result[submission["status"]] += 1
+    result["TOTAL"] = sum(result.values())
+    return json_response(200, result)
+
+
+def get(sb: State, req: Request) -> Response:
+    """``GET /submissions/{id}/``; 404 when unknown."""
+    return json_response(200, public(_get(sb, req.params["submission_id"])))
+
+
+def _get(sb: State, submission_id: str) -> dict:
+    submission = sb.store.get("submission", submission_id)
+    if submission is None:
+        raise not_found("submission", submission_id)
+    return submission
+
+
+def transition(sb: State, req: Request) -> Response:
+    """``POST /submissions/{id}/transition/`` ``{action: APPROVE|REJECT, ...}`` (§5.7)."""
+    submission = _get(sb, req.params["submission_id"])
+    body = validate(SubmissionTransition, req.json_object())
+    _awaiting(submission, "action")
+    _review(sb, [submission], "APPROVED" if body.action == "APPROVE" else "REJECTED")
+    return json_response(200, {"id": submission["id"], "completed_at": submission["completed_at"],
+                               "entered_code": submission["study_code"], "participant": submission["participant_id"],
+                               "started_at": submission["started_at"], "status": submission["status"],
+                               "study_id": submission["study_id"]})
+
+
+def bulk_approve(sb: State, req: Request) -> Response:
+    """``POST /submissions/bulk-approve/`` (§5.7) → ``{approved_submission_ids}``."""
+    body = validate(BulkApprove, req.json_object())
+    chosen = []
+    if body.submission_ids is not None:
+        for i, submission_id in enumerate(body.submission_ids):
+            submission = sb.store.get("submission", submission_id)
+            if submission is None:
+                raise bad_request(f"submission_ids[{i}]", f"no submission with id {submission_id!r}")
+            chosen.append(submission)
+    else:
+        study = sb.store.get("study", body.study_id)
+        if study is None:
+            raise bad_request("study_id", f"no study with id {body.study_id!r}")
+        by_participant: dict[str, list[dict]] = {}
         for submission in sb.store.list("submission", study_id=study["id"]):
-            result[submission["status"]] += 1
-        result["TOTAL"] = sum(result.values())
-        return json_response(200, result)
+            if submission["status"] == "AWAITING REVIEW":
+                by_participant.setdefault(submission["participant_id"], []).append(submission)
+        for i, participant_id in enumerate(body.participant_ids):
+            if participant_id not in by_participant:
+                raise bad_request(f"participant_ids[{i}]",
+                                  f"participant {participant_id!r} has no submission awaiting review in this study")
+            chosen.extend(by_participant[participant_id])
+    for i, submission in enumerate(chosen):
+        _awaiting(submission, f"submission_ids[{i}]" if body.submission_ids is not None else f"participant_ids[{i}]")
+    _review(sb, chosen, "APPROVED")
+    return json_response(200, {"approved_submission_ids": [s["id"] for s in chosen]})
 
-    def get(req: Request) -> Response:
-        return json_response(200, public(_get(req.params["submission_id"])))
-
-    def _get(submission_id: str) -> dict:
-        submission = sb.store.get("submission", submission_id)
-        if submission is None:
-            raise not_found("submission", submission_id)
-        return submission
-
-    def transition(req: Request) -> Response:
-        submission = _get(req.params["submission_id"])
-        body = validate(SubmissionTransition, req.json_object())
-        _awaiting(submission, "action")
-        _review(sb, [submission], "APPROVED" if body.action == "APPROVE" else "REJECTED")
-        return json_response(200, {"id": submission["id"], "completed_at": submission["completed_at"],
-                                   "entered_code": submission["study_code"], "participant": submission["participant_id"],
-                                   "started_at": submission["started_at"], "status": submission["status"],
-                                   "study_id": submission["study_id"]})
-
-    def bulk_approve(req: Request) -> Response:
-        body = validate(BulkApprove, req.json_object())
-        chosen = []
-        if body.submission_ids is not None:
-            for i, submission_id in enumerate(body.submission_ids):
-                submission = sb.store.get("submission", submission_id)
-                if submission is None:
-                    raise bad_request(f"submission_ids[{i}]", f"no submission with id {submission_id!r}")
-                chosen.append(submission)
-        else:
-            study = sb.store.get("study", body.study_id)
-            if study is None:
-                raise bad_request("study_id", f"no study with id {body.study_id!r}")
-            by_participant: dict[str, list[dict]] = {}
-            for submission in sb.store.list("submission", study_id=study["id"]):
-                if submission["status"] == "AWAITING REVIEW":
-                    by_participant.setdefault(submission["participant_id"], []).append(submission)
-            for i, participant_id in enumerate(body.participant_ids):
-                if participant_id not in by_participant:
-                    raise bad_request(f"participant_ids[{i}]",
-                                      f"participant {participant_id!r} has no submission awaiting review in this study")
-                chosen.extend(by_participant[participant_id])
-        for i, submission in enumerate(chosen):
-            _awaiting(submission, f"submission_ids[{i}]" if body.submission_ids is not None else f"participant_ids[{i}]")
-        _review(sb, chosen, "APPROVED")
-        return json_response(200, {"approved_submission_ids": [s["id"] for s in chosen]})
-
-    study = r"/api/v1/studies/(?P<study_id>[^/]+)"
-    router.add("GET", study + "/submissions", list_for_study)
-    router.add("GET", study + "/submissions/counts", counts)
-    router.add("POST", "/api/v1/submissions/bulk-approve", bulk_approve)
-    router.add("GET", r"/api/v1/submissions/(?P<submission_id>[^/]+)", get)
-    router.add("POST", r"/api/v1/submissions/(?P<submission_id>[^/]+)/transition", transition)

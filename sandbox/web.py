@@ -139,7 +139,7 @@ def validate(model: type[pydantic.BaseModel], data: Any, *, prefix: str = "") ->
         raise ApiError(400, detail) from None
 
 
-Handler = Callable[[Request], Response]
+Handler = Callable[..., Response]  # handler(state, request)
 
 
 class Router:

@@ -18,16 +18,15 @@ import queue
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.ids import iso, object_id
-from sandbox.web import Request, Response, Router, bad_request, json_response, not_found, validate
+from sandbox.state import State
+from sandbox.web import Request, Response, bad_request, json_response, not_found, validate
 
-if TYPE_CHECKING:
-    from sandbox.app import Sandbox
 
 EVENT_TYPES = {
     "study.status.change": "A study changed status.",
@@ -79,7 +78,7 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 class Dispatcher:
     """Delivers events on a background thread, so no API request waits for a receiver."""
 
-    def __init__(self, sb: Sandbox) -> None:
+    def __init__(self, sb: State) -> None:
         self._sb = sb
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="webhook-deliveries", daemon=True)
@@ -130,7 +129,7 @@ class Dispatcher:
                     self._sb.store.put("hook_event", event)
 
 
-def _secret_of(sb: Sandbox, workspace_id: str) -> str:
+def _secret_of(sb: State, workspace_id: str) -> str:
     """The workspace's active secret, created when it has none."""
     secrets_ = sb.store.list("hook_secret", workspace_id=workspace_id, active=True)
     if secrets_:
@@ -138,7 +137,7 @@ def _secret_of(sb: Sandbox, workspace_id: str) -> str:
     return _new_secret(sb, workspace_id)["value"]
 
 
-def _new_secret(sb: Sandbox, workspace_id: str) -> dict:
+def _new_secret(sb: State, workspace_id: str) -> dict:
     for old in sb.store.list("hook_secret", workspace_id=workspace_id, active=True):
         old["active"] = False
         sb.store.put("hook_secret", old)
@@ -146,100 +145,112 @@ def _new_secret(sb: Sandbox, workspace_id: str) -> dict:
                                         "workspace_id": workspace_id, "active": True})
 
 
-def register(router: Router, sb: Sandbox) -> None:
-    """Add the ``/api/v1/hooks/`` endpoints."""
-    base = "/api/v1/hooks"
-    one = base + r"/subscriptions/(?P<hook_id>[^/]+)"
+def shown_secret(secret: dict) -> dict:
+    """A secret as the API shows it: ``{id, value, workspace_id}``."""
+    return {k: secret[k] for k in ("id", "value", "workspace_id")}
 
-    def shown_secret(secret: dict) -> dict:
-        return {k: secret[k] for k in ("id", "value", "workspace_id")}
 
-    def get_hook(req: Request) -> dict:
-        hook = sb.store.get("hook", req.params["hook_id"])
-        if hook is None:
-            raise not_found("subscription", req.params["hook_id"])
-        return hook
+def get_hook(sb: State, req: Request) -> dict:
+    """The subscription of the path; 404 when unknown."""
+    hook = sb.store.get("hook", req.params["hook_id"])
+    if hook is None:
+        raise not_found("subscription", req.params["hook_id"])
+    return hook
 
-    def public(hook: dict) -> dict:
-        return {k: hook[k] for k in PUBLIC_FIELDS}
 
-    def event_types(req: Request) -> Response:
-        results = [{"event_type": k, "description": v} for k, v in EVENT_TYPES.items()]
-        return json_response(200, {"results": results, "meta": {"count": len(results)}})
+def public_hook(hook: dict) -> dict:
+    """A subscription as the API shows it."""
+    return {k: hook[k] for k in PUBLIC_FIELDS}
 
-    def list_secrets(req: Request) -> Response:
-        workspace_id = req.query_value("workspace_id")
-        items = [shown_secret(s) for s in sb.store.list("hook_secret", active=True)
-                 if workspace_id is None or s["workspace_id"] == workspace_id]
-        return json_response(200, {"results": items, "meta": {"count": len(items)}})
 
-    def create_secret(req: Request) -> Response:
-        body = validate(SecretCreate, req.json_object())
-        sb.require_workspace(body.workspace_id, "workspace_id")
-        return json_response(201, shown_secret(_new_secret(sb, body.workspace_id)))
+def event_types(sb: State, req: Request) -> Response:
+    """``GET /hooks/event-types/`` (§6) → ``{results, meta}``."""
+    results = [{"event_type": k, "description": v} for k, v in EVENT_TYPES.items()]
+    return json_response(200, {"results": results, "meta": {"count": len(results)}})
 
-    def subscribe(req: Request) -> Response:
-        body = validate(SubscriptionCreate, req.json_object())
-        sb.require_workspace(body.workspace_id, "workspace_id")
-        _secret_of(sb, body.workspace_id)
-        handshake = secrets.token_hex(16)
-        hook = sb.store.put("hook", {"id": object_id(), "event_type": body.event_type, "target_url": body.target_url,
-                                     "workspace_id": body.workspace_id, "is_enabled": False, "handshake": handshake})
-        return json_response(201, public(hook), {"X-Hook-Secret": handshake})
 
-    def list_hooks(req: Request) -> Response:
-        workspace_id, enabled = req.query_value("workspace_id"), req.query_value("is_enabled")
-        if enabled not in (None, "true", "false"):
-            raise bad_request("is_enabled", "must be true or false")
-        items = [public(h) for h in sb.store.list("hook") if h.get("deleted") is not True
-                 and (workspace_id is None or h["workspace_id"] == workspace_id)
-                 and (enabled is None or h["is_enabled"] == (enabled == "true"))]
-        return json_response(200, {"results": items, "meta": {"count": len(items)}})
+def list_secrets(sb: State, req: Request) -> Response:
+    """``GET /hooks/secrets/?workspace_id=`` (§6)."""
+    workspace_id = req.query_value("workspace_id")
+    items = [shown_secret(s) for s in sb.store.list("hook_secret", active=True)
+             if workspace_id is None or s["workspace_id"] == workspace_id]
+    return json_response(200, {"results": items, "meta": {"count": len(items)}})
 
-    def get(req: Request) -> Response:
-        return json_response(200, public(live(get_hook(req))))
 
-    def live(hook: dict) -> dict:
-        if hook.get("deleted"):
-            raise not_found("subscription", hook["id"])
-        return hook
+def create_secret(sb: State, req: Request) -> Response:
+    """``POST /hooks/secrets/`` ``{workspace_id}`` (§6) → 201; replaces the active secret."""
+    body = validate(SecretCreate, req.json_object())
+    sb.require_workspace(body.workspace_id, "workspace_id")
+    return json_response(201, shown_secret(_new_secret(sb, body.workspace_id)))
 
-    def confirm(req: Request) -> Response:
-        hook = live(get_hook(req))
-        body = validate(Confirm, req.json_object())
-        if not hmac.compare_digest(body.secret, hook["handshake"]):
-            raise bad_request("secret", "does not match the X-Hook-Secret of this subscription")
-        hook["is_enabled"] = True
-        sb.store.put("hook", hook)
-        return json_response(200, public(hook))
 
-    def update(req: Request) -> Response:
-        hook = live(get_hook(req))
-        body = validate(SubscriptionUpdate, req.json_object())
-        hook.update({k: v for k, v in body.model_dump().items() if v is not None})
-        sb.store.put("hook", hook)
-        return json_response(200, public(hook))
+def subscribe(sb: State, req: Request) -> Response:
+    """``POST /hooks/subscriptions/`` (§6) → 201 disabled subscription with ``X-Hook-Secret``."""
+    body = validate(SubscriptionCreate, req.json_object())
+    sb.require_workspace(body.workspace_id, "workspace_id")
+    _secret_of(sb, body.workspace_id)
+    handshake = secrets.token_hex(16)
+    hook = sb.store.put("hook", {"id": object_id(), "event_type": body.event_type, "target_url": body.target_url,
+                                 "workspace_id": body.workspace_id, "is_enabled": False, "handshake": handshake})
+    return json_response(201, public_hook(hook), {"X-Hook-Secret": handshake})
 
-    def delete(req: Request) -> Response:
-        hook = live(get_hook(req))
-        hook.update(deleted=True, is_enabled=False)
-        sb.store.put("hook", hook)
-        return Response(204)
 
-    def events(req: Request) -> Response:
-        hook = live(get_hook(req))
-        items = [{k: e[k] for k in ("id", "datetime_created", "datetime_updated", "event_type", "resource_id",
-                                    "status", "target_url")}
-                 for e in sb.store.list("hook_event", subscription_id=hook["id"])]
-        return json_response(200, {"results": items, "meta": {"count": len(items)}})
+def list_hooks(sb: State, req: Request) -> Response:
+    """``GET /hooks/subscriptions/`` (``workspace_id``, ``is_enabled`` filters)."""
+    workspace_id, enabled = req.query_value("workspace_id"), req.query_value("is_enabled")
+    if enabled not in (None, "true", "false"):
+        raise bad_request("is_enabled", "must be true or false")
+    items = [public_hook(h) for h in sb.store.list("hook") if h.get("deleted") is not True
+             and (workspace_id is None or h["workspace_id"] == workspace_id)
+             and (enabled is None or h["is_enabled"] == (enabled == "true"))]
+    return json_response(200, {"results": items, "meta": {"count": len(items)}})
 
-    router.add("GET", base + "/event-types", event_types)
-    router.add("GET", base + "/secrets", list_secrets)
-    router.add("POST", base + "/secrets", create_secret)
-    router.add("POST", base + "/subscriptions", subscribe)
-    router.add("GET", base + "/subscriptions", list_hooks)
-    router.add("GET", one, get)
-    router.add("POST", one, confirm)
-    router.add("PATCH", one, update)
-    router.add("DELETE", one, delete)
-    router.add("GET", one + "/events", events)
+
+def get(sb: State, req: Request) -> Response:
+    """``GET /hooks/subscriptions/{id}/``."""
+    return json_response(200, public_hook(live(get_hook(sb, req))))
+
+
+def live(hook: dict) -> dict:
+    """The subscription unless deleted (404)."""
+    if hook.get("deleted"):
+        raise not_found("subscription", hook["id"])
+    return hook
+
+
+def confirm(sb: State, req: Request) -> Response:
+    """``POST /hooks/subscriptions/{id}/`` ``{secret}`` (§6): the X-Hook-Secret value enables it."""
+    hook = live(get_hook(sb, req))
+    body = validate(Confirm, req.json_object())
+    if not hmac.compare_digest(body.secret, hook["handshake"]):
+        raise bad_request("secret", "does not match the X-Hook-Secret of this subscription")
+    hook["is_enabled"] = True
+    sb.store.put("hook", hook)
+    return json_response(200, public_hook(hook))
+
+
+def update(sb: State, req: Request) -> Response:
+    """``PATCH /hooks/subscriptions/{id}/`` (§6)."""
+    hook = live(get_hook(sb, req))
+    body = validate(SubscriptionUpdate, req.json_object())
+    hook.update({k: v for k, v in body.model_dump().items() if v is not None})
+    sb.store.put("hook", hook)
+    return json_response(200, public_hook(hook))
+
+
+def delete(sb: State, req: Request) -> Response:
+    """``DELETE /hooks/subscriptions/{id}/`` → 204."""
+    hook = live(get_hook(sb, req))
+    hook.update(deleted=True, is_enabled=False)
+    sb.store.put("hook", hook)
+    return Response(204)
+
+
+def events(sb: State, req: Request) -> Response:
+    """``GET /hooks/subscriptions/{id}/events/`` (§6) → ``{results, meta}``."""
+    hook = live(get_hook(sb, req))
+    items = [{k: e[k] for k in ("id", "datetime_created", "datetime_updated", "event_type", "resource_id",
+                                "status", "target_url")}
+             for e in sb.store.list("hook_event", subscription_id=hook["id"])]
+    return json_response(200, {"results": items, "meta": {"count": len(items)}})
+
