@@ -131,6 +131,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
     from taskbuilder.csvfile import prepare_upload
     from taskbuilder.jobkey import sha256_file, tag_name
     from taskbuilder.outputs import write_outputs
+    from taskbuilder.payloads import instructions_payload, study_payload
     from taskbuilder.report import parse_report
     from taskbuilder.validation import validate_csv
     from tasks.results import instruction_payloads
@@ -160,7 +161,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         assert [b["id"] for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name] == [batch_id]
         api.get(f"{batches}/{batch_id}").raise_for_status()
         assert _collect(api, f"{batches}/{batch_id}/instructions") == []
-        api.post(f"{batches}/{batch_id}/instructions", json={"instructions": job.instructions_payload()}).raise_for_status()
+        api.post(f"{batches}/{batch_id}/instructions", json={"instructions": instructions_payload(job.batch)}).raise_for_status()
         api.get(f"{batches}/{batch_id}/status").raise_for_status()
         api.post(f"{batches}/{batch_id}/setup", json={"dataset_id": dataset_id, "tasks_per_group": job.batch.tasks_per_group}).raise_for_status()
         _wait(lambda: api.get(f"{batches}/{batch_id}/status").json()["status"], {"READY"}, interval_seconds)
@@ -169,7 +170,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         studies = f"{v1}/studies/"
         internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
         assert not [s for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name]
-        study_id = api.post(studies, json=job.study_payload(batch_id, internal_name)).raise_for_status().json()["id"]
+        study_id = api.post(studies, json=study_payload(job.study, batch_id, internal_name)).raise_for_status().json()["id"]
         assert [s["id"] for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name] == [study_id]
         study = api.get(f"{studies}{study_id}/").raise_for_status().json()
         currency = api.get(f"{v1}/users/me/").raise_for_status().json().get("currency_code") or "GBP"
@@ -243,8 +244,8 @@ def main() -> None:
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
         from flows.annotation_batch import annotation_batch
-        from taskbuilder.job import AnnotationJob
         from taskbuilder.polling import PollSettings
+        from taskbuilder.spec import AnnotationJob
         from tasks.connection import ProlificConnection
         import_seconds = time.perf_counter() - started
 

@@ -20,11 +20,12 @@ from filelock import FileLock
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from taskbuilder import payloads
 from taskbuilder.aggregate import select_submissions_to_approve
-from taskbuilder.job import AnnotationJob
 from taskbuilder.jobkey import sha256_file, storage_slug, tag_name
 from taskbuilder.outputs import write_outputs
 from taskbuilder.polling import PollSettings
+from taskbuilder.spec import AnnotationJob
 
 from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
 from tasks.connection import ProlificConnection, open_client
@@ -126,7 +127,7 @@ def _run_locked(
     upload_dataset_file(connection, dataset_id, upload_path, _upload_filename(job))
     wait_for_dataset(connection, dataset_id, polling)
 
-    batch_items = job.batch_items_payload()
+    batch_items = payloads.batch_items_payload(job.batch)
     batch_id = create_batch(
         connection,
         job_key,
@@ -138,7 +139,8 @@ def _run_locked(
     )
     if batch_items is None:
         visible = [column for column in report.columns if not column.startswith("META_")]
-        mode = add_instructions(connection, batch_id, job.instructions_payload(), job.instructions_as_batch_items(visible))
+        mode = add_instructions(connection, batch_id, payloads.instructions_payload(job.batch),
+                                payloads.instructions_as_batch_items(job.batch, visible))
     else:
         mode = "batch_items"
     update_job_record(job_key, connection.base_url, instructions_mode=mode)
@@ -147,7 +149,7 @@ def _run_locked(
 
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
     names = {"batch_name": tag_name(job.batch.name, job_key), "internal_name": internal_name, "workspace_id": workspace_id}
-    study_payload = job.study_payload(batch_id, internal_name)
+    study_payload = payloads.study_payload(job.study, batch_id, internal_name)
     project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
     if project_id:
         study_payload.setdefault("project", project_id)  # bills the workspace's funds (API doc §6.1)

@@ -21,8 +21,8 @@ from prefect import flow
 
 from taskbuilder.aggregate import select_submissions_to_approve
 from taskbuilder.client import normalise_base_url
-from taskbuilder.job import AnnotationJob
 from taskbuilder.jobkey import sha256_file, storage_slug
+from taskbuilder.spec import AnnotationJob
 
 from flows.annotation_batch import LOCK_DIR
 from tasks.connection import ProlificConnection

@@ -61,7 +61,7 @@ import pyarrow.csv as pacsv
 from pandas.errors import ParserError, ParserWarning
 
 if TYPE_CHECKING:
-    from taskbuilder.job import AnnotationJob
+    from taskbuilder.spec import AnnotationJob
     from taskbuilder.validation import ValidationReport
 
 UTF8_BOM = b"\xef\xbb\xbf"

@@ -60,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taskbuilder.csvfile import Table, actual_delimiter, load_table
-from taskbuilder.job import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
+from taskbuilder.spec import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
 
 MAX_PROBLEMS_PER_CHECK = 20
 DEFAULT_MAX_ROWS = 100_000

@@ -16,8 +16,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.job import AnnotationJob
 from taskbuilder.csvfile import CsvReadError, prepare_upload
+from taskbuilder.spec import AnnotationJob
 from taskbuilder.validation import ValidationReport, validate_csv
 
 from tasks.logs import run_logger

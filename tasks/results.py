@@ -16,9 +16,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.aggregate import AggregateResult, aggregate
-from taskbuilder.job import AnnotationJob
 from taskbuilder.outputs import write_outputs
+from taskbuilder.payloads import batch_items_payload, instructions_payload
 from taskbuilder.report import parse_report
+from taskbuilder.spec import AnnotationJob
 
 from tasks.logs import run_logger
 
@@ -32,10 +33,10 @@ INSTRUCTION_TYPES = {"multiple_choice", "multiple_choice_with_free_text", "free_
 def instruction_payloads(job: AnnotationJob) -> list[dict[str, Any]]:
     """The job's instructions as API payload dicts, in the order participants see them (either layout)."""
     if job.batch.instructions is not None:
-        return job.instructions_payload()
+        return instructions_payload(job.batch)
     return [
         item
-        for page in job.batch_items_payload() or []
+        for page in batch_items_payload(job.batch) or []
         for row in page.get("rows", [])
         for column in row.get("columns", [])
         for item in column.get("items", [])

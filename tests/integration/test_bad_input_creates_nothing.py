@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.annotation_batch import annotation_batch
-from taskbuilder.job import AnnotationJob
+from taskbuilder.spec import AnnotationJob
 from tasks.connection import ProlificConnection
 from tasks.inputs import InputInvalid
 

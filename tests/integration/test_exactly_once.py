@@ -20,8 +20,8 @@ import pytest
 
 from flows.annotation_batch import annotation_batch
 from taskbuilder.client import ClientTimeouts
-from taskbuilder.job import AnnotationJob
 from taskbuilder.polling import PollSettings
+from taskbuilder.spec import AnnotationJob
 from tasks.connection import ProlificConnection
 
 from tests.integration.jobs import write_small_job

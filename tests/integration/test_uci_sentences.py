@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from flows.annotation_batch import annotation_batch
-from taskbuilder.job import AnnotationJob
 from taskbuilder.polling import PollSettings
+from taskbuilder.spec import AnnotationJob
 from tasks.connection import ProlificConnection
 
 from tests.conftest import UCI_DIR, require_shared

@@ -17,7 +17,7 @@ import yaml
 
 from taskbuilder import csvfile
 from taskbuilder.csvfile import load_table
-from taskbuilder.job import AnnotationJob
+from taskbuilder.spec import AnnotationJob
 from taskbuilder.validation import validate_csv
 
 CORPUS = Path(__file__).resolve().parents[1] / "validation_corpus"

@@ -1,16 +1,20 @@
-"""The job spec (taskbuilder/job.py): loading, field rules with their paths, payload helpers."""
+"""The job spec (taskbuilder/spec/) and its API bodies (taskbuilder/payloads.py): loading, field rules with
+their paths, payloads."""
 
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
 
 import pytest
 import yaml
 from pydantic import BaseModel
 
-from taskbuilder import job as job_module
-from taskbuilder.job import AnnotationJob, SpecError
+import taskbuilder.spec
+from taskbuilder.payloads import batch_items_payload, instructions_as_batch_items, instructions_payload, study_payload
+from taskbuilder.spec import AnnotationJob, SpecError
+from taskbuilder.spec.run_control import RUN_CONTROL_FIELDS
 
 SPEC_YAML = """\
 dataset:
@@ -84,7 +88,7 @@ def test_defaults(spec):
 
 
 def test_instructions_payload_is_the_legacy_body_in_order(spec):
-    payload = AnnotationJob.from_dict(spec).instructions_payload()
+    payload = instructions_payload(AnnotationJob.from_dict(spec).batch)
     assert [item["order"] for item in payload] == [1, 2]
     assert payload[0] == {
         "type": "multiple_choice", "order": 1, "created_by": "taskbuilder", "answer_limit": 1,
@@ -100,12 +104,12 @@ def test_orders_default_to_list_positions(spec):
     for instruction in spec["batch"]["instructions"]:
         del instruction["order"]
     job = AnnotationJob.from_dict(spec)
-    assert [i["type"] for i in job.instructions_payload()] == ["free_text", "multiple_choice"]
+    assert [i["type"] for i in instructions_payload(job.batch)] == ["free_text", "multiple_choice"]
     assert job.choice_instructions()[0].type == "multiple_choice"
 
 
 def test_study_payload(spec):
-    payload = AnnotationJob.from_dict(spec).study_payload("batch-1", "sentiment [job:abc]")
+    payload = study_payload(AnnotationJob.from_dict(spec).study, "batch-1", "sentiment [job:abc]")
     assert payload == {
         "name": "Product Review Sentiment Analysis", "internal_name": "sentiment [job:abc]",
         "description": "<p>Help us understand the sentiment in product reviews.</p>",
@@ -119,8 +123,8 @@ def test_study_payload(spec):
 
 def test_instructions_as_batch_items_is_one_page(spec):
     job = AnnotationJob.from_dict(spec)
-    assert job.batch_items_payload() is None
-    pages = job.instructions_as_batch_items(["review_text", "product_name"])
+    assert batch_items_payload(job.batch) is None
+    pages = instructions_as_batch_items(job.batch, ["review_text", "product_name"])
     items = pages[0]["rows"][0]["columns"][0]["items"]
     assert len(pages) == 1 and len(pages[0]["rows"]) == 1
     assert items[:2] == [{"type": "dataset_field", "field": "review_text"}, {"type": "dataset_field", "field": "product_name"}]
@@ -141,14 +145,14 @@ def test_batch_items_job(spec):
     ]
     spec["dataset"]["gold_column"] = "META_gold"
     job = AnnotationJob.from_dict(spec)
-    payload = job.batch_items_payload()
+    payload = batch_items_payload(job.batch)
     assert payload[0] == spec["batch"]["batch_items"][0]
     column = payload[1]["rows"][0]["columns"][1]["items"]
     assert column[0]["options"][1] == {"label": "Negative", "value": "negative"} and "order" not in column[0]
     assert job.required_columns() == {"review_text", "id", "META_gold"}
     assert [i.description for i in job.choice_instructions()] == ["Sentiment?"]
     with pytest.raises(ValueError, match="batch_items"):
-        job.instructions_payload()
+        instructions_payload(job.batch)
     assert AnnotationJob.model_validate(job.model_dump(mode="json")) == job  # as a Prefect parameter
 
 
@@ -165,7 +169,7 @@ def test_required_columns_and_gold_column(spec):
 
 def test_numbers_in_yaml_become_option_text(spec):
     spec["batch"]["instructions"][1]["options"] = [{"label": "Positive", "value": 1}, {"label": "Negative", "value": 0}]
-    options = AnnotationJob.from_dict(spec).instructions_payload()[0]["options"]
+    options = instructions_payload(AnnotationJob.from_dict(spec).batch)[0]["options"]
     assert [o["value"] for o in options] == ["1", "0"]
 
 
@@ -256,7 +260,7 @@ def test_valid_instruction_types(spec):
         {"type": "file_upload", "description": "d", "accepted_file_types": [".jpg", ".heic"], "max_file_size_mb": 2.5,
          "min_file_count": 1, "max_file_count": 3},
     ]
-    payload = AnnotationJob.from_dict(spec).instructions_payload()
+    payload = instructions_payload(AnnotationJob.from_dict(spec).batch)
     assert [p["order"] for p in payload] == [1, 2, 3, 4, 5]
     assert payload[1]["options"][0]["heading"] == "Why A?" and payload[3]["unit_position"] == "prefix"
 
@@ -419,14 +423,41 @@ def test_round_trip_through_json_as_prefect_parameters_do(spec):
     job = AnnotationJob.from_dict(spec, base_dir="/specs")
     again = AnnotationJob.model_validate(job.model_dump(mode="json"))
     assert again == job
-    assert again.study_payload("b", "n") == job.study_payload("b", "n")
+    assert study_payload(again.study, "b", "n") == study_payload(job.study, "b", "n")
     assert "properties" in AnnotationJob.model_json_schema()
 
 
+def test_the_spec_lists_its_parts_before_money_and_run_control():
+    """The field order is the spec's (Prefect's form, the "allowed here" hints), though the fields live in two models."""
+    fields = list(AnnotationJob.model_fields)
+    assert fields[:6] == ["name", "workspace_id", "project_id", "dataset", "batch", "study"]
+    assert set(fields[6:]) == RUN_CONTROL_FIELDS - {"name"} and "publish" in fields[6:]
+    assert list(AnnotationJob.model_json_schema()["properties"]) == fields
+
+
+def test_no_run_control_field_changes_the_job_key(spec):
+    """Every run-control field stays out of the derived key: a first run unpublished, a second published."""
+    key = AnnotationJob.from_dict(spec).job_key("a" * 64)
+    changed = {"publish": True, "max_budget": 1, "fee_rate": 0.1, "vat_rate": 0.2, "min_hourly_reward_cents": 1,
+               "require_approval": True, "wait_for_completion": False, "output_dir": "elsewhere/",
+               "token_secret_block": "my-token", "approve_submissions": True, "min_agreement": 0.5,
+               "min_gold_accuracy": 0.5}
+    assert set(changed) == RUN_CONTROL_FIELDS - {"name"}
+    assert AnnotationJob.from_dict({**spec, **changed}).job_key("a" * 64) == key
+    assert AnnotationJob.from_dict({**spec, "workspace_id": "ws-2"}).job_key("a" * 64) != key
+
+
 def _models() -> list[type[BaseModel]]:
-    return [value for value in vars(job_module).values()
-            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == job_module.__name__
-            and not value.__name__.startswith("_")]
+    """Every public model of the spec's modules (taskbuilder/spec/*.py)."""
+    found = {}
+    for path in sorted(Path(taskbuilder.spec.__file__).parent.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        module = importlib.import_module(f"taskbuilder.spec.{path.stem}")
+        found.update({value.__name__: value for value in vars(module).values()
+                      if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
+                      and not value.__name__.startswith("_")})
+    return list(found.values())
 
 
 @pytest.mark.parametrize("model", _models(), ids=lambda m: m.__name__)
@@ -452,6 +483,6 @@ def test_documented_and_unknown_study_fields_pass_through_unknown_with_a_warning
     spec["study"].update(device_compatibility=["desktop"], submissions_config={"max_submissions_per_participant": -1},
                          my_custom_flag=True)
     job = AnnotationJob.from_dict(spec)
-    assert job.study_payload("b1", "internal")["my_custom_flag"] is True
-    assert job.study_payload("b1", "internal")["device_compatibility"] == ["desktop"]
+    assert study_payload(job.study, "b1", "internal")["my_custom_flag"] is True
+    assert study_payload(job.study, "b1", "internal")["device_compatibility"] == ["desktop"]
     assert [w.path for w in job.warnings() if "API documents" in w.message] == ["study.my_custom_flag"]

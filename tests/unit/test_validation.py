@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from taskbuilder.csvfile import UploadPreparationError, load_table, prepare_upload
-from taskbuilder.job import AnnotationJob
+from taskbuilder.spec import AnnotationJob
 from taskbuilder.validation import MAX_PROBLEMS_PER_CHECK, validate_csv
 
 CORPUS = Path(__file__).resolve().parents[1] / "validation_corpus"

@@ -1,0 +1,140 @@
+"""The job spec: one YAML file that describes a whole annotation job (`AnnotationJob`).
+
+Load it with `AnnotationJob.from_yaml(path)` (relative paths are resolved against the spec file's folder,
+`s3://` URLs are kept as they are) or `AnnotationJob.from_dict(data, source=...)`. Both raise `SpecError`
+with every problem found in one pass, each naming the field path (`batch.instructions[1].options[2].value`,
+zero-based list positions), the spec file and what to do. `AnnotationJob.model_validate(data)` is plain
+pydantic (raises `pydantic.ValidationError`; Prefect uses it for flow parameters);
+`SpecError.from_validation_error(error, root=AnnotationJob)` turns that into a `SpecError`.
+
+The API token is never a field: it comes from `PROLIFIC_API_TOKEN` or the Prefect Secret block named by
+`token_secret_block`.
+
+The parts live beside this module: `dataset.py`, `layout.py` (with `instructions.py`), `study.py`,
+`run_control.py`; the bodies sent to the API are built in `taskbuilder/payloads.py`.
+
+Sources: the seed ("Working with Batches": task details, instructions, setup, study payload) and
+docs/prolific-api.md §2.6 (META_ columns, META_TASK_GROUP_ID), §4 (instruction types and fields),
+§6.1 (study fields), §12 (`batch_items` pages → rows → columns → items).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from taskbuilder.spec.base import SpecModel, fail
+from taskbuilder.spec.dataset import DatasetSpec
+from taskbuilder.spec.instructions import CHOICE_TYPES
+from taskbuilder.spec.layout import BatchSpec, DatasetFieldRef
+from taskbuilder.spec.loading import read_spec_file, validate_spec
+from taskbuilder.spec.problems import SpecProblem
+from taskbuilder.spec.run_control import RUN_CONTROL_FIELDS, RunControl
+from taskbuilder.spec.study import StudySpec, known_study_fields
+
+
+class _JobParts(SpecModel):
+    """What the job is: its name, where it runs, and the dataset, batch and study parts."""
+
+    name: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Job name = job key (letters, digits, . _ -; up to 64). Empty = derived from the spec and the "
+                    "CSV bytes.")
+    workspace_id: str | None = Field(
+        default=None, description="Prolific workspace id; empty = PROLIFIC_WORKSPACE_ID (the sandbox has a default).")
+    project_id: str | None = Field(default=None, description="Prolific project id; empty = PROLIFIC_PROJECT_ID, if set.")
+    dataset: DatasetSpec = Field(description="The CSV file and its checks.")
+    batch: BatchSpec = Field(description="Batch name, task details, instructions or batch_items, tasks_per_group.")
+    study: StudySpec = Field(
+        description="The study: name, reward (cents), times (minutes), annotators_per_task, extra API fields.")
+
+
+class AnnotationJob(RunControl, _JobParts):
+    """A whole annotation job: dataset CSV, batch, study and the run's limits and switches.
+
+    Shapes and sources: see the module docstring. Money is in cents (minor units); times in minutes.
+    Load with `from_yaml(path)` or `from_dict(data)`; both raise `SpecError` listing every problem.
+    """
+
+    # Fields in spec order (Prefect's form, the "allowed here" hints): the parts (`_JobParts`), then money and
+    # run control (`RunControl`); pydantic orders fields by the reversed bases, so `RunControl` is named first.
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "AnnotationJob":
+        problems = []
+        if self.dataset.gold_column is not None and not self.choice_instructions():
+            problems.append(("dataset.gold_column", "gold_column is set but the batch has no choice instruction",
+                             "add a multiple_choice instruction (gold values are its option values) or remove gold_column"))
+        if problems:
+            raise fail(problems)
+        return self
+
+    # ---------------------------------------------------------------- loading
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | Path | None = None, base_dir: str | Path | None = None) -> "AnnotationJob":
+        """Validate a spec mapping; relative paths resolve against `base_dir`. Raises `SpecError` (all problems)."""
+        return validate_spec(cls, data, source=source, base_dir=base_dir)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "AnnotationJob":
+        """Load a spec file. Paths in it resolve against its folder (s3:// kept). Raises `SpecError`."""
+        path = Path(path)
+        return cls.from_dict(read_spec_file(path), source=path, base_dir=path.resolve().parent)
+
+    # ---------------------------------------------------------------- derived values
+
+    def warnings(self) -> list[SpecProblem]:
+        """Problems that do not stop the job: a reward per hour below `min_hourly_reward_cents`, and study fields
+        the API doc does not list (they are sent to Prolific as written; API doc §6.1)."""
+        found = []
+        per_hour = self.study.reward / self.study.estimated_completion_time * 60
+        if per_hour < self.min_hourly_reward_cents:
+            found.append(SpecProblem(path="study.reward", message=f"reward per hour is {per_hour:.0f} cents "
+                                     f"({self.study.reward} cents for {self.study.estimated_completion_time} min), below "
+                                     f"min_hourly_reward_cents {self.min_hourly_reward_cents}",
+                                     hint="raise study.reward or lower estimated_completion_time; Prolific flags underpaying studies"))
+        known = known_study_fields()
+        found += [SpecProblem(path=f"study.{key}", message=f"{key} is not a study field the API documents; it is sent "
+                              "to Prolific as written", hint="check the name against Prolific's study fields, or remove it")
+                  for key in (self.study.model_extra or {}) if key not in known]
+        return found
+
+    def work_fingerprint(self, csv_sha256: str) -> str:
+        """SHA-256 (hex) of what the job asks participants to do: the spec's work fields and the CSV's bytes.
+
+        Run-control fields (publish, budget, output, thresholds, ...) and the CSV's location are left out:
+        changing them keeps the fingerprint, so a job first run with `publish: false` can be published later.
+        """
+        work = self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))
+        work["dataset"].pop("csv")
+        return hashlib.sha256(json.dumps([work, csv_sha256], sort_keys=True).encode()).hexdigest()
+
+    def job_key(self, csv_sha256: str) -> str:
+        """The job key: `name`, else `<batch name slug>-<12 hex>` from the spec's work fields and the CSV's SHA-256.
+
+        Run-control fields (publish, budget, output, thresholds, ...) and the CSV's location are left out, so the
+        same work on the same bytes keeps its key across runs.
+        """
+        if self.name:
+            return self.name
+        digest = self.work_fingerprint(csv_sha256)[:12]
+        slug = "".join(ch if ch.isalnum() else "-" for ch in self.batch.name.lower()).strip("-")
+        slug = "-".join(part for part in slug.split("-") if part)[:40] or "job"
+        return f"{slug}-{digest}"
+
+    def choice_instructions(self) -> list:
+        """Choice instructions (multiple_choice, multiple_choice_with_free_text) in order; the first is the gold target."""
+        return [ins for ins in self.batch.ordered_instructions() if ins.type in CHOICE_TYPES]
+
+    def required_columns(self) -> set[str]:
+        """CSV columns the job needs: dataset_field references, the id, gold and attention-check columns (when set)."""
+        columns = {item.field for page in self.batch.batch_items or [] for _, item in page.items()
+                   if isinstance(item, DatasetFieldRef)}
+        columns.update(c for c in (self.dataset.id_column, self.dataset.gold_column,
+                                   self.dataset.attention_check_column) if c)
+        return columns
