@@ -128,11 +128,11 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
     """Run ``job`` with plain httpx calls (the flow's requests, in its order) and the library's local steps."""
     from taskbuilder.aggregate import aggregate
     from taskbuilder.cost import estimate_cost
-    from taskbuilder.csvfile import prepare_upload
     from taskbuilder.jobkey import sha256_file, tag_name
     from taskbuilder.outputs import write_outputs
     from taskbuilder.payloads import instructions_payload, study_payload
     from taskbuilder.report import parse_report
+    from taskbuilder.upload_preparation import prepare_upload
     from taskbuilder.validation import validate_csv
     from tasks.results import instruction_payloads
 
@@ -245,7 +245,7 @@ def main() -> None:
 
         from flows.annotation_batch import annotation_batch
         from taskbuilder.polling import PollSettings
-        from taskbuilder.spec import AnnotationJob
+        from taskbuilder.jobspec import AnnotationJob
         from tasks.connection import ProlificConnection
         import_seconds = time.perf_counter() - started
 

@@ -61,7 +61,7 @@ def generate(path: Path, rows: int, seed: int = 8) -> int:
 def child(kind: str, path: str) -> None:
     """Run one side once in this process and print ``{"seconds", "rows", ...}`` as the last line."""
     if kind == "project":
-        from taskbuilder.spec import AnnotationJob  # noqa: F401  (what validate_csv imports anyway)
+        from taskbuilder.jobspec import AnnotationJob  # noqa: F401  (what validate_csv imports anyway)
         from taskbuilder.validation import validate_csv
 
         started = time.perf_counter()

@@ -120,7 +120,7 @@ def main() -> None:
     import httpx
 
     from benchmarks.bench_job import write_job
-    from taskbuilder.spec import AnnotationJob
+    from taskbuilder.jobspec import AnnotationJob
     from tests.deployments.stack import BIN, postgres_cluster, prefect_stack
 
     # a slot is granted a moment before the sandbox logs the request: one more second of decay (as the

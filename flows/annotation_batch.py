@@ -25,7 +25,7 @@ from taskbuilder.aggregate import select_submissions_to_approve
 from taskbuilder.jobkey import sha256_file, storage_slug, tag_name
 from taskbuilder.outputs import write_outputs
 from taskbuilder.polling import PollSettings
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 
 from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
 from tasks.connection import ProlificConnection, open_client

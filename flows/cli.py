@@ -76,7 +76,7 @@ def validate(
     Every problem is reported in one pass: when the spec itself has errors, the file is still checked
     on its own (without the spec's column checks) and both lists are shown.
     """
-    from taskbuilder.spec import AnnotationJob, SpecError
+    from taskbuilder.jobspec import AnnotationJob, SpecError
     from taskbuilder.validation import validate_csv
 
     if delimiter is not None and delimiter not in DELIMITERS:
@@ -138,7 +138,7 @@ def sandbox(
 def _run_job(
     job_file: Path, *, api_url: str | None, output_dir: str | None, embedded: bool = False, polling: dict | None = None
 ) -> int:
-    from taskbuilder.spec import AnnotationJob, SpecError
+    from taskbuilder.jobspec import AnnotationJob, SpecError
 
     try:
         job = AnnotationJob.from_yaml(job_file)

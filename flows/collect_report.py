@@ -22,7 +22,7 @@ from prefect import flow
 from taskbuilder.aggregate import select_submissions_to_approve
 from taskbuilder.client import normalise_base_url
 from taskbuilder.jobkey import sha256_file, storage_slug
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 
 from flows.annotation_batch import LOCK_DIR
 from tasks.connection import ProlificConnection

@@ -25,7 +25,7 @@ import yaml
 from prefect import flow
 from prefect.deployments import run_deployment
 
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 
 from tasks.logs import run_logger
 
@@ -50,7 +50,7 @@ def launch_from_s3(
         deployment_name: the deployment that runs the job (flow/deployment).
 
     Returns ``{"csv", "job_spec", "flow_run_id", "flow_run_name"}``, or ``{"skipped": reason}`` for a
-    spec upload. Raises :class:`JobSpecMissing`, ``taskbuilder.spec.SpecError`` (every problem of the
+    spec upload. Raises :class:`JobSpecMissing`, ``taskbuilder.jobspec.SpecError`` (every problem of the
     spec, naming its S3 location), or boto3's errors.
     """
     logger = run_logger()
@@ -77,7 +77,7 @@ def load_job_from_s3(s3: Any, bucket: str, key: str, spec_key: str) -> Annotatio
     A relative ``output_dir`` (default ``out/``) becomes ``s3://bucket/<CSV folder>/<output_dir>``.
     Raises :class:`JobSpecMissing` when the spec object does not exist, ``SpecError`` when it is invalid.
     """
-    from taskbuilder.spec import SpecError, SpecProblem
+    from taskbuilder.jobspec import SpecError, SpecProblem
 
     source = f"s3://{bucket}/{spec_key}"
     try:

@@ -10,8 +10,8 @@ Text reaches Prolific as written: models are dumped in JSON mode, nothing is re-
 
 from __future__ import annotations
 
-from taskbuilder.spec.layout import BatchSpec
-from taskbuilder.spec.study import StudySpec
+from taskbuilder.jobspec.layout import BatchSpec
+from taskbuilder.jobspec.study import StudySpec
 
 
 def instructions_payload(batch: BatchSpec) -> list[dict]:

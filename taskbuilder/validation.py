@@ -59,8 +59,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taskbuilder.csvfile import Table, actual_delimiter, load_table
-from taskbuilder.spec import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
+from taskbuilder.csv_dialect import actual_delimiter
+from taskbuilder.csv_table import Table
+from taskbuilder.csvfile import load_table
+from taskbuilder.jobspec import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
 
 MAX_PROBLEMS_PER_CHECK = 20
 DEFAULT_MAX_ROWS = 100_000

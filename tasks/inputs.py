@@ -16,8 +16,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.csvfile import CsvReadError, prepare_upload
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.csv_table import CsvReadError
+from taskbuilder.jobspec import AnnotationJob
+from taskbuilder.upload_preparation import prepare_upload
 from taskbuilder.validation import ValidationReport, validate_csv
 
 from tasks.logs import run_logger
@@ -106,7 +107,7 @@ def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
 def prepare_upload_file(csv_path: Path, report: ValidationReport, job: AnnotationJob, work_dir: Path) -> Path:
     """The file to upload: the CSV itself when it is UTF-8 CSV already, else a checked rewrite.
 
-    See :func:`taskbuilder.csvfile.prepare_upload` (the rewrite is read back and compared cell by cell).
+    See :func:`taskbuilder.upload_preparation.prepare_upload` (the rewrite is read back and compared cell by cell).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     path = prepare_upload(csv_path, report, job, work_dir)

@@ -19,7 +19,7 @@ from taskbuilder.aggregate import AggregateResult, aggregate
 from taskbuilder.outputs import write_outputs
 from taskbuilder.payloads import batch_items_payload, instructions_payload
 from taskbuilder.report import parse_report
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 
 from tasks.logs import run_logger
 

@@ -21,7 +21,7 @@ import yaml
 from botocore.config import Config
 
 from deployments.webhooks import sign
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from tests.deployments.stack import BIN, WEBHOOK_SECRET_BLOCK, Stack, free_port, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
 

@@ -12,7 +12,7 @@ import datetime as dt
 import httpx
 import pytest
 
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from tests.deployments.stack import postgres_cluster, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
 

@@ -14,7 +14,7 @@ import pytest
 from flows.annotation_batch import BudgetExceeded, JobChanged, annotation_batch
 from taskbuilder.errors import UnprocessableEntity
 from taskbuilder.polling import PollSettings
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from tasks.connection import ProlificConnection
 from tasks.inputs import InputInvalid
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.annotation_batch import annotation_batch
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from tasks.connection import ProlificConnection
 from tasks.inputs import InputInvalid
 

@@ -21,7 +21,7 @@ import pytest
 from flows.annotation_batch import annotation_batch
 from taskbuilder.client import ClientTimeouts
 from taskbuilder.polling import PollSettings
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from tasks.connection import ProlificConnection
 
 from tests.integration.jobs import write_small_job

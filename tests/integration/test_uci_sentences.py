@@ -15,7 +15,7 @@ import pytest
 
 from flows.annotation_batch import annotation_batch
 from taskbuilder.polling import PollSettings
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from tasks.connection import ProlificConnection
 
 from tests.conftest import UCI_DIR, require_shared

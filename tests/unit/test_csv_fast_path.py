@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from taskbuilder import csvfile
+from taskbuilder import csv_fast_path, csvfile
 from taskbuilder.csvfile import load_table
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.validation import validate_csv
 
 CORPUS = Path(__file__).resolve().parents[1] / "validation_corpus"
@@ -175,7 +175,7 @@ def test_open_quote_is_reported_with_its_line(tmp_path):
 def test_quoted_newlines_across_pyarrow_blocks(tmp_path, monkeypatch):
     """Small blocks: quoted line breaks fall on block edges (pyarrow reads with newlines_in_values, so it
     follows the quotes to cut blocks), and the line numbers count the breaks inside cells."""
-    monkeypatch.setattr(csvfile, "ARROW_BLOCK_BYTES", 256)
+    monkeypatch.setattr(csv_fast_path, "ARROW_BLOCK_BYTES", 256)
     rng = np.random.default_rng(7)
     rows = [["id", "text", "label"]] + [[f"r{i}", "\n".join(["word"] * int(rng.integers(1, 4))) + ", end",
                                          str(rng.choice(["positive", "negative", ""]))] for i in range(400)]
@@ -202,7 +202,7 @@ def test_quoted_newlines_across_pyarrow_blocks(tmp_path, monkeypatch):
     (b'id,text\n1,aaaaaaaaaaaa\n2,"open\n3,cccccccccccccccccccc\n4,d\n5,e\n', None, 2),
 ])
 def test_a_quoted_line_break_on_a_block_edge_is_read_as_written(tmp_path, monkeypatch, data, records, unclosed):
-    monkeypatch.setattr(csvfile, "ARROW_BLOCK_BYTES", 32)
+    monkeypatch.setattr(csv_fast_path, "ARROW_BLOCK_BYTES", 32)
     path = tmp_path / "edge.csv"
     path.write_bytes(data)
     table = load_table(path)
@@ -219,7 +219,7 @@ def test_a_quoted_line_break_on_a_block_edge_is_read_as_written(tmp_path, monkey
 def test_line_numbers_before_and_after_a_late_multiline_cell(tmp_path, monkeypatch):
     """Lines are counted lazily: a problem before the first cell with a line break needs no count (record + 1),
     one after it counts the breaks; both agree with the slow path, across several pyarrow blocks."""
-    monkeypatch.setattr(csvfile, "ARROW_BLOCK_BYTES", 256)
+    monkeypatch.setattr(csv_fast_path, "ARROW_BLOCK_BYTES", 256)
     rows = ["id,text"] + [f"r{i},plain text number {i}" for i in range(1, 61)]
     rows[10] = "r3,repeats record 3"
     rows[30] = 'r30,"two\nlines, quoted"'

@@ -1,4 +1,4 @@
-"""The job spec (taskbuilder/spec/) and its API bodies (taskbuilder/payloads.py): loading, field rules with
+"""The job spec (taskbuilder/jobspec/) and its API bodies (taskbuilder/payloads.py): loading, field rules with
 their paths, payloads."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-import taskbuilder.spec
+import taskbuilder.jobspec
 from taskbuilder.payloads import batch_items_payload, instructions_as_batch_items, instructions_payload, study_payload
-from taskbuilder.spec import AnnotationJob, SpecError
-from taskbuilder.spec.run_control import RUN_CONTROL_FIELDS
+from taskbuilder.jobspec import AnnotationJob, SpecError
+from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS
 
 SPEC_YAML = """\
 dataset:
@@ -448,12 +448,12 @@ def test_no_run_control_field_changes_the_job_key(spec):
 
 
 def _models() -> list[type[BaseModel]]:
-    """Every public model of the spec's modules (taskbuilder/spec/*.py)."""
+    """Every public model of the spec's modules (taskbuilder/jobspec/*.py)."""
     found = {}
-    for path in sorted(Path(taskbuilder.spec.__file__).parent.glob("*.py")):
+    for path in sorted(Path(taskbuilder.jobspec.__file__).parent.glob("*.py")):
         if path.stem == "__init__":
             continue
-        module = importlib.import_module(f"taskbuilder.spec.{path.stem}")
+        module = importlib.import_module(f"taskbuilder.jobspec.{path.stem}")
         found.update({value.__name__: value for value in vars(module).values()
                       if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
                       and not value.__name__.startswith("_")})

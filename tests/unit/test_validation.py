@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from taskbuilder.csvfile import UploadPreparationError, load_table, prepare_upload
-from taskbuilder.spec import AnnotationJob
+from taskbuilder.csvfile import load_table
+from taskbuilder.jobspec import AnnotationJob
+from taskbuilder.upload_preparation import UploadPreparationError, prepare_upload
 from taskbuilder.validation import MAX_PROBLEMS_PER_CHECK, validate_csv
 
 CORPUS = Path(__file__).resolve().parents[1] / "validation_corpus"
@@ -151,7 +152,7 @@ def test_many_records_are_summarised():
 
 
 def test_missing_file_raises_naming_it(tmp_path):
-    from taskbuilder.csvfile import CsvReadError
+    from taskbuilder.csv_table import CsvReadError
     with pytest.raises(CsvReadError, match="nope.csv"):
         validate_csv(tmp_path / "nope.csv")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from taskbuilder.spec.base import NonBlank, positive_whole_number, raw_number, validate_with_raw_checks
-from taskbuilder.spec.hints import closest
+from taskbuilder.jobspec.base import NonBlank, positive_whole_number, raw_number, validate_with_raw_checks
+from taskbuilder.jobspec.hints import closest
 
 # Study fields the flow sets itself (seed, "Publishing a batch").
 FLOW_SET_STUDY_FIELDS = ("data_collection_method", "data_collection_id", "data_collection_metadata")

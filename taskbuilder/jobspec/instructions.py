@@ -1,6 +1,6 @@
 """The instruction types of a batch (API doc §4.3; the seed's "Example" sections): what participants answer.
 
-Used in the legacy `batch.instructions` list and on `batch_items` task pages (`taskbuilder/spec/layout.py`).
+Used in the legacy `batch.instructions` list and on `batch_items` task pages (`taskbuilder/jobspec/layout.py`).
 Each type checks its own rules (answer_limit against the options, distinct option values and labels, units,
 file types) and reports every problem with its sub-path.
 """
@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from taskbuilder.spec.base import NonBlank, SpecModel, duplicates, fail
+from taskbuilder.jobspec.base import NonBlank, SpecModel, duplicates, fail
 
 CHOICE_TYPES = ("multiple_choice", "multiple_choice_with_free_text")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from taskbuilder.spec.base import join_path
-from taskbuilder.spec.hints import hint_for, loc_to_path, message_for
+from taskbuilder.jobspec.base import join_path
+from taskbuilder.jobspec.hints import hint_for, loc_to_path, message_for
 
 
 class SpecProblem(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from taskbuilder.spec.base import (
+from taskbuilder.jobspec.base import (
     NonBlank,
     SpecModel,
     duplicates,
@@ -18,7 +18,7 @@ from taskbuilder.spec.base import (
     raw_number,
     validate_with_raw_checks,
 )
-from taskbuilder.spec.instructions import (
+from taskbuilder.jobspec.instructions import (
     INSTRUCTION_CLASSES,
     FileUploadInstruction,
     FreeTextInstruction,

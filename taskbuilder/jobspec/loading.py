@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from taskbuilder.spec.problems import SpecError, SpecProblem
+from taskbuilder.jobspec.problems import SpecError, SpecProblem
 
 Model = TypeVar("Model", bound=BaseModel)
 

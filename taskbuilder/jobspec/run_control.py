@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from taskbuilder.spec.base import SpecModel, resolve_path
+from taskbuilder.jobspec.base import SpecModel, resolve_path
 
 
 class RunControl(SpecModel):

@@ -9,7 +9,7 @@ import codecs
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from taskbuilder.spec.base import NonBlank, SpecModel, fail, resolve_path
+from taskbuilder.jobspec.base import NonBlank, SpecModel, fail, resolve_path
 
 META_PREFIX = "META_"
 TASK_GROUP_COLUMN = "META_TASK_GROUP_ID"

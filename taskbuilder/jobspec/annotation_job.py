@@ -27,14 +27,14 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from taskbuilder.spec.base import SpecModel, fail
-from taskbuilder.spec.dataset import DatasetSpec
-from taskbuilder.spec.instructions import CHOICE_TYPES
-from taskbuilder.spec.layout import BatchSpec, DatasetFieldRef
-from taskbuilder.spec.loading import read_spec_file, validate_spec
-from taskbuilder.spec.problems import SpecProblem
-from taskbuilder.spec.run_control import RUN_CONTROL_FIELDS, RunControl
-from taskbuilder.spec.study import StudySpec, known_study_fields
+from taskbuilder.jobspec.base import SpecModel, fail
+from taskbuilder.jobspec.dataset import DatasetSpec
+from taskbuilder.jobspec.instructions import CHOICE_TYPES
+from taskbuilder.jobspec.layout import BatchSpec, DatasetFieldRef
+from taskbuilder.jobspec.loading import read_spec_file, validate_spec
+from taskbuilder.jobspec.problems import SpecProblem
+from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS, RunControl
+from taskbuilder.jobspec.study import StudySpec, known_study_fields
 
 
 class _JobParts(SpecModel):

@@ -2,7 +2,7 @@
 path resolution, and the error our own checks raise inside pydantic validation.
 
 A check reports `(sub-path, message, hint)` triples through `fail(...)`; `SpecError.from_validation_error`
-(`taskbuilder/spec/problems.py`) turns them into `SpecProblem`s with full field paths.
+(`taskbuilder/jobspec/problems.py`) turns them into `SpecProblem`s with full field paths.
 """
 
 from __future__ import annotations
