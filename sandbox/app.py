@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from sandbox import accounts, batches, datasets, participants, routes, webhooks
+from sandbox import accounts, batches, datasets, imports, participants, routes, syncs, webhooks
 from sandbox.settings import Settings
 from sandbox.state import State
 from sandbox.store import MemoryStore
@@ -36,7 +36,7 @@ class Sandbox:
     """
 
     def __init__(self, settings: Settings, store: MemoryStore, token: str, objects_dir: Path) -> None:
-        self.state = State(settings, store, token, objects_dir, on_object_put=datasets.object_put)
+        self.state = State(settings, store, token, objects_dir, on_object_put=imports.object_put)
         self.hooks = webhooks.Dispatcher(self.state)
         self.state.hooks = self.hooks
         self.router: Router = routes.router(routes.API_ROUTES)
@@ -65,7 +65,9 @@ class Sandbox:
         while not self._stopping.wait(TICK_SECONDS):
             try:
                 datasets.process_due(self.state)
+                imports.process_due(self.state)
                 batches.setup_due(self.state)
+                syncs.process_due(self.state)
                 participants.tick(self.state)
             except Exception:  # keep simulating; the trace says what went wrong
                 traceback.print_exc(file=sys.stderr)

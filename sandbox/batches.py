@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import datasets
 from sandbox.ids import iso, uuid7
-from sandbox.instructions import batch_items_issues, instructions_of_items
+from sandbox.instructions import assign_ids, batch_items_issues, instructions_of_items, strip_ids
 from sandbox.state import State
 from sandbox.web import ApiError, Request, Response, bad_request, json_response, not_found, validate
 
@@ -71,7 +71,7 @@ def public(sb: State, batch: dict) -> dict:
     """The batch as the API shows it (API doc §3.1), with its dataset embedded under ``datasets``."""
     shown = {name: batch.get(name) for name in PUBLIC_FIELDS}
     dataset = sb.store.get("dataset", batch["dataset_id"]) if batch.get("dataset_id") else None
-    shown["datasets"] = [datasets.public(dataset)] if dataset else []
+    shown["datasets"] = [datasets.public(sb, dataset)] if dataset else []
     return shown
 
 
@@ -102,7 +102,11 @@ def _check_items(sb: State, items: Any, dataset_id: str | None) -> None:
     """422 INVALID_BATCH_ITEMS (API doc §12) when ``items`` is invalid; dataset fields are checked
     against the dataset's columns once it is READY."""
     dataset = sb.store.get("dataset", dataset_id) if dataset_id else None
-    columns = dataset["columns"] if dataset and dataset["status"] == "READY" else None
+    columns = None
+    if dataset and datasets.is_v4(dataset):
+        columns = list((dataset.get("schema") or {}).get("fields") or {})
+    elif dataset and dataset["status"] == "READY":
+        columns = dataset["columns"]
     issues = batch_items_issues(items, columns)
     if issues:
         raise ItemsInvalid(issues)
@@ -202,7 +206,7 @@ def setup(sb: State, req: Request) -> Response:
     if dataset_id is None:
         raise bad_request("dataset_id", "the batch has no dataset; give dataset_id here or when creating the batch")
     dataset = _referenced_dataset(sb, dataset_id)
-    datasets.raise_unless_ready(dataset, "dataset_id")
+    datasets.raise_unless_ready(sb, dataset, "dataset_id")
     if batch.get("batch_items") is not None:
         _check_items(sb, batch["batch_items"], dataset_id)
     if not task_instructions(batch):
@@ -211,6 +215,33 @@ def setup(sb: State, req: Request) -> Response:
                  reason=None, setup_due_at=time.time() + sb.settings.batch_setup_seconds)
     sb.store.put("batch", batch)
     return json_response(202, public(sb, batch))
+
+
+class BatchDuplicate(BaseModel):
+    """Body of ``POST /data-collection/batches/{id}/duplicate`` (§2.9)."""
+
+    model_config = ConfigDict(strict=True)
+    name: str | None = Field(None, min_length=1)
+    upload_new_dataset: bool = False
+
+
+def duplicate(sb: State, req: Request) -> Response:
+    """``POST /data-collection/batches/{id}/duplicate`` ``{name?, upload_new_dataset?}`` (§2.9) → 201 the new
+    batch: UNINITIALISED, same task details, layout (new ids) and legacy instructions, and the same
+    dataset (shared, not copied) unless ``upload_new_dataset``."""
+    original = get_batch(sb, req.params["batch_id"])
+    body = validate(BatchDuplicate, req.json_object())
+    batch_id = uuid7()
+    copy = {**original, "id": batch_id, "created_at": iso(), "created_by": sb.user_id(),
+            "name": body.name or f"{original['name']} (Copy)", "status": "UNINITIALISED", "total_task_count": 0,
+            "total_task_groups": None, "task_groups": [], "reason": None, "setup_due_at": None, "synced_count": 0,
+            "dataset_id": None if body.upload_new_dataset else original["dataset_id"],
+            "instructions": [{**item, "id": uuid7(), "batch_id": batch_id, "created_at": iso()}
+                             for item in original["instructions"]]}
+    if original.get("batch_items") is not None:
+        copy["batch_items"] = assign_ids(strip_ids(original["batch_items"]), uuid7)
+    sb.store.put("batch", copy)
+    return json_response(201, public(sb, copy))
 
 
 def task_groups(sb: State, req: Request) -> Response:
@@ -232,29 +263,33 @@ def setup_due(sb: State) -> None:
             if batch["setup_due_at"] > time.time():
                 continue
             dataset = sb.store.get("dataset", batch["dataset_id"])
-            if dataset is None or dataset["status"] != "READY":
-                batch.update(status="ERROR", reason=f"dataset {batch['dataset_id']} is not READY")
+            reason = f"dataset {batch['dataset_id']} is gone" if dataset is None else datasets.not_usable(sb, dataset)
+            if reason:
+                batch.update(status="ERROR", reason=reason)
             else:
                 groups = build_task_groups(sb, batch, dataset)
                 batch.update(status="READY", task_groups=groups, total_task_groups=len(groups),
-                             total_task_count=dataset["total_datapoint_count"])
+                             total_task_count=dataset["total_datapoint_count"],
+                             synced_count=dataset["total_datapoint_count"])
             sb.store.put("batch", batch)
 
 
 def build_task_groups(sb: State, batch: dict, dataset: dict) -> list[dict]:
     """Task groups ``[{"id", "datapoints": [row index, ...]}]`` (seed "Setting up the batch").
 
-    With a ``META_TASK_GROUP_ID`` column: one group per distinct value, in order of first
+    With a ``META_TASK_GROUP_ID`` column (V3) or a ``task_group_id`` field (V4): one group per distinct value, in order of first
     appearance. Otherwise datapoints are shuffled with the seed and cut into groups of
     ``tasks_per_group`` (the last may be smaller). Group ids are UUIDv5 of the batch id.
     """
     frame = datasets.frame_of(sb, dataset)
     namespace = uuid.UUID(batch["id"])
-    if datasets.TASK_GROUP_COLUMN in frame.columns:
+    column = datasets.task_group_column(dataset)
+    if column is not None:
         members: dict[str, list[int]] = {}
-        for index, value in enumerate(frame[datasets.TASK_GROUP_COLUMN]):
+        for index, value in enumerate(frame[column]):
             members.setdefault(value, []).append(index)
-        return [{"id": str(uuid.uuid5(namespace, f"group:{key}")), "datapoints": rows} for key, rows in members.items()]
+        return [{"id": str(uuid.uuid5(namespace, f"group:{key}")), "key": key, "datapoints": rows}
+                for key, rows in members.items()]
     order = list(range(len(frame)))
     random.Random(f"{sb.settings.seed}:setup:{len(order)}:{batch['tasks_per_group']}").shuffle(order)
     size = batch["tasks_per_group"]

@@ -59,7 +59,6 @@ def update_settings(sb: State, req: Request) -> Response:
         raise ApiError(400, {name: ["read-only"] for name in read_only})
     with sb.lock:
         sb.settings = validate(Settings, {**sb.settings.model_dump(), **changes})
-        sb.objects.sign_content_type = sb.settings.sign_content_type
     return json_response(200, settings_view(sb))
 
 

@@ -268,3 +268,31 @@ def dataset_fields_of_items(pages: list) -> list[str]:
     """Every ``dataset_field`` column name referenced by a valid ``batch_items`` value."""
     return [item["field"] for page in pages for row in page["rows"] for column in row["columns"]
             for item in column["items"] if item.get("type") == DATASET_FIELD]
+
+
+LEVELS = (("rows", "columns"), ("columns", "items"), ("items", None))
+
+
+def strip_ids(pages: list) -> list:
+    """A copy of a ``batch_items`` value without the ``id`` of any page, row, column or item."""
+    def strip(node: dict, child: str | None) -> dict:
+        copy = {k: v for k, v in node.items() if k != "id"}
+        if child is not None:
+            copy[child] = [strip(sub, _below(child)) for sub in node[child]]
+        return copy
+    return [strip(page, "rows") for page in pages]
+
+
+def _below(level: str) -> str | None:
+    return dict(LEVELS)[level]
+
+
+def assign_ids(pages: list, new_id) -> list:
+    """A copy of a valid ``batch_items`` value where every page, row, column and item has an ``id``: the one
+    given, else ``new_id()`` (§3.1: ids are server-assigned; a PATCH echoes those it keeps)."""
+    def assign(node: dict, child: str | None) -> dict:
+        copy = {**node, "id": node.get("id") or new_id()}
+        if child is not None:
+            copy[child] = [assign(sub, _below(child)) for sub in node[child]]
+        return copy
+    return [assign(page, "rows") for page in pages]

@@ -66,7 +66,7 @@ class ObjectStore:
     Usage: `store = ObjectStore(path, listener=control_plane); store.start(); ...; store.stop()`.
     After `start()`: `endpoint_url` ("http://127.0.0.1:PORT", the front door), `port` (front door),
     `rclone_port` (private), `rclone_log_path` (rclone's log, next to `root_dir`). Always: `bucket`,
-    `access_key`, `secret_key`, `region` ("us-east-1"), `sign_content_type` (settable at any time).
+    `access_key`, `secret_key`, `region` ("us-east-1").
     rclone divergences from S3 to expect: an expired URL gets 400 (S3: 403), see local-s3.md §2.1.
     """
 
@@ -94,7 +94,6 @@ class ObjectStore:
         self.access_key = access_key
         self.secret_key = secret_key
         self.listener = listener
-        self.sign_content_type = False
         self.endpoint_url = ""
         self.rclone_port = 0
         self.rclone_log_path = self.root_dir.parent / f"{self.root_dir.name}.rclone.log"
@@ -218,15 +217,16 @@ class ObjectStore:
         required; see local-s3.md §2.1 item 3). Its requests are recorded and subject to fault rules."""
         return self._make_client(boto3.session.Session(), self.endpoint_url)
 
-    def presign_put(self, key: str, expires_seconds: int) -> str:
-        """Presigned SigV4 URL for `PUT <url>` of object `key`, valid `expires_seconds` (API doc §2.5).
+    def presign_put(self, key: str, expires_seconds: int, content_type: str | None = None) -> str:
+        """Presigned SigV4 URL for `PUT <url>` of object `key`, valid `expires_seconds` (§1.4, §1.5).
 
-        Content-Type is signed as "text/csv" when `sign_content_type` is True (then any other Content-Type
-        is refused with 403), else not signed. Do not log the returned URL with its query string.
+        With `content_type`, the Content-Type header is signed: a PUT without it or with another one is
+        refused with 403, as S3 refuses it. Without, any Content-Type (or none) is accepted.
+        Do not log the returned URL with its query string.
         """
         params = {"Bucket": self.bucket, "Key": key}
-        if self.sign_content_type:
-            params["ContentType"] = "text/csv"
+        if content_type is not None:
+            params["ContentType"] = content_type
         return self._presign_client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_seconds)
 
     def presign_get(self, key: str, expires_seconds: int) -> str:

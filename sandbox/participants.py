@@ -173,10 +173,11 @@ def answer_group(sb: State, study: dict, submission: dict) -> list[dict]:
     ``{"datapoint", "instruction_id", "type", "answer": [...]}`` with ``answer`` in the shape of
     ``GET /batches/{id}/responses`` (API doc §5.2)."""
     batch = sb.store.get("batch", study["data_collection_id"])
-    frame = datasets.frame_of(sb, sb.store.get("dataset", batch["dataset_id"]))
+    dataset = sb.store.get("dataset", batch["dataset_id"])
+    frame = datasets.frame_of(sb, dataset)
     instructions = batches.task_instructions(batch)
     gold_id = next((i["id"] for i in instructions if i["type"] in CHOICE_TYPES), None)
-    gold_column = sb.settings.gold_column
+    gold_column = _gold_column(sb.settings.gold_column, datasets.metadata_columns(dataset))
     rng = random.Random(f"{sb.settings.seed}:answers:{submission['arrival']}")
     person = participant(sb, submission["participant_number"])
     records = []
@@ -187,6 +188,13 @@ def answer_group(sb: State, study: dict, submission: dict) -> list[dict]:
             records.append({"datapoint": datapoint, "instruction_id": instruction["id"], "type": instruction["type"],
                             "answer": answer})
     return records
+
+
+def _gold_column(name: str, metadata: list[str]) -> str:
+    """The gold column: the ``gold_column`` setting, or on a V4 dataset the metadata field of the same
+    name without its ``META_`` prefix (``META_gold`` → ``gold``)."""
+    bare = name.removeprefix(datasets.METADATA_PREFIX)
+    return bare if name not in metadata and bare in metadata else name
 
 
 def _answer(sb: State, rng: random.Random, person: Participant, instruction: dict, gold: str | None,

@@ -8,8 +8,8 @@ matters where two patterns could match the same path: the first one listed wins.
 
 from __future__ import annotations
 
-from sandbox import (accounts, batches, control_endpoints, datasets, legacy_instructions, report, studies,
-                     submissions, webhooks)
+from sandbox import (accounts, batches, control_endpoints, datasets, imports, legacy_instructions, report, studies,
+                     submissions, syncs, webhooks)
 from sandbox.web import Router
 
 API = "/api/v1"
@@ -39,8 +39,12 @@ API_ROUTES = [
     # datasets
     ("POST", DATASETS, datasets.create),
     ("GET", DATASET, datasets.get),
+    ("PATCH", DATASET, imports.update_schema),
     ("GET", f"{DATASET}/status", datasets.status),
-    ("GET", f"{DATASET}/upload-url/(?P<filename>{ID})", datasets.upload_url),
+    ("GET", f"{DATASET}/upload-url/(?P<filename>{ID})", imports.upload_url),
+    ("GET", f"{DATASET}/imports/(?P<import_id>{ID})", imports.get_import),
+    ("POST", f"{DATASET}/datapoints", imports.append_datapoints),
+    ("GET", f"{DATASET}/schema-migrations/(?P<job_id>{ID})", imports.migration_status),
     # batches and their layout
     ("POST", BATCHES, batches.create),
     ("GET", BATCHES, batches.list_batches),
@@ -52,6 +56,9 @@ API_ROUTES = [
     ("POST", f"{BATCH}/instructions", legacy_instructions.post_instructions),
     ("PUT", f"{BATCH}/instructions", legacy_instructions.put_instructions),
     ("GET", f"{BATCH}/task-groups", batches.task_groups),
+    ("POST", f"{BATCH}/duplicate", batches.duplicate),
+    ("POST", f"{BATCH}/sync", syncs.sync),
+    ("GET", f"{BATCH}/syncs/(?P<sync_id>{ID})", syncs.sync_status),
     # batch results
     ("GET", f"{BATCH}/report", report.report),
     ("GET", f"{BATCH}/responses", report.responses),

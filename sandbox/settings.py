@@ -39,7 +39,7 @@ class Settings(BaseModel):
     gold_column: str = "META_gold"
     """Dataset column holding the correct option value of the first choice instruction."""
     sign_content_type: bool = False
-    """When true, upload URLs are signed for ``Content-Type: text/csv``."""
+    """When true, V3 upload URLs are signed for ``Content-Type: text/csv`` (V4 URLs always are, for their file type)."""
     legacy_instructions: Literal["active", "retired"] = "active"
     """``retired``: the legacy instructions endpoints answer 410 Gone."""
     report_delivery: Literal["pointer", "inline"] = "pointer"

@@ -58,7 +58,6 @@ class State:
         self.control = ControlPlane(seed=lambda: self.settings.seed,
                                     on_object_put=lambda key, size: self._object_put(on_object_put, key))
         self.objects = ObjectStore(objects_dir, listener=self.control)
-        self.objects.sign_content_type = settings.sign_content_type
         self.frames: dict[str, Any] = {}
         self.runs: dict[str, Any] = {}
         self.hooks: Emitter = _NoEmitter()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Callable
 
 import httpx
+import pandas as pd
 
 SENTIMENT = {"type": "multiple_choice", "description": "What is the overall sentiment of this review?",
              "answer_limit": 1, "created_by": "tests",
@@ -148,3 +150,67 @@ def sentences_csv(rows: int, *, gold: bool = True, group_size: int | None = None
             cells.append(f"g{i // group_size}")
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
+
+
+REVIEW_SCHEMA = {"strict": False, "fields": {"id": {"type": "metadata"}, "review_text": {"type": "text"},
+                                             "product_name": {"type": "text"}, "META_gold": {"type": "metadata"}}}
+IMPORT_TERMINAL = ("complete", "partial", "failed", "pending_schema")
+
+
+def create_v4_dataset(api: httpx.Client, workspace_id: str, schema: dict | None = None, name: str = "reviews") -> dict:
+    """POST a V4 dataset (with ``schema``, default ``REVIEW_SCHEMA``); asserts 201."""
+    response = api.post("/data-collection/datasets", json={"name": name, "workspace_id": workspace_id,
+                                                           "schema": REVIEW_SCHEMA if schema is None else schema})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def upload_v4(api: httpx.Client, dataset_id: str, path: Path) -> dict:
+    """Ask for a V4 upload URL and PUT the file with the answered Content-Type; returns the URL answer."""
+    answer = api.get(f"/data-collection/datasets/{dataset_id}/upload-url/{path.name}")
+    assert answer.status_code == 201, answer.text
+    pointer = answer.json()
+    response = put_file(pointer["upload_url"], path, {"Content-Type": pointer["content_type"]})
+    assert response.status_code == 200, response.text
+    return pointer
+
+
+def import_settled(api: httpx.Client, dataset_id: str, import_id: str) -> dict:
+    """Wait until the import job is in a terminal status; returns it."""
+    return wait_for(lambda: api.get(f"/data-collection/datasets/{dataset_id}/imports/{import_id}").json(),
+                    lambda job: job["status"] in IMPORT_TERMINAL)
+
+
+def assert_report(api: httpx.Client, batch_id: str, path: Path, rows: int, tasks_per_group: int,
+                  annotators: int) -> None:
+    """Download the batch's report through its presigned URL and check it against the uploaded CSV: one row
+    per datapoint × instruction, the dataset's cells byte for byte, ``annotators`` distinct annotators per
+    row, groups of ``tasks_per_group`` datapoints."""
+    pointer = api.get(f"/data-collection/batches/{batch_id}/report/")
+    assert pointer.status_code == 200
+    assert set(pointer.json()) == {"url", "expires_at", "http_method"} and pointer.json()["http_method"] == "GET"
+    csv = httpx.get(pointer.json()["url"])
+    assert csv.status_code == 200
+    report = pd.read_csv(io.StringIO(csv.text), dtype=str, keep_default_na=False)
+    original = pd.read_csv(path, dtype=str, keep_default_na=False)
+
+    annotator_columns = [f"Annotator{k}_{p}" for k in range(1, annotators + 1) for p in ("ID", "Response", "Timestamp")]
+    assert list(report.columns) == ["DataPoint_ID", "Task_Group_ID", "Task_Type", "Question",
+                                    *original.columns, *annotator_columns]
+    assert len(report) == rows * 2                               # one row per datapoint × instruction
+    assert report["DataPoint_ID"].nunique() == rows
+    assert report["Task_Group_ID"].nunique() == rows // tasks_per_group
+    assert (report.groupby("Task_Group_ID")["DataPoint_ID"].nunique() == tasks_per_group).all()
+    for question, kind in ((SENTIMENT["description"], "multiple_choice"), (WHY["description"], "free_text")):
+        part = report[report["Question"] == question].reset_index(drop=True)
+        assert (part["Task_Type"] == kind).all()
+        pd.testing.assert_frame_equal(part[list(original.columns)], original)   # cell text byte for byte
+    for k in range(1, annotators + 1):
+        assert (report[f"Annotator{k}_ID"].str.fullmatch(r"[0-9a-f]{24}")).all()
+        assert (report[f"Annotator{k}_Timestamp"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")).all()
+    labels = report[report["Task_Type"] == "multiple_choice"][[f"Annotator{k}_Response" for k in range(1, annotators + 1)]]
+    assert set(labels.stack()) <= {"Positive", "Neutral", "Negative"}
+    # three different annotators on every row
+    ids = report[[f"Annotator{k}_ID" for k in range(1, annotators + 1)]]
+    assert (ids.nunique(axis=1) == annotators).all()
+

@@ -33,7 +33,7 @@ def test_create_answers_201_with_the_documented_fields(api, workspace_id):
     ({"name": 5, "workspace_id": "WS"}, "name"),
     ({"name": "n"}, "workspace_id"),
     ({"name": "n", "workspace_id": "000000000000000000000000"}, "workspace_id"),
-    ({"name": "n", "workspace_id": "WS", "schema": {"fields": {}}}, "schema"),
+    ({"name": "n", "workspace_id": "WS", "schema": {"fields": {}}}, "schema.fields"),
 ])
 def test_create_refuses_bad_bodies_naming_the_field(api, workspace_id, body, field):
     body = {k: (workspace_id if v == "WS" else v) for k, v in body.items()}

@@ -139,11 +139,11 @@ def test_content_type_is_free_by_default(store):
 
 
 def test_signed_content_type_must_match(store):
-    store.sign_content_type = True
-    url = store.presign_put(KEY, 300)
+    url = store.presign_put(KEY, 300, "text/csv")
     assert "content-type" in url.lower()
     wrong = _put(url, CSV, "application/octet-stream")
     assert wrong.status_code == 403
+    assert _put(url, CSV, None).status_code == 403
     assert store.object_size(KEY) is None
     assert _put(url, CSV, "text/csv").status_code == 200
     assert store.object_size(KEY) == len(CSV)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import time
 
-import httpx
-import pandas as pd
-
-from tests.sandbox.helpers import (AUTO_APPROVE, SENTIMENT, WHY, assert_error, put_file, sentences_csv, study_in,
-                                   wait_for, write_csv)
+from tests.sandbox.helpers import (AUTO_APPROVE, SENTIMENT, WHY, assert_error, assert_report, put_file, sentences_csv,
+                                   study_in, wait_for, write_csv)
 
 
 def test_seed_ten_steps_by_hand(api, workspace_id, tmp_path):
@@ -70,34 +66,55 @@ def test_seed_ten_steps_by_hand(api, workspace_id, tmp_path):
     assert elapsed < 30, f"upload to completed study took {elapsed:.1f} s"
 
     # 10. Retrieve responses: JSON pointer to a presigned CSV.
-    pointer = api.get(f"/data-collection/batches/{batch['id']}/report/")
-    assert pointer.status_code == 200
-    assert set(pointer.json()) == {"url", "expires_at", "http_method"} and pointer.json()["http_method"] == "GET"
-    csv = httpx.get(pointer.json()["url"])
-    assert csv.status_code == 200
-    report = pd.read_csv(io.StringIO(csv.text), dtype=str, keep_default_na=False)
-    original = pd.read_csv(path, dtype=str, keep_default_na=False)
-
-    annotator_columns = [f"Annotator{k}_{p}" for k in range(1, annotators + 1) for p in ("ID", "Response", "Timestamp")]
-    assert list(report.columns) == ["DataPoint_ID", "Task_Group_ID", "Task_Type", "Question",
-                                    *original.columns, *annotator_columns]
-    assert len(report) == rows * 2                               # one row per datapoint × instruction
-    assert report["DataPoint_ID"].nunique() == rows
-    assert report["Task_Group_ID"].nunique() == rows // tasks_per_group
-    assert (report.groupby("Task_Group_ID")["DataPoint_ID"].nunique() == tasks_per_group).all()
-    for question, kind in ((SENTIMENT["description"], "multiple_choice"), (WHY["description"], "free_text")):
-        part = report[report["Question"] == question].reset_index(drop=True)
-        assert (part["Task_Type"] == kind).all()
-        pd.testing.assert_frame_equal(part[list(original.columns)], original)   # cell text byte for byte
-    for k in range(1, annotators + 1):
-        assert (report[f"Annotator{k}_ID"].str.fullmatch(r"[0-9a-f]{24}")).all()
-        assert (report[f"Annotator{k}_Timestamp"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")).all()
-    labels = report[report["Task_Type"] == "multiple_choice"][[f"Annotator{k}_Response" for k in range(1, 4)]]
-    assert set(labels.stack()) <= {"Positive", "Neutral", "Negative"}
-    # three different annotators on every row
-    ids = report[[f"Annotator{k}_ID" for k in range(1, annotators + 1)]]
-    assert (ids.nunique(axis=1) == annotators).all()
+    assert_report(api, batch["id"], path, rows, tasks_per_group, annotators)
 
     submissions = api.get(f"/studies/{study['id']}/submissions/").json()
     approved = [s for s in submissions["results"] if s["status"] == "APPROVED"]
     assert len(approved) == study["total_available_places"]
+
+
+def _page(*items: dict) -> dict:
+    return {"rows": [{"columns": [{"items": list(items)}]}]}
+
+
+def test_same_job_by_hand_on_v4(api, workspace_id, tmp_path):
+    """The seed's job on today's path: a V4 dataset with a schema, an import job, batch_items with
+    dataset_field items, a task_group_id field grouping the rows."""
+    rows, group_size, annotators = 60, 4, 2
+    path = write_csv(tmp_path, sentences_csv(rows, group_size=group_size), "reviews.csv")
+    schema = {"strict": True, "fields": {"id": {"type": "metadata"}, "review_text": {"type": "text"},
+                                         "product_name": {"type": "text"}, "META_gold": {"type": "metadata"},
+                                         "META_TASK_GROUP_ID": {"type": "task_group_id"}}}
+    created = api.post("/data-collection/datasets", json={"name": "Reviews V4", "workspace_id": workspace_id,
+                                                          "schema": schema})
+    assert created.status_code == 201 and created.json()["schema_version"] == 4
+    dataset = created.json()
+
+    pointer = api.get(f"/data-collection/datasets/{dataset['id']}/upload-url/reviews.csv").json()
+    assert pointer["content_type"] == "text/csv"
+    assert put_file(pointer["upload_url"], path, {"Content-Type": pointer["content_type"]}).status_code == 200
+    job = wait_for(lambda: api.get(f"/data-collection/datasets/{dataset['id']}/imports/{pointer['import_id']}").json(),
+                   lambda j: j["status"] in ("complete", "partial", "failed"))
+    assert job["status"] == "complete" and job["accepted_count"] == rows
+
+    layout = [{"display_position": "intro", **_page({"type": "rich_text", "content": "<p>Welcome</p>"})},
+              _page({"type": "dataset_field", "field": "review_text"}, {"type": "dataset_field", "field": "product_name"},
+                    SENTIMENT, WHY)]
+    batch = api.post("/data-collection/batches", json={
+        "workspace_id": workspace_id, "name": "Reviews V4", "dataset_id": dataset["id"], "batch_items": layout,
+        "task_details": {"task_name": "Sentiment", "task_introduction": "<p>Read.</p>", "task_steps": "<ol></ol>"}})
+    assert batch.status_code == 201, batch.text
+    batch = batch.json()
+    assert batch["total_instruction_count"] == 2
+    assert api.post(f"/data-collection/batches/{batch['id']}/setup", json={}).status_code == 202
+    batch = wait_for(lambda: api.get(f"/data-collection/batches/{batch['id']}").json(), lambda b: b["status"] == "READY")
+    assert batch["total_task_groups"] == rows // group_size and batch["total_task_count"] == rows
+
+    study = api.post("/studies/", json={
+        "name": "Reviews V4", "internal_name": "reviews-v4", "description": "<p>Help.</p>",
+        "estimated_completion_time": 10, "reward": 200, "data_collection_method": "AI_TASK_BUILDER_BATCH",
+        "data_collection_id": batch["id"], "data_collection_metadata": {"annotators_per_task": annotators},
+        "completion_codes": AUTO_APPROVE}).json()
+    assert api.post(f"/studies/{study['id']}/transition/", json={"action": "PUBLISH"}).status_code == 200
+    study_in(api, study["id"], ("COMPLETED",))
+    assert_report(api, batch["id"], path, rows, group_size, annotators)
