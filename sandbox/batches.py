@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import datasets
 from sandbox.ids import iso, uuid7
-from sandbox.instructions import assign_ids, batch_items_issues, instructions_of_items, strip_ids
+from sandbox.layout import DatasetView, assign_ids, batch_items_issues, ids_of, instructions_of_items, strip_ids
+from sandbox.records import field_types
 from sandbox.state import State
 from sandbox.web import ApiError, Request, Response, bad_request, json_response, not_found, validate
 
@@ -87,7 +88,7 @@ def task_instructions(batch: dict) -> list[dict]:
     """The instructions every task of the batch carries, in order: from ``batch_items`` when set,
     else the legacy instructions sorted by ``order``."""
     if batch.get("batch_items") is not None:
-        return instructions_of_items(batch["id"], batch["batch_items"])
+        return instructions_of_items(batch["batch_items"])
     return sorted(batch["instructions"], key=lambda item: item["order"])
 
 
@@ -98,16 +99,16 @@ def _referenced_dataset(sb: State, dataset_id: str, field: str = "dataset_id") -
     return dataset
 
 
-def _check_items(sb: State, items: Any, dataset_id: str | None) -> None:
-    """422 INVALID_BATCH_ITEMS (API doc §12) when ``items`` is invalid; dataset fields are checked
-    against the dataset's columns once it is READY."""
+def _check_items(sb: State, items: Any, dataset_id: str | None, current: list | None = None) -> None:
+    """422 INVALID_BATCH_ITEMS (now §3.5) when ``items`` breaks the layout rules (``layout.py``) against the
+    dataset (when one is attached) and the ids of the ``current`` layout."""
     dataset = sb.store.get("dataset", dataset_id) if dataset_id else None
-    columns = None
-    if dataset and datasets.is_v4(dataset):
-        columns = list((dataset.get("schema") or {}).get("fields") or {})
-    elif dataset and dataset["status"] == "READY":
-        columns = dataset["columns"]
-    issues = batch_items_issues(items, columns)
+    view = None
+    if dataset is not None:
+        view = DatasetView(4, field_types(dataset["schema"]) if dataset.get("schema") else None) \
+            if datasets.is_v4(dataset) else DatasetView(3)
+    issues = batch_items_issues(items, view, ids_of(current),
+                                v3_dataset_fields=sb.settings.v3_dataset_field_items == "accepted")
     if issues:
         raise ItemsInvalid(issues)
 
@@ -145,7 +146,8 @@ def create(sb: State, req: Request) -> Response:
              "total_task_count": 0, "total_instruction_count": 0, "total_task_groups": None,
              "schema_version": 3, "tasks_per_group": 1, "auto_sync_enabled": body.auto_sync_enabled,
              "task_details": body.task_details.model_dump() if body.task_details else None,
-             "batch_items": body.batch_items, "instructions": [], "task_groups": [], "reason": None,
+             "batch_items": assign_ids(body.batch_items, uuid7) if body.batch_items is not None else None,
+             "instructions": [], "task_groups": [], "reason": None,
              "setup_due_at": None}
     count_instructions(batch)
     sb.store.put("batch", batch)
@@ -181,7 +183,8 @@ def update(sb: State, req: Request) -> Response:
     if "dataset_id" in given and body.dataset_id is not None:
         _referenced_dataset(sb, body.dataset_id)
     if "batch_items" in given and body.batch_items is not None:
-        _check_items(sb, body.batch_items, body.dataset_id if "dataset_id" in given else batch["dataset_id"])
+        _check_items(sb, body.batch_items, body.dataset_id if "dataset_id" in given else batch["dataset_id"],
+                     batch["batch_items"])
     if body.name is not None:
         batch["name"] = body.name
     if "task_details" in given:
@@ -189,7 +192,7 @@ def update(sb: State, req: Request) -> Response:
     if "dataset_id" in given:
         batch["dataset_id"] = body.dataset_id
     if "batch_items" in given:
-        batch["batch_items"] = body.batch_items
+        batch["batch_items"] = assign_ids(body.batch_items, uuid7) if body.batch_items is not None else None
     if body.auto_sync_enabled is not None:
         batch["auto_sync_enabled"] = body.auto_sync_enabled
     count_instructions(batch)
@@ -208,7 +211,7 @@ def setup(sb: State, req: Request) -> Response:
     dataset = _referenced_dataset(sb, dataset_id)
     datasets.raise_unless_ready(sb, dataset, "dataset_id")
     if batch.get("batch_items") is not None:
-        _check_items(sb, batch["batch_items"], dataset_id)
+        _check_items(sb, batch["batch_items"], dataset_id, batch["batch_items"])
     if not task_instructions(batch):
         raise ApiError(400, "the batch has no instructions; add them (legacy instructions or batch_items) before setup")
     batch.update(dataset_id=dataset_id, tasks_per_group=body.tasks_per_group or 1, status="PROCESSING",

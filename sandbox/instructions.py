@@ -1,13 +1,11 @@
-"""Instruction and ``batch_items`` validation (API doc §4.2-4.3 and §12).
+"""Instruction validation (API doc §4.2-4.3; now §3.3): one instruction of any of the five types.
 
-``instruction_problems`` checks one instruction of any of the five types and returns
-``[(field, message)]``; the legacy endpoints turn those into a 400, ``batch_items_issues`` into the
-422 ``INVALID_BATCH_ITEMS`` issues with zero-based positions.
+``instruction_problems`` returns ``[(field, message)]``; the legacy endpoints turn those into a 400,
+the layout rules (``layout.py``) into 422 ``INVALID_BATCH_ITEMS`` issues.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 INSTRUCTION_TYPES = ("free_text", "multiple_choice", "multiple_choice_with_free_text",
@@ -186,113 +184,3 @@ def legacy_problems(instructions: Any, prefix: str = "instructions") -> dict[str
             path = f"{prefix}[{i}]" + (f".{field}" if field else "")
             detail.setdefault(path, []).append(message)
     return detail
-
-
-def batch_items_issues(pages: Any, dataset_columns: list[str] | None) -> list[dict]:
-    """422 ``INVALID_BATCH_ITEMS`` issues for a ``batch_items`` value (API doc §12); empty = valid.
-
-    Each issue carries zero-based ``page``/``row``/``column``/``item`` down to the level at fault,
-    the item ``type`` when known, ``field`` on dataset-field issues, and a ``message``.
-    ``dataset_field`` references are checked only when ``dataset_columns`` is known.
-    """
-    if not isinstance(pages, list):
-        return [{"type": "batch_items", "message": "batch_items must be a list of pages"}]
-    issues: list[dict] = []
-    for p, page in enumerate(pages):
-        if not isinstance(page, dict) or not isinstance(page.get("rows"), list):
-            issues.append({"page": p, "type": "page", "message": "a page must be an object with a 'rows' list"})
-            continue
-        position = page.get("display_position")
-        if position not in (None, "intro", "outro"):
-            issues.append({"page": p, "type": "page", "message": "display_position must be 'intro' or 'outro'"})
-        for r, row in enumerate(page["rows"]):
-            if not isinstance(row, dict) or not isinstance(row.get("columns"), list):
-                issues.append({"page": p, "row": r, "type": "row", "message": "a row must be an object with a 'columns' list"})
-                continue
-            for c, column in enumerate(row["columns"]):
-                if not isinstance(column, dict) or not isinstance(column.get("items"), list):
-                    issues.append({"page": p, "row": r, "column": c, "type": "column",
-                                   "message": "a column must be an object with an 'items' list"})
-                    continue
-                for i, item in enumerate(column["items"]):
-                    where = {"page": p, "row": r, "column": c, "item": i}
-                    issues.extend({**where, **issue} for issue in _item_issues(item, position, dataset_columns))
-    return issues
-
-
-def _item_issues(item: Any, position: str | None, dataset_columns: list[str] | None) -> list[dict]:
-    kind = item.get("type") if isinstance(item, dict) else None
-    if kind in INSTRUCTION_TYPES:
-        if position is not None:
-            return [{"type": kind, "message": f"{position} pages may only hold content blocks"}]
-        return [{"type": kind, "message": f"{field}: {message}" if field else message}
-                for field, message in instruction_problems(item)]
-    if kind == "rich_text":
-        if not isinstance(item.get("content"), str) or not item["content"].strip():
-            return [{"type": kind, "message": "content is required"}]
-        return []
-    if kind == "image":
-        if not isinstance(item.get("url"), str) or not item["url"].strip():
-            return [{"type": kind, "message": "url is required"}]
-        return []
-    if kind == DATASET_FIELD:
-        field = item.get("field")
-        if position is not None:
-            return [{"type": kind, "message": f"{position} pages may only hold content blocks"}]
-        if not isinstance(field, str) or not field:
-            return [{"type": kind, "message": "field is required"}]
-        if dataset_columns is not None and field not in dataset_columns:
-            return [{"type": kind, "field": field, "message": "Field does not exist in the dataset schema"}]
-        return []
-    allowed = ", ".join((*INSTRUCTION_TYPES, *CONTENT_TYPES, DATASET_FIELD))
-    return [{"type": str(kind), "message": f"item type must be one of {allowed}"}]
-
-
-def instructions_of_items(batch_id: str, pages: list) -> list[dict]:
-    """The instructions of a valid ``batch_items`` value, in page/row/column/item order, each with
-    a stable ``id`` (UUIDv5 of the batch id and its position) and ``order`` (1-based)."""
-    found = []
-    for p, page in enumerate(pages):
-        if page.get("display_position") is not None:
-            continue
-        for r, row in enumerate(page["rows"]):
-            for c, column in enumerate(row["columns"]):
-                for i, item in enumerate(column["items"]):
-                    if item.get("type") in INSTRUCTION_TYPES:
-                        item_id = str(uuid.uuid5(uuid.UUID(batch_id), f"item:{p}:{r}:{c}:{i}"))
-                        found.append({**item, "id": item_id, "order": len(found) + 1})
-    return found
-
-
-def dataset_fields_of_items(pages: list) -> list[str]:
-    """Every ``dataset_field`` column name referenced by a valid ``batch_items`` value."""
-    return [item["field"] for page in pages for row in page["rows"] for column in row["columns"]
-            for item in column["items"] if item.get("type") == DATASET_FIELD]
-
-
-LEVELS = (("rows", "columns"), ("columns", "items"), ("items", None))
-
-
-def strip_ids(pages: list) -> list:
-    """A copy of a ``batch_items`` value without the ``id`` of any page, row, column or item."""
-    def strip(node: dict, child: str | None) -> dict:
-        copy = {k: v for k, v in node.items() if k != "id"}
-        if child is not None:
-            copy[child] = [strip(sub, _below(child)) for sub in node[child]]
-        return copy
-    return [strip(page, "rows") for page in pages]
-
-
-def _below(level: str) -> str | None:
-    return dict(LEVELS)[level]
-
-
-def assign_ids(pages: list, new_id) -> list:
-    """A copy of a valid ``batch_items`` value where every page, row, column and item has an ``id``: the one
-    given, else ``new_id()`` (§3.1: ids are server-assigned; a PATCH echoes those it keeps)."""
-    def assign(node: dict, child: str | None) -> dict:
-        copy = {**node, "id": node.get("id") or new_id()}
-        if child is not None:
-            copy[child] = [assign(sub, _below(child)) for sub in node[child]]
-        return copy
-    return [assign(page, "rows") for page in pages]

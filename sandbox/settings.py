@@ -40,6 +40,9 @@ class Settings(BaseModel):
     """Dataset column holding the correct option value of the first choice instruction."""
     sign_content_type: bool = False
     """When true, V3 upload URLs are signed for ``Content-Type: text/csv`` (V4 URLs always are, for their file type)."""
+    v3_dataset_field_items: Literal["refused", "accepted"] = "refused"
+    """``refused`` (as Prolific): ``dataset_field`` items on a batch with a V3 dataset → 422; ``accepted``: the
+    seed-era sandbox's leniency, for clients not yet on V4 datasets."""
     legacy_instructions: Literal["active", "retired"] = "active"
     """``retired``: the legacy instructions endpoints answer 410 Gone."""
     report_delivery: Literal["pointer", "inline"] = "pointer"

@@ -214,3 +214,14 @@ def assert_report(api: httpx.Client, batch_id: str, path: Path, rows: int, tasks
     ids = report[[f"Annotator{k}_ID" for k in range(1, annotators + 1)]]
     assert (ids.nunique(axis=1) == annotators).all()
 
+
+
+def strip_ids(pages: list) -> list:
+    """A ``batch_items`` value without the server-assigned ``id`` of its pages, rows, columns and items."""
+    def strip(node: dict, child: str | None) -> dict:
+        below = {"rows": "columns", "columns": "items", "items": None}
+        copy = {k: v for k, v in node.items() if k != "id"}
+        if child is not None:
+            copy[child] = [strip(sub, below[child]) for sub in node[child]]
+        return copy
+    return [strip(page, "rows") for page in pages]

@@ -6,8 +6,9 @@ import copy
 
 import pytest
 
-from tests.sandbox.helpers import (SENTIMENT, WHY, assert_error, create_dataset, ready_batch, ready_dataset,
-                                   sentences_csv, wait_for, write_csv)
+from tests.sandbox.helpers import (SENTIMENT, WHY, assert_error, create_dataset, create_v4_dataset, import_settled,
+                                   ready_batch, ready_dataset, sentences_csv, strip_ids, upload_v4, wait_for,
+                                   write_csv)
 
 LEGACY = "/data-collection/batches/{}/instructions"
 SUNSET = "Tue, 01 Sep 2026 23:59:59 GMT"
@@ -172,7 +173,9 @@ def test_batch_items_are_accepted_and_counted(api, workspace_id):
                                                {"type": "image", "url": "https://example.org/a.png"}, *FIVE_TYPES]}]}]}]
     response = api.post("/data-collection/batches", json={"name": "b", "workspace_id": workspace_id, "batch_items": pages})
     assert response.status_code == 201
-    assert response.json()["batch_items"] == pages and response.json()["total_instruction_count"] == 5
+    shown = response.json()["batch_items"]
+    assert strip_ids(shown) == pages and response.json()["total_instruction_count"] == 5
+    assert all(isinstance(page["id"], str) for page in shown)
     cleared = api.patch(f"/data-collection/batches/{response.json()['id']}", json={"batch_items": None}).json()
     assert cleared["batch_items"] is None and cleared["total_instruction_count"] == 0
 
@@ -191,7 +194,7 @@ def test_invalid_batch_items_answer_422_with_positions(api, workspace_id, batch,
     assert any(i["page"] == 1 and i["item"] == 0 and "outro" in i["message"] for i in issues)
     assert any(i["page"] == 2 and "row" not in i for i in issues)
     # dataset field references are checked once the dataset is known
-    dataset = ready_dataset(api, workspace_id, write_csv(tmp_path, "review_text,rating\nok,1\n"))
+    dataset = create_v4_dataset(api, workspace_id, {"fields": {"review_text": {"type": "text"}}})
     response = api.post("/data-collection/batches", json={
         "name": "b", "workspace_id": workspace_id, "dataset_id": dataset["id"],
         "batch_items": items_page({"type": "dataset_field", "field": "missing_col"}, WHY)})
@@ -223,7 +226,8 @@ def test_setup_groups_by_tasks_per_group(api, workspace_id, tmp_path):
 
 
 def test_setup_default_is_one_task_per_group_and_batch_items_work(api, workspace_id, tmp_path):
-    dataset = ready_dataset(api, workspace_id, write_csv(tmp_path, sentences_csv(4)))
+    dataset = create_v4_dataset(api, workspace_id)
+    import_settled(api, dataset["id"], upload_v4(api, dataset["id"], write_csv(tmp_path, sentences_csv(4)))["import_id"])
     batch = ready_batch(api, workspace_id, dataset["id"],
                         batch_items=items_page({"type": "dataset_field", "field": "review_text"}, SENTIMENT))
     assert batch["total_task_groups"] == 4 and batch["total_instruction_count"] == 1
