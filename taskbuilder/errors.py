@@ -12,7 +12,9 @@ Families (all subclass :class:`ProlificError`):
 - Domain errors raised by the layers above: :class:`DatasetProcessingFailed`, :class:`BatchSetupFailed`,
   :class:`WaitTimedOut`, :class:`MissingCredentials`, :class:`UnexpectedResponse`.
 
-:func:`classify` maps any exception to a :class:`FailureDecision` (retry / wait / refresh / stop).
+Each family's ``*_from_*`` function builds the right subclass from an httpx answer or exception, reading it
+with :mod:`taskbuilder.error_details`. What to do about an error (retry / wait / refresh / stop) is decided
+in :mod:`taskbuilder.failures`.
 
 No message or attribute of these errors holds the API token or a presigned URL's query string: paths
 are request paths only, S3 URLs go through :func:`taskbuilder.redact.redact_url`, free text through
@@ -22,19 +24,19 @@ errors) and toloka-kit's ``ApiError`` (status code, request id, payload on one e
 
 from __future__ import annotations
 
-import math
-import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
+from taskbuilder.error_details import (
+    extract_detail,
+    is_expired,
+    parse_retry_after,
+    request_id_of,
+    response_body,
+    s3_error_fields,
+)
 from taskbuilder.redact import redact_text, redact_url
-
-_TEXT_BODY_LIMIT = 500
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amz-request-id")
 
 
 def _restore_error(cls: type[ProlificError], args: tuple[Any, ...], state: dict[str, Any]) -> ProlificError:
@@ -64,7 +66,7 @@ class UnexpectedResponse(ProlificError):
     or a pagination link pointing to another host.
 
     Attributes: ``method``, ``path`` (request path, no query), ``status_code``, ``reason`` (text).
-    Usually a bug or an API change: :func:`classify` says stop.
+    Usually a bug or an API change: :func:`taskbuilder.failures.classify` says stop.
     """
 
     def __init__(self, *, method: str, path: str, status_code: int, reason: str) -> None:
@@ -231,103 +233,6 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 }
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Parse a ``Retry-After`` header value into seconds (≥ 0).
-
-    Accepts delta-seconds (``"120"``, also ``"1.5"``) or an HTTP date (RFC 9110 §10.2.3), measured from
-    ``now`` (default: the current UTC time). Returns ``None`` for a missing or unparseable value.
-    """
-    if value is None or not value.strip():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
-    return max(seconds, 0.0)
-
-
-def request_id_of(response: httpx.Response) -> str | None:
-    """Return the request id a server put in its answer (``X-Request-Id``, ``Request-Id`` or
-    ``x-amz-request-id``), else ``None``."""
-    for name in _REQUEST_ID_HEADERS:
-        if value := response.headers.get(name):
-            return value
-    return None
-
-
-def _render(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return "; ".join(f"{key}: {_render(item)}" for key, item in value.items())
-    if isinstance(value, list):
-        return "; ".join(_render(item) for item in value)
-    return str(value)
-
-
-def _render_issue(issue: Any) -> str:
-    if not isinstance(issue, dict):
-        return _render(issue)
-    location = "batch_items"
-    for key, part in (("page", ""), ("row", "rows"), ("column", "columns"), ("item", "items")):
-        if issue.get(key) is not None:
-            location += f"{'.' + part if part else ''}[{issue[key]}]"
-    about = [str(issue["type"])] if issue.get("type") else []
-    if issue.get("field"):
-        about.append(f"field {issue['field']!r}")
-    about_text = f" ({', '.join(about)})" if about else ""
-    return f"{location}{about_text}: {issue.get('message') or 'invalid'}"
-
-
-def extract_detail(body: Any, fallback: str) -> str:
-    """Return a readable error message from a Prolific error body (API doc §1.1), or ``fallback``.
-
-    Shapes: ``{"error": {"title", "detail" (str | object | list), "additional_information"}}``;
-    ``{"message", "detail"}``; ``{"type": "INVALID_BATCH_ITEMS", "issues": [...]}`` (each issue rendered
-    as ``batch_items[0].rows[0].columns[0].items[0] (free_text, field 'x'): message``, zero-based as
-    sent); any other JSON object (e.g. ``{"field": ["msg"]}``) as ``key: value; …``; text as is.
-    """
-    if isinstance(body, dict):
-        if body.get("type") == "INVALID_BATCH_ITEMS" and isinstance(body.get("issues"), list):
-            return "invalid batch_items: " + "; ".join(_render_issue(issue) for issue in body["issues"])
-        error = body.get("error")
-        if isinstance(error, dict):
-            title, detail = _render(error.get("title")), _render(error.get("detail"))
-            text = f"{title}: {detail}" if title and detail and title != detail else (detail or title)
-            if extra := _render(error.get("additional_information")):
-                text = f"{text} ({extra})" if text else extra
-            if text:
-                return text
-        elif error:
-            return _render(error)
-        message, detail = _render(body.get("message")), _render(body.get("detail"))
-        if message or detail:
-            return f"{message}: {detail}" if message and detail and message != detail else (message or detail)
-        return _render(body) or fallback
-    if isinstance(body, (list, str)):
-        return _render(body).strip() or fallback
-    return fallback
-
-
-def _response_body(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:_TEXT_BODY_LIMIT]
-
-
 def api_status_error_from_response(response: httpx.Response, *, method: str, path: str) -> APIStatusError:
     """Build the :class:`APIStatusError` subclass for an error ``response`` (status ≥ 400).
 
@@ -337,7 +242,7 @@ def api_status_error_from_response(response: httpx.Response, *, method: str, pat
     """
     status = response.status_code
     cls = _STATUS_CLASSES.get(status) or (ServerError if 500 <= status <= 599 else APIStatusError)
-    body = _response_body(response)
+    body = response_body(response)
     return cls(
         method=method,
         path=path,
@@ -405,20 +310,6 @@ class UploadServerError(UploadError):
     socket, which a resend fixes)."""
 
 
-def _s3_error_fields(body: bytes) -> tuple[str | None, str | None]:
-    try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError:
-        text = body.decode("utf-8", "replace").strip()[:_TEXT_BODY_LIMIT]
-        return None, text or None
-    return root.findtext("Code"), root.findtext("Message")
-
-
-def _is_expired(status: int, s3_message: str | None) -> bool:
-    message = (s3_message or "").lower()
-    return status in (400, 403) and ("request has expired" in message or "request time" in message)
-
-
 def upload_error_from_response(response: httpx.Response, *, method: str, url: str) -> UploadError:
     """Build the :class:`UploadError` subclass for a failed presigned-URL ``response`` (status ≥ 300).
 
@@ -428,7 +319,7 @@ def upload_error_from_response(response: httpx.Response, *, method: str, url: st
     ``url`` is redacted here. The response body must already be read.
     """
     status = response.status_code
-    s3_code, s3_message = _s3_error_fields(response.content)
+    s3_code, s3_message = s3_error_fields(response.content)
     fields: dict[str, Any] = dict(
         method=method,
         url=url,
@@ -437,7 +328,7 @@ def upload_error_from_response(response: httpx.Response, *, method: str, url: st
         s3_message=s3_message,
         request_id=request_id_of(response),
     )
-    if _is_expired(status, s3_message):
+    if is_expired(status, s3_message):
         return UploadURLExpired(**fields)
     if (status == 503 and s3_code == "SlowDown") or status == 429:
         return UploadSlowDown(retry_after_seconds=parse_retry_after(response.headers.get("retry-after")), **fields)
@@ -489,48 +380,3 @@ class WaitTimedOut(ProlificError):
             f"{resource} {id} still {last_status} after waiting {waited_seconds:.0f} s. The work may still "
             f"finish on Prolific's side; re-running the job resumes from here without creating anything twice."
         )
-
-
-# --- the decision ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FailureDecision:
-    """What to do about a failure.
-
-    ``action``: ``"retry"`` (transient: try again after a backoff), ``"wait"`` (try again after
-    ``wait_seconds``; ``None`` means back off by your own schedule), ``"refresh"`` (get a new presigned
-    URL, then try again), ``"stop"`` (a resend will not help). ``reason``: one line for the log.
-    """
-
-    action: Literal["retry", "wait", "refresh", "stop"]
-    reason: str
-    wait_seconds: float | None = None
-
-
-def classify(exc: BaseException) -> FailureDecision:
-    """Decide retry / wait / refresh / stop for ``exc``. Pure: no I/O, no state.
-
-    Rules: :class:`TransportError` → retry; :class:`RateLimited` or :class:`ServiceUnavailable` with
-    ``Retry-After`` → wait that long; other 429/5xx → retry; :class:`UploadURLExpired` → refresh;
-    :class:`UploadSlowDown` → wait (its Retry-After or ``None``); :class:`UploadServerError` → retry;
-    every other status error (400/401/403/404/409/410/422…), :class:`UploadRejected`,
-    :class:`DatasetProcessingFailed`, :class:`BatchSetupFailed`, :class:`WaitTimedOut`,
-    :class:`MissingCredentials`, :class:`UnexpectedResponse` and any other exception (a bug) → stop.
-    """
-    reason = redact_text(str(exc)) or type(exc).__name__
-    if isinstance(exc, TransportError):
-        return FailureDecision("retry", reason)
-    if isinstance(exc, (RateLimited, ServiceUnavailable)) and exc.retry_after_seconds is not None:
-        return FailureDecision("wait", reason, exc.retry_after_seconds)
-    if isinstance(exc, (RateLimited, ServerError)):
-        return FailureDecision("retry", reason)
-    if isinstance(exc, UploadURLExpired):
-        return FailureDecision("refresh", reason)
-    if isinstance(exc, UploadSlowDown):
-        return FailureDecision("wait", reason, exc.retry_after_seconds)
-    if isinstance(exc, UploadServerError):
-        return FailureDecision("retry", reason)
-    if isinstance(exc, ProlificError):
-        return FailureDecision("stop", reason)
-    return FailureDecision("stop", f"unexpected {type(exc).__name__} (a bug?): {reason}")

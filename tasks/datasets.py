@@ -14,7 +14,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.errors import DatasetProcessingFailed, UploadSlowDown, UploadURLExpired, classify
+from taskbuilder.errors import DatasetProcessingFailed, UploadSlowDown, UploadURLExpired
+from taskbuilder.failures import classify
 from taskbuilder.models import DatasetStatus
 from taskbuilder.polling import PollSettings, wait_for_status
 from taskbuilder.redact import redact_url

@@ -1,4 +1,4 @@
-"""The retry policy of every API task, built on :func:`taskbuilder.errors.classify`.
+"""The retry policy of every API task, built on :func:`taskbuilder.failures.classify`.
 
 Only transient failures are retried (connection errors, timeouts, 5xx, an exhausted Retry-After
 wait); anything the server refused (400/401/403/404/409/410/422) or a failed dataset/batch stops at
@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from taskbuilder.errors import ConnectError, TransportError, classify
+from taskbuilder.errors import ConnectError, TransportError
+from taskbuilder.failures import classify
 
 from tasks.logs import run_logger
 

@@ -34,8 +34,8 @@ from taskbuilder.errors import (
     UploadRejected,
     UploadSlowDown,
     UploadURLExpired,
-    classify,
 )
+from taskbuilder.failures import classify
 from taskbuilder.models import BatchStatus, DatasetStatus, StudyAction, StudyStatus
 from taskbuilder.upload import download_to_file, upload_file
 

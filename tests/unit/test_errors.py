@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from taskbuilder import errors
+from taskbuilder.error_details import extract_detail, parse_retry_after
 from taskbuilder.errors import (
     APIStatusError,
     BadRequest,
@@ -34,12 +35,10 @@ from taskbuilder.errors import (
     UploadURLExpired,
     WaitTimedOut,
     api_status_error_from_response,
-    classify,
-    extract_detail,
-    parse_retry_after,
     transport_error_from_httpx,
     upload_error_from_response,
 )
+from taskbuilder.failures import classify
 from taskbuilder.redact import redact_text, redact_url
 
 SIGNED = "https://bucket.s3.amazonaws.com/ds/reviews.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=deadbeef42"
