@@ -8,7 +8,7 @@ matters where two patterns could match the same path: the first one listed wins.
 
 from __future__ import annotations
 
-from sandbox import (accounts, batches, control_endpoints, datasets, imports, legacy_instructions, report, studies,
+from sandbox import (accounts, batches, control_endpoints, costs, datasets, imports, legacy_instructions, report, studies,
                      submissions, syncs, webhooks)
 from sandbox.web import Router
 
@@ -71,6 +71,9 @@ API_ROUTES = [
     ("POST", f"{STUDY}/transition", studies.transition),
     ("GET", f"{STUDY}/export", studies.export),
     ("GET", f"{PROJECT}/studies", studies.project_studies),
+    ("GET", f"{STUDY}/cost", costs.study_cost),
+    ("POST", f"{API}/study-cost-calculator", costs.calculate),
+    ("GET", f"{API}/reward-recommendations", costs.reward_recommendations),
     # submissions
     ("GET", f"{STUDY}/submissions", submissions.list_for_study),
     ("GET", f"{STUDY}/submissions/counts", submissions.counts),

@@ -58,7 +58,13 @@ class Settings(BaseModel):
     currency_code: str = "GBP"
     """Currency of rewards, costs and balance."""
     service_fee_percent: float = Field(33.33, ge=0)
-    """Fee added to rewards in a study's total_cost."""
+    """Fee added to rewards in a study's total_cost (percent of the rewards)."""
+    vat_percent: float = Field(0.0, ge=0)
+    """VAT charged on the fee (percent of the fee, not of the rewards), added to a study's total_cost."""
+    min_reward_per_hour_cents: int = Field(600, ge=0)
+    """Reward recommendations' minimum per hour; a study paying less per hour ``is_underpaying``."""
+    recommended_reward_per_hour_cents: int = Field(900, ge=0)
+    """Reward recommendations' recommended reward per hour."""
 
     @model_validator(mode="after")
     def _rates_fit(self) -> "Settings":

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox.costs import parts_cents
 from sandbox.ids import default_id, iso, object_id
 from sandbox.state import State
 from sandbox.web import ApiError, Request, Response, bad_request, json_response, not_found, paginate, validate
@@ -22,8 +23,7 @@ from sandbox.web import ApiError, Request, Response, bad_request, json_response,
 STATUSES = ("UNPUBLISHED", "SCHEDULED", "ACTIVE", "PAUSED", "AWAITING REVIEW", "COMPLETED")
 # Submission statuses that hold a place and count as done (API doc §6.4; RETURNED/TIMED-OUT free their place).
 DONE_SUBMISSION_STATUSES = ("AWAITING REVIEW", "APPROVED", "REJECTED", "PARTIALLY APPROVED")
-UNDERPAYING_CENTS_PER_HOUR = 600
-PRIVATE_FIELDS = ("stopped", "workspace_id")
+PRIVATE_FIELDS = ("stopped", "workspace_id", "cost_parts")
 
 
 class CompletionAction(BaseModel):
@@ -130,11 +130,6 @@ def get_study(sb: State, study_id: str) -> dict:
     return study
 
 
-def total_cost_cents(sb: State, reward: int, places: int) -> int:
-    """Rewards plus the service fee (``service_fee_percent`` setting), in minor units, rounded."""
-    return round(reward * places * (1 + sb.settings.service_fee_percent / 100))
-
-
 def auto_approves(study: dict) -> bool:
     """True when a COMPLETED-type completion code carries the AUTOMATICALLY_APPROVE action."""
     return any(code["code_type"] == "COMPLETED" and any(a["action"] == "AUTOMATICALLY_APPROVE" for a in code["actions"])
@@ -200,14 +195,15 @@ def create(sb: State, req: Request) -> Response:
         "date_created": iso(), "published_at": None, "started_publishing_at": None, "publish_at": None,
         "completed_at": None, "currency_code": sb.settings.currency_code,
         "presentment_currency_code": sb.settings.currency_code,
-        "total_cost": total_cost_cents(sb, body.reward, places),
+        "cost_parts": parts_cents(sb.settings, body.reward, places),
         "estimated_reward_per_hour": round(body.reward * 60 / body.estimated_completion_time),
         "is_pilot": False, "access_details": [],
         "researcher": {"id": sb.user_id(), "name": sb.store.get("user", sb.user_id())["name"]},
         "stopped": False, "workspace_id": project["workspace"],
     }
+    study["total_cost"] = study["cost_parts"]["total"]
     study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
-    study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+    study["is_underpaying"] = study["estimated_reward_per_hour"] < sb.settings.min_reward_per_hour_cents
     study["data_collection_metadata"]["total_task_groups"] = batch["total_task_groups"]
     sb.store.put("study", study)
     return json_response(201, public(sb, study))
@@ -288,15 +284,16 @@ def update(sb: State, req: Request) -> Response:
     if maximum is not None and maximum < estimated:
         raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
     reward = changes.get("reward", study["reward"])
-    cost = total_cost_cents(sb, reward, places)
+    parts = parts_cents(sb.settings, reward, places)
+    cost = parts["total"]
     if published and cost > study["total_cost"]:
         _debit(sb, study, cost - study["total_cost"])
     changes.pop("data_collection_metadata", None)
-    study.update(changes, total_available_places=places, total_cost=cost,
+    study.update(changes, total_available_places=places, total_cost=cost, cost_parts=parts,
                  estimated_reward_per_hour=round(reward * 60 / estimated))
     study["data_collection_metadata"]["annotators_per_task"] = annotators
     study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
-    study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+    study["is_underpaying"] = study["estimated_reward_per_hour"] < sb.settings.min_reward_per_hour_cents
     sb.store.put("study", study)
     return json_response(200, public(sb, study))
 
