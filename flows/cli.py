@@ -64,7 +64,7 @@ def demo(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="The CSV or TSV file.", exists=True, dir_okay=False)],
+    file: Annotated[Path, typer.Argument(help="The CSV, TSV or JSONL file.", exists=True, dir_okay=False)],
     job: Annotated[Optional[Path], typer.Option(help="The job spec, for its column and limit checks.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     delimiter: Annotated[
@@ -77,6 +77,7 @@ def validate(
     on its own (without the spec's column checks) and both lists are shown.
     """
     from taskbuilder.jobspec import AnnotationJob, SpecError
+    from taskbuilder.jsonl import is_jsonl, validate_jsonl
     from taskbuilder.validation import validate_csv
 
     if delimiter is not None and delimiter not in DELIMITERS:
@@ -95,7 +96,7 @@ def validate(
         if not as_json:
             typer.echo(str(error))
     try:
-        report = validate_csv(file, spec, delimiter_hint=delimiter)
+        report = validate_jsonl(file, spec) if is_jsonl(file) else validate_csv(file, spec, delimiter_hint=delimiter)
     except Exception as error:  # the tool itself failed
         typer.echo(f"taskbuilder validate failed: {error}", err=True)
         raise typer.Exit(1)
@@ -158,8 +159,9 @@ def _run_job(
 
 
 def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, polling: dict) -> int:
-    from flows.annotation_batch import BudgetExceeded, JobChanged, PublishRejected, annotation_batch
+    from flows.annotation_batch import CostRefused, JobChanged, PublishRejected, annotation_batch
     from tasks.connection import ProlificConnection
+    from tasks.batches import LegacyInstructionsRetired
     from tasks.inputs import InputInvalid
     from taskbuilder.errors import ProlificError
     from taskbuilder.polling import PollSettings
@@ -168,7 +170,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     sandbox_polling = {"interval_seconds": 0.5, "max_interval_seconds": 2.0} if sandboxed else {}
     polling = PollSettings(**{**sandbox_polling, **polling})
     try:
-        with _progress_bar(), _refusals_without_traceback((JobChanged, InputInvalid, BudgetExceeded, PublishRejected)):
+        with _progress_bar(), _refusals_without_traceback((JobChanged, InputInvalid, CostRefused, PublishRejected, LegacyInstructionsRetired)):
             summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
     except JobChanged as error:
         typer.echo(f"Refused: {error}", err=True)
@@ -176,7 +178,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     except InputInvalid as error:
         typer.echo(f"The input has errors; nothing was created on Prolific.\n{error}", err=True)
         return 2
-    except (BudgetExceeded, PublishRejected) as error:
+    except (CostRefused, PublishRejected, LegacyInstructionsRetired) as error:
         typer.echo(str(error), err=True)
         return 2
     except ProlificError as error:

@@ -173,6 +173,29 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 """Every endpoint the client calls (the webhook ones are used by the deployments' receiver)."""
 
 
+SECTION_0_OPERATION_IDS: tuple[str, ...] = (
+    "get-task-builder-batches", "create-task-builder-batch", "get-task-builder-batch", "update-task-builder-batch",
+    "get-task-builder-batch-status", "setup-task-builder-batch", "get-task-builder-batch-task-responses",
+    "get-task-builder-batch-report", "duplicate-task-builder-batch", "sync-task-builder-batch", "get-batch-sync-status",
+    "request-batch-export", "get-batch-export-status",
+    "create-task-builder-dataset", "update-task-builder-dataset", "append-dataset-datapoints", "get-dataset-upload-url",
+    "get-task-builder-dataset", "get-task-builder-dataset-status", "get-dataset-import-status",
+    "get-schema-migration-status",
+    "get-task-builder-instructions", "create-task-builder-instructions", "update-task-builder-instructions",
+    "create-study", "get-study", "update-study", "publish-study", "create-test-study", "get-study-cost",
+    "calculate-study-cost", "get-study-submissions", "count-study-submissions-by-status", "export-study",
+    "export-demographic-data", "duplicate-study",
+    "transition-submission", "bulk-approve-submissions",
+    "create-bonus-payments", "pay-bonus-payments",
+    "get-event-types", "get-secrets", "create-secret", "create-subscription", "confirm-subscription",
+    "update-subscription", "delete-subscription", "get-events",
+    "get-participant-groups", "create-participant-group", "add-to-participant-group",
+    "get-participant-group-participants", "remove-from-participant-group",
+    "create-test-participant-for-researcher",
+)
+"""The operation ids of the live spec, as §0 lists them (for the contract test's coverage table)."""
+
+
 def find_endpoint(method: str, path: str) -> Endpoint | None:
     """The endpoint of ``method path`` (query string ignored, trailing slash optional, §0), or ``None``."""
     bare = path.split("?", 1)[0].rstrip("/")
