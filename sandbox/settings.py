@@ -47,6 +47,12 @@ class Settings(BaseModel):
     """``retired``: the legacy instructions endpoints answer 410 Gone."""
     report_delivery: Literal["pointer", "inline"] = "pointer"
     """``pointer``: the report endpoint answers a JSON pointer to a presigned CSV; ``inline``: the CSV."""
+    webhook_attempts: int = Field(12, ge=1)
+    """Delivery attempts per webhook event (now §6: up to 12), the first included."""
+    webhook_retry_base_seconds: float = Field(0.5, ge=0)
+    """Back-off before redelivery: a random wait up to base × 2^(attempt-1) (full jitter)."""
+    webhook_retry_max_seconds: float = Field(30.0, ge=0)
+    """Longest back-off before a redelivery."""
     seed: int = 0
     """Seed of every random choice (grouping, participants, answers, fault probabilities)."""
     upload_url_expires_seconds: int = Field(3600, ge=1)

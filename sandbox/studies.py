@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox import participant_groups
 from sandbox.costs import parts_cents
 from sandbox.ids import default_id, iso, object_id
 from sandbox.state import State
@@ -136,12 +137,15 @@ def auto_approves(study: dict) -> bool:
                for code in study.get("completion_codes") or [])
 
 
+def completed_code(study: dict) -> dict | None:
+    """The COMPLETED-type entry of ``completion_codes`` (the one simulated participants enter), or None."""
+    return next((code for code in study.get("completion_codes") or [] if code["code_type"] == "COMPLETED"), None)
+
+
 def completion_code(study: dict) -> str | None:
     """The code a participant enters on completion (the COMPLETED-type code, else the legacy code)."""
-    for code in study.get("completion_codes") or []:
-        if code["code_type"] == "COMPLETED":
-            return code["code"]
-    return study.get("completion_code")
+    code = completed_code(study)
+    return code["code"] if code else study.get("completion_code")
 
 
 def set_status(sb: State, study: dict, status: str) -> None:
@@ -178,6 +182,8 @@ def create(sb: State, req: Request) -> Response:
         raise bad_request("data_collection_id", f"batch {batch['id']} is {batch['status']}; it must be READY")
     if body.maximum_allowed_time is not None and body.maximum_allowed_time < body.estimated_completion_time:
         raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
+    participant_groups.check_filters(sb, body.filters)
+    participant_groups.check_actions(sb, [code.model_dump() for code in body.completion_codes or []])
     project_id = body.project or default_id("project")
     project = sb.store.get("project", project_id)
     if project is None:
@@ -259,6 +265,7 @@ def update(sb: State, req: Request) -> Response:
     study = get_study(sb, req.params["study_id"])
     body = validate(StudyUpdate, req.json_object())
     given = {name for name in body.model_fields_set if getattr(body, name) is not None}
+    participant_groups.check_actions(sb, [code.model_dump() for code in body.completion_codes or []])
     published = study["status"] != "UNPUBLISHED"
     if published:
         if study["status"] not in ("ACTIVE", "PAUSED"):
