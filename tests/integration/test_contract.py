@@ -69,10 +69,15 @@ def test_the_job_keeps_the_contract(tmp_path, sandbox, capsys, monkeypatch):
     run(example_job(tmp_path), sandbox)
     server_log = [r for r in sandbox.requests() if r["target"] == "api" and not r["path"].startswith("/_sandbox")]
     assert server_log and client_log, "no API request was logged"
-    server_has_bodies = any(_body(r, RESPONSE_BODY_KEYS) is not None for r in server_log)
-    # the sandbox's log (the server's view) when it carries bodies, else the client's own recording
-    exchanges = server_log if server_has_bodies else client_log
     assert [(r["method"], r["path"]) for r in server_log] == [(r["method"], r["path"]) for r in client_log]
+    # request bodies as the server received them (its log) when it logs them, answers as the client got them
+    server_has_bodies = any(_body(r, REQUEST_BODY_KEYS) is not None for r in server_log)
+    exchanges = [
+        {**mine, "status": theirs["status"],
+         "request_body": _body(theirs, REQUEST_BODY_KEYS) if server_has_bodies else mine["request_body"],
+         "response_body": _body(theirs, RESPONSE_BODY_KEYS) or mine["response_body"]}
+        for theirs, mine in zip(server_log, client_log)
+    ]
 
     problems: list[str] = []
     seen: dict[str, set[str]] = {}
@@ -88,7 +93,7 @@ def test_the_job_keeps_the_contract(tmp_path, sandbox, capsys, monkeypatch):
 
     used = {e.operation_id for e in ENDPOINTS if e.operation_id}
     with capsys.disabled():
-        print(f"\n[contract] {len(exchanges)} requests, bodies from {'the sandbox log' if server_has_bodies else 'the client'}: "
+        print(f"\n[contract] {len(exchanges)} requests, request bodies from {'the sandbox log' if server_has_bodies else 'the client'}, answers from the client: "
               f"{bodies['request']} request bodies, {bodies['response']} response bodies checked")
         print("[contract] §0 operation id                      used by the client  checked in this run")
         for operation_id in SECTION_0_OPERATION_IDS:
