@@ -1,8 +1,9 @@
 """The main job: one CSV and one job spec through Prolific's AI Task Builder, end to end.
 
 Order (the seed's ten steps, plus checks): validate the CSV and the spec (nothing remote is created if
-that fails) → create dataset → upload the CSV → wait READY → create batch → instructions (legacy, or
-``batch_items``) → set up → wait READY → create study → cost estimate vs budget → (approval) →
+that fails) → the account's cost calculator prices the job (over budget: nothing is created) → create
+dataset → upload the CSV → wait READY → create batch → instructions (legacy, or ``batch_items``) → set up
+→ wait READY → create study → the study's own cost and the paying balance checked → (approval) →
 publish → wait for the study → report → outputs. Every create is "find by job key, else create" and
 cached under the job key, so a retry or a re-run resumes instead of creating twice; publish happens
 only while the study is UNPUBLISHED. Two runs of one job on this host serialise on a file lock.
@@ -22,6 +23,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from taskbuilder import payloads
 from taskbuilder.aggregate import select_submissions_to_approve
+from taskbuilder.cost import BudgetExceeded, CostRefused, CostUnknown, JobPrice, PublishCost, check_before_publish, task_group_count
+from taskbuilder.dataset_schema import displayed_columns, field_types, schema_body
+from taskbuilder.errors import ProlificError
+from taskbuilder.models import StudyStatus
+from taskbuilder.jsonl import column_values, is_jsonl
 from taskbuilder.jobkey import sha256_file, storage_slug, tag_name
 from taskbuilder.outputs import write_outputs
 from taskbuilder.polling import PollSettings
@@ -30,7 +36,8 @@ from taskbuilder.jobspec import AnnotationJob
 from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
 from tasks.caching import create_once
 from tasks.connection import ProlificConnection, open_client
-from tasks.datasets import create_dataset, upload_dataset_file, wait_for_dataset
+from tasks.costs import price_job, read_study_cost
+from tasks.datasets import create_dataset, upload_dataset_file, upload_dataset_import, wait_for_dataset, wait_for_import
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
 from tasks.preflight import preflight
 from tasks.logs import run_logger
@@ -41,19 +48,19 @@ from tasks.results import aggregate_results, keep_raw_report, write_results
 from tasks.studies import (
     approve_submissions,
     create_study,
-    estimate_study_cost,
     list_submissions,
     publish_study,
     wait_for_study,
 )
 from tasks.workdir import work_folder
 
+DEFAULT_DATASET_VERSION = 4
+"""The dataset path of a spec that does not say (``dataset.version``)."""
 LOCK_DIR = Path(os.environ.get("TASKBUILDER_LOCK_DIR", Path(tempfile.gettempdir()) / "taskbuilder-locks"))
 """Folder of the per-job lock files (one host; several hosts need a shared lock, see NOTES.md)."""
 
 
-class BudgetExceeded(RuntimeError):
-    """The study's estimated cost is above ``max_budget``: it stays unpublished."""
+__all__ = ["BudgetExceeded", "CostRefused", "JobChanged", "PublishRejected", "annotation_batch"]
 
 
 class PublishRejected(RuntimeError):
@@ -73,15 +80,16 @@ def annotation_batch(
     Parameters:
         job: the job spec (dataset CSV, batch, study, publish/budget switches); no secrets in it.
         connection: API URL, timeouts and the Secret block name; default from the environment.
-        polling: poll intervals and deadlines (seconds); default: the study's deadline from the spec's
-            ``study_deadline_minutes``.
+        polling: poll intervals and deadlines (seconds).
         wait_for_completion: overrides ``job.wait_for_completion`` (deployments launch with false).
         output_dir: overrides ``job.output_dir`` (a folder or ``s3://bucket/prefix``).
 
     Returns a dict: ``job_key``, ``dataset_id``, ``batch_id``, ``study_id``, ``statuses``,
     ``instructions_mode``, ``cost``, ``published``, ``outputs`` (name → location), ``notes``.
     Raises ``PreflightFailed`` (a non-https API URL, an output location that cannot be written or that would
-    overwrite the input; nothing created), ``InputInvalid`` (bad CSV/spec, nothing created), ``BudgetExceeded``, the typed API errors
+    overwrite the input; nothing created), ``InputInvalid`` (bad CSV/spec, nothing created), a :class:`~taskbuilder.cost.CostRefused`
+    (``BudgetExceeded`` before anything is created or before PUBLISH, ``CostUnknown``, ``BalanceTooLow``:
+    never published), ``PublishRejected``, the typed API errors
     of :mod:`taskbuilder.errors` after retries, ``WaitTimedOut``.
     """
     logger = run_logger()
@@ -90,7 +98,7 @@ def annotation_batch(
     wait = job.wait_for_completion if wait_for_completion is None else wait_for_completion
     destination = output_dir or job.output_dir
     preflight(connection.base_url, destination, [job.dataset.csv])
-    with work_folder("taskbuilder-", discard_on=(InputInvalid, BudgetExceeded, PublishRejected)) as work_dir:
+    with work_folder("taskbuilder-", discard_on=(InputInvalid, CostRefused, PublishRejected)) as work_dir:
         csv_path = stage_csv(job.dataset.csv, work_dir / "input")
         report = validate_input(csv_path, job)
         upload_path = prepare_upload_file(csv_path, report, job, work_dir / "upload")
@@ -128,12 +136,11 @@ def _run_locked(
         dataset_columns=list(report.columns),
     )
 
+    version = dataset_version(job)
+    types = _schema_types(job, report) if version == 4 else None
+    price = _price(job, connection, report, upload_path, _published_before(job_key, connection))
     batch_name = tag_name(job.batch.name, job_key)
-    dataset_id = create_once(create_dataset, "dataset", connection, job_key, job.dataset.name, workspace_id, batch_name)
-    upload_dataset_file(connection, dataset_id, upload_path, _upload_filename(job))
-    wait_for_dataset(connection, dataset_id, polling)
-
-    batch_items = payloads.batch_items_payload(job.batch)
+    dataset_id, import_id, batch_items = _dataset(job, job_key, connection, workspace_id, batch_name, upload_path, types, polling)
     batch_id = create_once(
         create_batch,
         "batch",
@@ -145,12 +152,7 @@ def _run_locked(
         job.batch.task_details.model_dump(mode="json") if job.batch.task_details else None,
         batch_items,
     )
-    if batch_items is None:
-        visible = [column for column in report.columns if not column.startswith("META_")]
-        mode = add_instructions(connection, batch_id, payloads.instructions_payload(job.batch),
-                                payloads.instructions_as_batch_items(job.batch, visible))
-    else:
-        mode = "batch_items"
+    mode = add_instructions(connection, batch_id, payloads.instructions_payload(job.batch)) if batch_items is None else "batch_items"
     update_job_record(job_key, connection.base_url, instructions_mode=mode)
     set_up_batch(connection, batch_id, dataset_id, job.batch.tasks_per_group)
     batch = wait_for_batch(connection, batch_id, polling)
@@ -163,35 +165,36 @@ def _run_locked(
     if project_id:
         study_payload.setdefault("project", project_id)  # bills the workspace's funds (API doc §6.1)
     study_id = create_once(create_study, "study", connection, job_key, study_payload)
-    cost = estimate_study_cost(connection, study_id, job.fee_rate, job.vat_rate, job.max_budget)
-    create_markdown_artifact(
-        key="cost-estimate", markdown=f"# Cost estimate of study {study_id}\n\n{cost.to_markdown()}", description="Before publishing"
-    )
-    logger.info("Estimated cost: %.2f %s (budget %.2f)", cost.total_cents / 100, cost.currency_code, job.max_budget / 100)
 
     summary: dict[str, Any] = {
         "job_key": job_key,
         "dataset_id": dataset_id,
+        "dataset_version": version,
+        "import_id": import_id,
         "batch_id": batch_id,
         "study_id": study_id,
         "instructions_mode": mode,
         "total_task_groups": batch.get("total_task_groups"),
-        "cost": cost.model_dump(),
+        "cost": {"quote": price.model_dump()},
         "published": False,
         "outputs": {},
         "names": names,
     }
-    if not cost.within_budget:
-        _finish(summary, job_key, connection, destination, work_dir)
-        raise BudgetExceeded(
-            f"study {study_id} would cost {cost.total_cents} cents ({cost.currency_code}), over max_budget "
-            f"{job.max_budget} cents: it stays unpublished. Raise max_budget in the job spec or lower reward, "
-            "annotators_per_task or the number of datapoints."
-        )
+
+    def checked_cost() -> PublishCost | None:
+        try:
+            return _checked_cost(connection, study_id, price, workspace_id, project_id)
+        except CostRefused as refusal:
+            summary["notes"] = [str(refusal)]
+            _finish(summary, job_key, connection, destination, work_dir)
+            raise
+
+    cost = checked_cost()
+    summary["cost"]["checked"] = cost.model_dump() if cost else None
     if not job.publish:
         logger.info("publish is false: study %s stays UNPUBLISHED (set publish: true to spend money)", study_id)
         return _finish(summary, job_key, connection, destination, work_dir)
-    if job.require_approval:
+    if job.require_approval and cost is not None:
         from flows.approval import request_publish_approval
 
         approval = request_publish_approval(study_id, cost)
@@ -199,6 +202,7 @@ def _run_locked(
             summary["notes"] = [f"publishing rejected by {approval.reviewer}: {approval.comment}"]
             _finish(summary, job_key, connection, destination, work_dir)
             raise PublishRejected(f"publishing study {study_id} was rejected by {approval.reviewer}: it stays unpublished")
+        checked_cost()  # the approval may have waited for days: the account's figures again, just before PUBLISH
 
     publish_study(connection, job_key, study_id)
     summary["published"] = True
@@ -219,6 +223,105 @@ def _run_locked(
     return _finish(summary, job_key, connection, destination, work_dir)
 
 
+def _dataset(
+    job: AnnotationJob, job_key: str, connection: ProlificConnection, workspace_id: str, batch_name: str,
+    upload_path: Path, types: dict[str, str] | None, polling: PollSettings,
+) -> tuple[str, str | None, list[dict[str, Any]] | None]:
+    """Create the dataset, upload the file and wait until it can be set up; return ``(dataset_id, import_id,
+    batch_items)``. With schema ``types`` (V4): the import job is waited for, and a spec in the seed's layout
+    gets its instructions as one ``batch_items`` page. Without (V3): READY, and ``batch_items`` only when the
+    spec wrote them (else ``None``: the legacy endpoint gives the instructions)."""
+    filename = _upload_filename(job)
+    if types is None:
+        dataset_id = create_once(create_dataset, "dataset", connection, job_key, job.dataset.name, workspace_id, None, batch_name)
+        upload_dataset_file(connection, dataset_id, upload_path, filename)
+        wait_for_dataset(connection, dataset_id, polling)
+        return dataset_id, None, payloads.batch_items_payload(job.batch)
+    dataset_id = create_once(
+        create_dataset, "dataset", connection, job_key, job.dataset.name, workspace_id, schema_body(types), batch_name
+    )
+    import_id = upload_dataset_import(connection, job_key, dataset_id, upload_path, filename)
+    wait_for_import(connection, dataset_id, import_id, polling)
+    layout = payloads.batch_items_payload(job.batch)
+    return dataset_id, import_id, layout or payloads.instructions_as_batch_items(job.batch, displayed_columns(types))
+
+
+def dataset_version(job: AnnotationJob) -> int:
+    """The dataset path the spec asks for: 4 (the default: a schema, import jobs, ``batch_items``) or 3 (the
+    seed's path: ``dataset.version: 3``, V3 dataset + the legacy instructions endpoint)."""
+    return job.dataset.version or DEFAULT_DATASET_VERSION
+
+
+def _schema_types(job: AnnotationJob, report: Any) -> dict[str, str]:
+    """The V4 schema's field types (:func:`taskbuilder.dataset_schema.field_types`); a bad
+    ``dataset.column_types`` is :class:`InputInvalid` before anything is created."""
+    try:
+        return field_types(report.columns, id_column=job.dataset.id_column, column_types=job.dataset.column_types)
+    except ValueError as error:
+        raise InputInvalid(f"{error}. Fix the job spec.") from None
+
+
+def _published_before(job_key: str, connection: ProlificConnection) -> bool:
+    """True when the job record says the job's study is past UNPUBLISHED (a re-run that resumes it)."""
+    record = load_job_record(job_key, connection.base_url) or {}
+    status = (record.get("statuses") or {}).get("study")
+    return bool(record.get("study_id")) and status not in (None, StudyStatus.UNPUBLISHED)
+
+
+def _price(job: AnnotationJob, connection: ProlificConnection, report: Any, upload_path: Path, published: bool) -> JobPrice:
+    """The account's quote of the job's places (task groups × annotators_per_task), checked against
+    ``max_budget`` before anything is created; raises :class:`BudgetExceeded` or :class:`CostUnknown`. A job
+    whose study was published before is only priced (logged), not refused: its money is spent already."""
+    group_ids = _task_group_ids(upload_path, report.task_group_column) if report.task_group_column else None
+    task_groups = task_group_count(report.rows, job.batch.tasks_per_group, group_ids)
+    try:
+        price = price_job(connection, job.study.reward, task_groups, job.study.annotators_per_task, job.max_budget)
+    except ProlificError as error:
+        raise CostUnknown(
+            f"cannot price the job with the account's cost calculator (POST /api/v1/study-cost-calculator/): {error}. "
+            "Nothing was created; run the job again when the API answers."
+        ) from error
+    if not published:
+        price.refuse_over_budget()
+    return price
+
+
+def _task_group_ids(upload_path: Path, column: str) -> list[str]:
+    """The task-group column of the upload file (JSONL, or UTF-8 CSV), as text."""
+    import pandas as pd
+
+    if is_jsonl(upload_path):
+        return column_values(upload_path, column)
+
+    frame = pd.read_csv(upload_path, usecols=[column], dtype=str, keep_default_na=False, encoding="utf-8")
+    return frame[column].tolist()
+
+
+def _checked_cost(
+    connection: ProlificConnection, study_id: str, price: JobPrice, workspace_id: str, project_id: str | None
+) -> PublishCost | None:
+    """The draft study's own cost and the paying balance, checked (:func:`check_before_publish`); the figures
+    go to the ``cost`` artifact. A cost that cannot be read raises :class:`CostUnknown`. ``None`` when the
+    study is published already (a re-run that resumes: there is nothing left to pay for)."""
+    try:
+        figures = read_study_cost(connection, study_id, workspace_id, project_id)
+    except ProlificError as error:
+        raise CostUnknown(f"cannot read the cost of study {study_id} (GET /api/v1/studies/{{id}}/cost/): {error}. "
+                          "Not publishing; run the job again when the API answers (it resumes).") from error
+    if str(figures["study"].status) != StudyStatus.UNPUBLISHED:
+        run_logger().info("Study %s is %s: published before, no cost to check", study_id, figures["study"].status)
+        return None
+    cost = check_before_publish(price, **figures)
+    create_markdown_artifact(
+        key="cost", markdown=f"# The account's cost of study {study_id}\n\n{cost.to_markdown()}", description="Before publishing"
+    )
+    run_logger().info(
+        "Study %s: %.2f %s checked (%s), budget %.2f, %s has %.2f", study_id, cost.checked_cents / 100,
+        cost.currency_code, cost.checked_source, cost.max_budget_cents / 100, cost.payer, cost.balance_cents / 100,
+    )
+    return cost
+
+
 def _finish(summary: dict[str, Any], job_key: str, connection: ProlificConnection, destination: str, work_dir: Path) -> dict[str, Any]:
     """Sweep for late duplicates, read the final statuses, store the job record and write ``run.json``;
     return the summary."""
@@ -229,7 +332,10 @@ def _finish(summary: dict[str, Any], job_key: str, connection: ProlificConnectio
     )
     with open_client(connection) as client:
         summary["statuses"] = {
-            "dataset": str(client.get_dataset_status(summary["dataset_id"])),
+            "dataset": str(
+                client.get_import_job(summary["dataset_id"], summary["import_id"]).status
+                if summary.get("import_id") else client.get_dataset_status(summary["dataset_id"])
+            ),
             "batch": str(client.get_batch_status(summary["batch_id"])),
             "study": str(client.get_study(summary["study_id"]).status),
         }
@@ -297,7 +403,8 @@ def _workspace_id(job: AnnotationJob, connection: ProlificConnection) -> str:
 
 
 def _upload_filename(job: AnnotationJob) -> str:
-    """The file name given to ``upload-url/{filename}``: the CSV's name, always ending in ``.csv``."""
+    """The file name given to ``upload-url/{filename}`` (§1.4): the file's name, ending in ``.jsonl`` for a
+    JSONL file and ``.csv`` otherwise (a TSV or another encoding is uploaded as its CSV rewrite)."""
     name = Path(job.dataset.csv.rsplit("/", 1)[-1]).stem or "dataset"
-    return f"{name}.csv"
+    return f"{name}.jsonl" if is_jsonl(job.dataset.csv) else f"{name}.csv"
 

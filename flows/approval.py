@@ -16,7 +16,7 @@ from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment
 
-from taskbuilder.cost import CostEstimate
+from taskbuilder.cost import PublishCost
 
 APPROVAL_KEY = "publish-approval"
 APPROVAL_TIMEOUT_SECONDS = int(os.environ.get("TASKBUILDER_APPROVAL_TIMEOUT_SECONDS", str(7 * 24 * 3600)))
@@ -30,11 +30,12 @@ class PublishApproval(RunInput):
     comment: str = ""
 
 
-def request_publish_approval(study_id: str, cost: CostEstimate) -> PublishApproval:
+def request_publish_approval(study_id: str, cost: PublishCost) -> PublishApproval:
     """Wait for a reviewer to approve or reject publishing ``study_id``; return their answer.
 
-    The cost estimate is shown in a markdown artifact (key ``publish-approval``) and in the form's
-    description. Raises Prefect's pause-timeout error when nobody answers within
+    The account's figures (the calculator's quote, the draft study's own cost, the largest of them checked
+    against ``max_budget``, and the balance that pays; :class:`taskbuilder.cost.PublishCost`) are shown in a
+    markdown artifact (key ``publish-approval``) and in the form's description. Raises Prefect's pause-timeout error when nobody answers within
     ``TASKBUILDER_APPROVAL_TIMEOUT_SECONDS`` (default 7 days).
     """
     description = f"Publish study {study_id}?\n\n{cost.to_markdown()}"

@@ -76,7 +76,7 @@ def demo(
 def validate(
     file: Annotated[
         Optional[Path],
-        typer.Argument(help="The CSV or TSV file; default: the spec's own dataset.csv (with --job).", exists=True, dir_okay=False),
+        typer.Argument(help="The CSV, TSV or JSONL file; default: the spec's own dataset.csv (with --job).", exists=True, dir_okay=False),
     ] = None,
     job: Annotated[Optional[Path], typer.Option(help="The job spec, for its column and limit checks.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -92,6 +92,7 @@ def validate(
     (without the spec's column checks) and both lists are shown.
     """
     from taskbuilder.jobspec import SpecError
+    from taskbuilder.jsonl import is_jsonl, validate_jsonl
     from taskbuilder.validation import validate_csv
 
     if delimiter is not None and delimiter not in DELIMITERS:
@@ -115,7 +116,7 @@ def validate(
             _print_validate_result(None, spec_problems + notes, [], as_json, job)
             raise typer.Exit(2)
         try:
-            report = validate_csv(file, spec, delimiter_hint=delimiter)
+            report = validate_jsonl(file, spec) if is_jsonl(file) else validate_csv(file, spec, delimiter_hint=delimiter)
         except Exception as error:  # the tool itself failed
             typer.echo(f"taskbuilder validate failed: {error}", err=True)
             raise typer.Exit(1)
@@ -304,8 +305,9 @@ def _load_spec(path: Path):
 
 
 def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, polling: dict) -> int:
-    from flows.annotation_batch import BudgetExceeded, JobChanged, PublishRejected, annotation_batch
+    from flows.annotation_batch import CostRefused, JobChanged, PublishRejected, annotation_batch
     from tasks.connection import ProlificConnection
+    from tasks.batches import LegacyInstructionsRetired
     from tasks.inputs import InputInvalid
     from tasks.results import ReportNotParsed
     from taskbuilder.errors import ProlificError
@@ -317,7 +319,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     deadline = {"study_timeout_seconds": job.study_deadline_minutes * 60}
     polling = PollSettings(**{**sandbox_polling, **deadline, **polling})
     try:
-        refusals = (JobChanged, InputInvalid, BudgetExceeded, PublishRejected, PreflightFailed)
+        refusals = (JobChanged, InputInvalid, CostRefused, PublishRejected, PreflightFailed, LegacyInstructionsRetired)
         with _progress_bar(), _refusals_without_traceback(refusals):
             summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
     except PreflightFailed as error:
@@ -329,7 +331,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     except InputInvalid as error:
         typer.echo(f"The input has errors; nothing was created on Prolific.\n{error}", err=True)
         return 2
-    except (BudgetExceeded, PublishRejected) as error:
+    except (CostRefused, PublishRejected, LegacyInstructionsRetired) as error:
         typer.echo(str(error), err=True)
         return 2
     except (ProlificError, ReportNotParsed) as error:

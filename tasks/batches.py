@@ -1,7 +1,7 @@
 """Prefect tasks for batches: find-or-create, instructions, setup, wait until READY.
 
 Endpoints (API doc §3, §4, §12): ``GET/POST /api/v1/data-collection/batches``, ``PATCH …/batches/{id}``,
-``GET/POST/PUT …/batches/{id}/instructions`` (legacy, past its sunset date), ``POST …/batches/{id}/setup``,
+``GET/POST/PUT …/batches/{id}/instructions`` (legacy, past its sunset date; only with ``dataset.version: 3``), ``POST …/batches/{id}/setup``,
 ``GET …/batches/{id}/status``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.errors import BatchSetupFailed, Gone, UnprocessableEntity
+from taskbuilder.errors import BatchSetupFailed, Gone, NotFound, UnprocessableEntity
 from taskbuilder.models import BatchStatus
 from taskbuilder.polling import PollSettings, wait_for_status
 
@@ -64,21 +64,20 @@ def create_batch(
     return batch.id
 
 
-@task(name="add-instructions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
-def add_instructions(
-    connection: ProlificConnection,
-    batch_id: str,
-    instructions: list[dict[str, Any]],
-    fallback_batch_items: list[dict[str, Any]],
-) -> str:
-    """Give the batch its instructions through the legacy endpoint; return the layout used.
+class LegacyInstructionsRetired(RuntimeError):
+    """The seed's path was asked for (``dataset.version: 3``) but the legacy instructions endpoint is gone."""
 
-    Returns ``"legacy"`` or ``"batch_items"``. State first: a batch already past UNINITIALISED, or
+
+@task(name="add-instructions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def add_instructions(connection: ProlificConnection, batch_id: str, instructions: list[dict[str, Any]]) -> str:
+    """Give a V3 batch its instructions through the legacy endpoint (§4); return ``"legacy"``.
+
+    Only on the seed's path (``dataset.version: 3``). State first: a batch already past UNINITIALISED, or
     whose instructions already match, is left alone; differing instructions are replaced with the
-    full-replacement ``PUT``; none yet → ``POST``. When the legacy endpoint answers as retired
-    (410 Gone, API doc §12: its sunset date has passed) the same instructions go in as
-    ``fallback_batch_items`` (one page, the dataset's visible columns as field references first) with
-    ``PATCH …/batches/{id}``. 422 (the batch already uses ``batch_items``) → nothing to add.
+    full-replacement ``PUT``; none yet → ``POST``. When the endpoint answers 404 or 410 (retired after its
+    sunset date, §4) the job stops here, before the study, with :class:`LegacyInstructionsRetired`: there is
+    no fallback (``dataset_field`` items need a V4 dataset, §3.1). 422 (the batch already uses
+    ``batch_items``) → ``"batch_items"``, nothing to add.
     """
     logger = run_logger()
     settle_before_lookup(connection)
@@ -101,16 +100,16 @@ def add_instructions(
                 client.create_instructions(batch_id, instructions)
                 logger.info("Added %d instructions to batch %s", len(instructions), batch_id)
             return "legacy"
-        except Gone as exc:
-            logger.warning(
-                "The legacy instructions endpoint is retired (%s): sending the same instructions as batch_items", exc.detail
-            )
+        except (Gone, NotFound) as exc:
+            raise LegacyInstructionsRetired(
+                f"the legacy instructions endpoint of batch {batch_id} answers {exc.status_code} (retired after its "
+                "sunset date, 2026-09-01): the seed's path (dataset.version: 3) cannot give the batch its instructions. "
+                "Remove `dataset.version: 3` from the job spec to use the default path (a V4 dataset and batch_items) "
+                "and run the job under a new `name`. No study was created."
+            ) from exc
         except UnprocessableEntity as exc:
             logger.info("Batch %s refuses legacy instructions (%s): it uses batch_items", batch_id, exc.detail)
             return "batch_items"
-        client.update_batch(batch_id, batch_items=fallback_batch_items)
-        logger.info("Set batch_items on batch %s (one page, %d items)", batch_id, _count_items(fallback_batch_items))
-        return "batch_items"
 
 
 @task(name="set-up-batch", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
@@ -182,7 +181,3 @@ def _strip_ids(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _strip_ids(v) for k, v in value.items() if k not in ("id", "created_at", "created_by", "batch_id")}
     return value
-
-
-def _count_items(pages: list[dict[str, Any]]) -> int:
-    return sum(len(column.get("items", [])) for page in pages for row in page.get("rows", []) for column in row.get("columns", []))

@@ -1,7 +1,9 @@
-"""Prefect tasks for datasets: create, upload the CSV through the presigned URL, wait until READY.
+"""Prefect tasks for datasets: create (V4 with a schema, or V3), upload the file through the presigned URL,
+wait for the import job (V4) or for READY (V3).
 
-Endpoints (API doc §2): ``POST /api/v1/data-collection/datasets``,
-``GET …/datasets/{id}/upload-url/{filename}``, ``PUT <presigned url>``, ``GET …/datasets/{id}/status``.
+Endpoints (``../shared/docs/prolific-api-current.md`` §1): ``POST /api/v1/data-collection/datasets``,
+``GET …/datasets/{id}``, ``GET …/datasets/{id}/upload-url/{filename}``, ``PUT <presigned url>``,
+``GET …/datasets/{id}/imports/{import_id}`` (V4), ``GET …/datasets/{id}/status`` (V3).
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.errors import DatasetProcessingFailed, UploadSlowDown, UploadURLExpired
+from taskbuilder.errors import DatasetProcessingFailed, UnexpectedResponse, UploadSlowDown, UploadURLExpired
 from taskbuilder.failures import classify
-from taskbuilder.models import DatasetStatus
+from taskbuilder.models import DatasetStatus, ImportJob, ImportStatus, UploadURL
 from taskbuilder.polling import PollSettings, wait_for_status
 from taskbuilder.redact import redact_url
 from taskbuilder.upload import upload_file
@@ -24,7 +27,7 @@ from taskbuilder.upload import upload_file
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
-from tasks.reconcile import oldest
+from tasks.reconcile import oldest, settle_before_lookup
 from tasks.records import load_job_record, update_job_record
 from tasks.retry import API_TASK_OPTIONS
 
@@ -36,17 +39,21 @@ UPLOAD_ATTEMPTS = 4
 
 
 @task(name="create-dataset", **API_TASK_OPTIONS, **CREATE_TASK_OPTIONS)
-def create_dataset(connection: ProlificConnection, job_key: str, name: str, workspace_id: str, batch_name: str | None = None) -> str:
+def create_dataset(
+    connection: ProlificConnection, job_key: str, name: str, workspace_id: str, schema: dict[str, Any] | None = None,
+    batch_name: str | None = None,
+) -> str:
     """Return the id of the job's dataset, creating it only when the job has no batch yet.
 
     The API has no dataset look-up, but the job's batch (named ``batch_name``, which carries the job
     key) names its dataset: when the workspace has that batch (``GET …/batches?workspace_id=``, the
     oldest if several), its ``dataset_id`` is the job's dataset, whatever this host remembers (a
     re-run from another machine or Prefect home creates nothing). Else ``POST
-    /api/v1/data-collection/datasets`` with ``{name, workspace_id}`` (→ 201). The result is cached
-    under the job key. When a create's response is lost (the server made it, the client never heard)
-    the retry makes a second one: the first stays behind, empty and free of charge. Each attempt is
-    counted in the job record and such a leftover is written to its ``notes`` (and so to ``run.json``).
+    /api/v1/data-collection/datasets`` with ``{name, workspace_id, schema?}`` (→ 201, §1.1): with a
+    ``schema`` a V4 dataset, without one a V3 dataset. The result is cached under the job key. When a
+    create's response is lost (the server made it, the client never heard) the retry makes a second one:
+    the first stays behind, empty and free of charge. Each attempt is counted in the job record and such
+    a leftover is written to its ``notes`` (and so to ``run.json``).
     """
     logger = run_logger()
     found = _dataset_of_job_batch(connection, workspace_id, batch_name) if batch_name else None
@@ -65,9 +72,11 @@ def create_dataset(connection: ProlificConnection, job_key: str, name: str, work
         logger.warning("Dataset create attempt %d for job %r: %s", attempts, job_key, notes[0])
     update_job_record(job_key, connection.base_url, dataset_create_attempts=attempts, notes=notes)
     with open_client(connection) as client:
-        dataset = client.create_dataset(name=name, workspace_id=workspace_id)
-    update_job_record(job_key, connection.base_url, dataset_id=dataset.id, statuses={"dataset": str(dataset.status)})
-    logger.info("Created dataset %s (%s)", dataset.id, name)
+        dataset = client.create_dataset(name=name, workspace_id=workspace_id, schema=schema)
+    version = 4 if schema is not None else 3
+    update_job_record(job_key, connection.base_url, dataset_id=dataset.id, dataset_version=version,
+                      statuses={"dataset": str(dataset.status)})
+    logger.info("Created V%d dataset %s (%s)", version, dataset.id, name)
     return dataset.id
 
 
@@ -98,37 +107,129 @@ def upload_dataset_file(connection: ProlificConnection, dataset_id: str, csv_pat
         if status != DatasetStatus.UNINITIALISED:
             logger.info("Dataset %s is %s: its file was uploaded before, not uploading again", dataset_id, status)
             return status
-        size_bytes = csv_path.stat().st_size
-        upload_url = None
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-            if upload_url is None or _seconds_left(upload_url) < UPLOAD_URL_MARGIN_SECONDS:
-                if upload_url is not None:
-                    logger.info("Upload URL expires in %.0f s: asking for a fresh one", _seconds_left(upload_url))
-                upload_url = client.get_dataset_upload_url(dataset_id, filename)
-            started = time.monotonic()
-            try:
-                upload_file(upload_url.upload_url, csv_path, content_type="text/csv", timeouts=connection.timeouts)
-            except (UploadURLExpired, UploadSlowDown) as exc:
-                if attempt == UPLOAD_ATTEMPTS:
-                    raise
-                decision = classify(exc)
-                delay = 0.0
-                if decision.action == "refresh":
-                    upload_url = None
-                else:
-                    delay = decision.wait_seconds if decision.wait_seconds is not None else min(2.0**attempt, 30.0)
-                logger.warning("Upload: %s; attempt %d in %.1f s", decision.reason, attempt + 1, delay)
-                time.sleep(delay)
-                continue
-            logger.info(
-                "Uploaded %s (%d bytes) to %s in %.2f s",
-                csv_path.name,
-                size_bytes,
-                redact_url(upload_url.upload_url),
-                time.monotonic() - started,
-            )
-            return status
+        _put_file(client, connection, dataset_id, csv_path, filename)
+        return status
+
+
+
+def _put_file(client: Any, connection: ProlificConnection, dataset_id: str, path: Path, filename: str,
+              on_url: Callable[[UploadURL], None] | None = None) -> UploadURL:
+    """Ask for an upload URL and PUT ``path`` to it, with the returned ``content_type`` (``text/csv`` when the
+    answer has none, as V3 does); refresh an expiring or expired URL and back off on SlowDown, up to
+    ``UPLOAD_ATTEMPTS``. ``on_url`` sees each URL answer before its PUT (the import job is recorded there).
+    Returns the URL answer the file went to."""
+    logger = run_logger()
+    size_bytes = path.stat().st_size
+    upload_url = None
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        if upload_url is None or _seconds_left(upload_url) < UPLOAD_URL_MARGIN_SECONDS:
+            if upload_url is not None:
+                logger.info("Upload URL expires in %.0f s: asking for a fresh one", _seconds_left(upload_url))
+            upload_url = client.get_dataset_upload_url(dataset_id, filename)
+            if on_url is not None:
+                on_url(upload_url)
+        started = time.monotonic()
+        content_type = upload_url.content_type or "text/csv"
+        try:
+            upload_file(upload_url.upload_url, path, content_type=content_type, timeouts=connection.timeouts)
+        except (UploadURLExpired, UploadSlowDown) as exc:
+            if attempt == UPLOAD_ATTEMPTS:
+                raise
+            decision = classify(exc)
+            delay = 0.0
+            if decision.action == "refresh":
+                upload_url = None
+            else:
+                delay = decision.wait_seconds if decision.wait_seconds is not None else min(2.0**attempt, 30.0)
+            logger.warning("Upload: %s; attempt %d in %.1f s", decision.reason, attempt + 1, delay)
+            time.sleep(delay)
+            continue
+        logger.info(
+            "Uploaded %s (%d bytes, %s) to %s in %.2f s",
+            path.name, size_bytes, content_type, redact_url(upload_url.upload_url), time.monotonic() - started,
+        )
+        return upload_url
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@task(name="upload-dataset-import", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def upload_dataset_import(connection: ProlificConnection, job_key: str, dataset_id: str, path: Path, filename: str) -> str:
+    """Upload ``path`` to the V4 dataset once; return the import job's id (§1.4–§1.6).
+
+    State first: an import job of the dataset (``GET …/datasets/{id}``, ``imports``) that got data (any status
+    but ``uninitialised``) means the file went up before: nothing is uploaded again (a second upload would add every record twice). Otherwise ``GET …/upload-url/{filename}``
+    (each call opens an import job; its id is written to the job record before the PUT), then the PUT with
+    the returned ``content_type``. On a retry after an attempt without an answer the look-up waits first
+    (:func:`tasks.reconcile.settle_before_lookup`): the object store may have the file already.
+    """
+    logger = run_logger()
+    settle_before_lookup(connection)
+    with open_client(connection) as client:
+        used = [job for job in client.get_dataset(dataset_id).imports or [] if str(job.status) != ImportStatus.UNINITIALISED]
+        if used:
+            logger.info("Dataset %s has import %s (%s): its file was uploaded before, not uploading again",
+                        dataset_id, used[0].import_id, used[0].status)
+            update_job_record(job_key, connection.base_url, import_id=used[0].import_id)
+            return used[0].import_id
+
+        def record(upload_url: UploadURL) -> None:
+            if not upload_url.import_id:
+                raise UnexpectedResponse(method="GET", path=f"/api/v1/data-collection/datasets/{dataset_id}/upload-url/",
+                                         status_code=200, reason="a V4 upload URL answer without import_id")
+            update_job_record(job_key, connection.base_url, import_id=upload_url.import_id)
+
+        return str(_put_file(client, connection, dataset_id, path, filename, on_url=record).import_id)
+
+
+@task(name="wait-for-import", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def wait_for_import(connection: ProlificConnection, dataset_id: str, import_id: str, polling: PollSettings) -> int:
+    """Poll ``GET …/datasets/{id}/imports/{import_id}`` (§1.6) until ``complete``; return ``accepted_count``.
+
+    ``partial`` (some records rejected), ``failed`` and ``pending_schema`` stop the job at once with
+    :class:`DatasetProcessingFailed`, whose reason lists the rejected records (record number from 1, field,
+    reason); :class:`WaitTimedOut` after ``polling.dataset_timeout_seconds``.
+    """
+    logger = run_logger()
+    seen: dict[str, ImportJob] = {}
+    with open_client(connection) as client:
+
+        def status() -> str:
+            seen["job"] = client.get_import_job(dataset_id, import_id)
+            return str(seen["job"].status)
+
+        wait_for_status(
+            status,
+            resource="dataset import",
+            resource_id=import_id,
+            done={ImportStatus.COMPLETE},
+            failed={ImportStatus.PARTIAL, ImportStatus.FAILED, ImportStatus.PENDING_SCHEMA},
+            on_failed=lambda _: DatasetProcessingFailed(dataset_id=dataset_id, reason=import_problem(seen["job"])),
+            timeout_seconds=polling.dataset_timeout_seconds,
+            settings=polling,
+            on_poll=lambda current, elapsed: logger.info("Import %s of dataset %s is %s after %.1f s",
+                                                         import_id, dataset_id, current, elapsed),
+        )
+    accepted = int(seen["job"].accepted_count or 0)
+    logger.info("Import %s is complete: %d records accepted", import_id, accepted)
+    return accepted
+
+
+def import_problem(job: ImportJob, most: int = 20) -> str:
+    """Why an import job stopped the job: its status, counts, ``reason`` and the first ``most`` rejected records
+    (``record N`` counted from 1, as the CLI prints ``record_index + 1``; the field; the reason)."""
+    if str(job.status) == ImportStatus.PENDING_SCHEMA:
+        return f"import {job.import_id} is pending_schema: the dataset has no schema (create it with one)"
+    parts = [f"import {job.import_id} is {job.status}"]
+    if job.accepted_count is not None or job.rejected_count is not None:
+        parts.append(f"{job.accepted_count or 0} records accepted, {job.rejected_count or 0} rejected")
+    if job.reason:
+        parts.append(job.reason)
+    lines = [f"record {error.record_index + 1}, field {error.field or '?'}: {error.reason or NO_REASON}"
+             for error in (job.errors or [])[:most]]
+    if job.errors and len(job.errors) > most:
+        lines.append(f"... and {len(job.errors) - most} more")
+    text = "; ".join(parts)
+    return text + (". Rejected:\n  " + "\n  ".join(lines) if lines else "") + ". Nothing else was created: fix those records and run again"
 
 
 @task(name="wait-for-dataset", **API_TASK_OPTIONS, cache_policy=NO_CACHE)

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from taskbuilder.csv_table import CsvReadError
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.upload_preparation import prepare_upload
+from taskbuilder.jsonl import is_jsonl, validate_jsonl
 from taskbuilder.validation import ValidationReport, validate_csv
 
 from tasks.logs import run_logger
@@ -83,7 +84,7 @@ def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
     """
     logger = run_logger()
     try:
-        report = validate_csv(csv_path, job)
+        report = validate_jsonl(csv_path, job) if is_jsonl(csv_path) else validate_csv(csv_path, job)
     except CsvReadError as error:
         raise InputInvalid(f"dataset.csv: {error}. Fix the path in the job spec or the file's permissions.") from None
     problems = [*job.warnings(), *report.problems]
@@ -105,10 +106,12 @@ def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
 
 @task(name="prepare-upload", cache_policy=NO_CACHE)
 def prepare_upload_file(csv_path: Path, report: ValidationReport, job: AnnotationJob, work_dir: Path) -> Path:
-    """The file to upload: the CSV itself when it is UTF-8 CSV already, else a checked rewrite.
+    """The file to upload: a JSONL file or a UTF-8 CSV as it is, else a checked rewrite of the CSV.
 
     See :func:`taskbuilder.upload_preparation.prepare_upload` (the rewrite is read back and compared cell by cell).
     """
+    if is_jsonl(csv_path):
+        return csv_path  # uploaded as given (§1.4: V4 datasets take .jsonl)
     work_dir.mkdir(parents=True, exist_ok=True)
     path = prepare_upload(csv_path, report, job, work_dir)
     if path != csv_path:

@@ -1,8 +1,8 @@
-"""Prefect tasks for studies: find-or-create, cost, publish once, wait, submissions.
+"""Prefect tasks for studies: find-or-create, publish once, wait, submissions (the cost: ``tasks/costs.py``).
 
 Endpoints (API doc §6, §7): ``GET/POST /api/v1/studies/``, ``GET /api/v1/studies/{id}/``,
 ``POST /api/v1/studies/{id}/transition/``, ``GET /api/v1/studies/{id}/submissions/``,
-``POST /api/v1/submissions/bulk-approve/``, ``GET /api/v1/users/me/``.
+``POST /api/v1/submissions/bulk-approve/``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.cost import CostEstimate, estimate_cost
 from taskbuilder.errors import BadRequest
 from taskbuilder.models import StudyAction, StudyStatus
 from taskbuilder.polling import PollSettings, wait_for_status
@@ -58,28 +57,6 @@ def create_study(connection: ProlificConnection, job_key: str, payload: dict[str
                     logger.warning("Deleted study %s, an unpublished duplicate of %s (a create finished late)", duplicate.id, study.id)
     update_job_record(job_key, connection.base_url, study_id=study.id, statuses={"study": str(study.status)})
     return study.id
-
-
-@task(name="estimate-cost", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
-def estimate_study_cost(
-    connection: ProlificConnection, study_id: str, fee_rate: float, vat_rate: float, max_budget_cents: int | None
-) -> CostEstimate:
-    """Estimate the study's cost from its reward and places and the account currency.
-
-    Reads ``GET /api/v1/studies/{id}/`` (reward, ``total_available_places``) and
-    ``GET /api/v1/users/me/`` (``currency_code``); see :mod:`taskbuilder.cost` for the formula.
-    """
-    with open_client(connection) as client:
-        study = client.get_study(study_id)
-        currency = getattr(client.get_me(), "currency_code", None) or "GBP"
-    return estimate_cost(
-        reward_cents=int(study.reward),
-        places=int(study.total_available_places or 0),
-        fee_rate=fee_rate,
-        vat_rate=vat_rate,
-        currency_code=currency,
-        max_budget_cents=max_budget_cents,
-    )
 
 
 @task(name="publish-study", **API_TASK_OPTIONS, cache_policy=NO_CACHE)

@@ -72,9 +72,24 @@ class AnnotationJob(RunControl, _JobParts):
             problems.append(("dataset.gold_column", "gold_column is set but the batch has no choice instruction",
                              "add a multiple_choice instruction (gold values are its option values) or remove gold_column"))
         problems += active_content_problems(self.participant_facing_text())
+        if self.dataset.version == 3 and self._field_refs():
+            problems.append(("dataset.version", "batch_items with dataset_field items need a V4 dataset (a schema); "
+                             "dataset.version 3 makes a V3 one, which Prolific refuses them on",
+                             "remove dataset.version: 3 (the default path), or write the seed's batch.instructions"))
+        if self.dataset.version == 3 and self.dataset.csv.lower().endswith(".jsonl"):
+            problems.append(("dataset.csv", "a V3 dataset takes .csv files only; JSONL needs a V4 dataset",
+                             "remove dataset.version: 3 (the default path), or give a CSV file"))
+        if self.dataset.version == 3 and self.dataset.column_types:
+            problems.append(("dataset.column_types", "column types are part of a V4 dataset's schema",
+                             "remove dataset.version: 3, or remove column_types"))
         if problems:
             raise fail(problems)
         return self
+
+    def _field_refs(self) -> set[str]:
+        """The columns that `batch_items` show through dataset_field items."""
+        return {item.field for page in self.batch.batch_items or [] for _, item in page.items()
+                if isinstance(item, DatasetFieldRef)}
 
     # ---------------------------------------------------------------- loading
 
@@ -131,6 +146,10 @@ class AnnotationJob(RunControl, _JobParts):
                                      f"({self.study.reward} cents for {self.study.estimated_completion_time} min), below "
                                      f"min_hourly_reward_cents {self.min_hourly_reward_cents}",
                                      hint="raise study.reward or lower estimated_completion_time; Prolific flags underpaying studies"))
+        found += [SpecProblem(path=name, message=f"{name} is no longer used: the account's cost calculator and the "
+                              "draft study's own cost price the job (fees and VAT at the account's rates)",
+                              hint=f"remove {name}; max_budget is checked against the account's figures")
+                  for name in ("fee_rate", "vat_rate") if getattr(self, name) is not None]
         known = known_study_fields()
         found += [SpecProblem(path=f"study.{key}", message=f"{key} is not a study field the API documents; it is sent "
                               "to Prolific as written", hint="check the name against Prolific's study fields, or remove it")
@@ -166,8 +185,7 @@ class AnnotationJob(RunControl, _JobParts):
 
     def required_columns(self) -> set[str]:
         """CSV columns the job needs: dataset_field references, the id, gold and attention-check columns (when set)."""
-        columns = {item.field for page in self.batch.batch_items or [] for _, item in page.items()
-                   if isinstance(item, DatasetFieldRef)}
+        columns = self._field_refs()
         columns.update(c for c in (self.dataset.id_column, self.dataset.gold_column,
                                    self.dataset.attention_check_column) if c)
         return columns

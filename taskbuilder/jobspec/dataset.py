@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import codecs
 
+from typing import Literal
+
 from pydantic import Field, ValidationInfo, field_validator
 
 from taskbuilder.jobspec.base import NonBlank, SpecModel, fail, resolve_path
@@ -20,7 +22,8 @@ class DatasetSpec(SpecModel):
     """The CSV to upload as the dataset (API doc §2, §2.6)."""
 
     name: NonBlank = Field(description="Dataset name on Prolific.")
-    csv: NonBlank = Field(description="CSV (or .tsv) file: a path relative to the spec file, or s3://bucket/key.")
+    csv: NonBlank = Field(description="CSV, .tsv or .jsonl (one JSON object per line; V4 only) file: a path relative "
+                                      "to the spec file, or s3://bucket/key.")
     id_column: str | None = Field(default=None, description="Column with a unique id per row (checked: present, non-empty, unique).")
     gold_column: str | None = Field(
         default=None,
@@ -33,6 +36,13 @@ class DatasetSpec(SpecModel):
     delimiter: str | None = Field(
         default=None, description="Field separator when detection is not wanted: ',' or ';' (CSV quoting) or 'tab' "
                                   "(TSV, no quoting). Empty = .tsv files and tab-separated .txt are TSV, others CSV.")
+    version: Literal[3, 4] | None = Field(
+        default=None,
+        description="Dataset path: 4 (empty = 4: a dataset with a schema, import jobs, batch_items) or 3 (the seed's "
+                    "path: no schema, the legacy instructions endpoint; only for workspaces without V4 datasets).")
+    column_types: dict[str, Literal["text", "image_url", "audio_url", "video_url"]] | None = Field(
+        default=None,
+        description="Schema type of displayed columns that are not text, e.g. {photo: image_url} (V4 only).")
     max_rows: int = Field(default=100_000, ge=1, description="Largest number of data rows accepted.")
     max_cell_chars: int = Field(default=10_000, ge=1, description="Longest cell accepted, in characters.")
 

@@ -1,5 +1,5 @@
 """Money and run control (`RunControl`): the spec's top-level fields that steer a run rather than define the
-annotation work: publish, max_budget (cents), the assumed fee and VAT rates, the hourly-reward warning
+annotation work: publish, max_budget (cents), the retired fee and VAT rates, the hourly-reward warning
 threshold (cents), approval, waiting and the study deadline (minutes), the output folder, the token's Secret block, bulk approval and the
 quality thresholds.
 
@@ -20,11 +20,15 @@ class RunControl(SpecModel):
     publish: bool = Field(default=False, description="Publish the study (spends money) only when true.")
     max_budget: int = Field(
         default=20_000, ge=0,
-        description="Largest total cost in cents (rewards + fee + VAT); above it the study is not published.")
-    fee_rate: float = Field(
-        default=0.3333, ge=0, lt=1,
-        description="Assumed Prolific service fee as a share of rewards (0.3333 = 33.33%); check your account's rate.")
-    vat_rate: float = Field(default=0.0, ge=0, lt=1, description="VAT charged on the fee, as a share (0.2 = 20%).")
+        description="Largest total cost in cents, fees and VAT included, as the account prices it (its cost calculator "
+                    "before anything is created, the draft study's own cost before publishing); above it nothing is "
+                    "created, or the study is not published.")
+    fee_rate: float | None = Field(
+        default=None, ge=0, lt=1,
+        description="No longer used (the account's cost calculator prices the job); accepted so older specs load, "
+                    "with a warning.")
+    vat_rate: float | None = Field(
+        default=None, ge=0, lt=1, description="No longer used (see fee_rate); accepted with a warning.")
     min_hourly_reward_cents: int = Field(default=800, ge=0, description="Warn when reward per hour (cents) is below this.")
     require_approval: bool = Field(default=False, description="Pause for a human approval in Prefect before publishing.")
     wait_for_completion: bool = Field(default=True, description="Wait for the study to finish and collect the report.")

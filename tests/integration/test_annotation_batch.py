@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from flows.annotation_batch import BudgetExceeded, JobChanged, annotation_batch
+from taskbuilder.cost import CostUnknown
+from tasks.batches import LegacyInstructionsRetired
 from taskbuilder.errors import UnprocessableEntity
 from taskbuilder.polling import PollSettings
 from taskbuilder.jobspec import AnnotationJob
@@ -20,6 +22,9 @@ from tasks.inputs import InputInvalid
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "review-sentiment"
 FAST = PollSettings(interval_seconds=0.2, max_interval_seconds=1.0, dataset_timeout_seconds=60, batch_timeout_seconds=60, study_timeout_seconds=120)
+
+V3 = {"dataset__version": 3}
+"""The spec change that asks for the seed's path (a V3 dataset + the legacy instructions endpoint)."""
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "isolated_results")
 
@@ -99,7 +104,39 @@ def test_over_budget_never_publishes(tmp_path, sandbox):
     job = example_job(tmp_path, max_budget=100)
     with pytest.raises(BudgetExceeded, match="max_budget"):
         run(job, sandbox)
-    assert creates(sandbox)["publish"] == 0
+    assert creates(sandbox) == {"datasets": 0, "batches": 0, "studies": 0, "publish": 0}
+
+
+def test_the_accounts_fee_over_budget_creates_nothing(tmp_path, sandbox):
+    """C02: the account's fee is 100%, the budget covers rewards + a third: refused before any create."""
+    sandbox.settings(service_fee_percent=100.0)
+    job = example_job(tmp_path)
+    rewards = job.study.reward * 6 * job.study.annotators_per_task  # 30 rows in task groups of 5
+    job = example_job(tmp_path / "again", max_budget=int(rewards * 1.5))  # enough at a fee of a third
+    with pytest.raises(BudgetExceeded, match="cost calculator") as refusal:
+        run(job, sandbox)
+    assert "nothing was created" in str(refusal.value)
+    assert creates(sandbox) == {"datasets": 0, "batches": 0, "studies": 0, "publish": 0}
+    calls = [r["path"] for r in sandbox.requests() if r["target"] == "api"]
+    assert any(path.startswith("/api/v1/study-cost-calculator") for path in calls)
+
+
+def test_calculator_before_the_first_create_and_the_study_cost_before_publish(tmp_path, sandbox):
+    run(example_job(tmp_path), sandbox)
+    calls = [(r["method"], r["path"]) for r in sandbox.requests() if r["target"] == "api"]
+    first_create = next(i for i, (m, p) in enumerate(calls) if m == "POST" and p.startswith("/api/v1/data-collection/datasets"))
+    calculator = next(i for i, (m, p) in enumerate(calls) if p.startswith("/api/v1/study-cost-calculator"))
+    publish = next(i for i, (m, p) in enumerate(calls) if m == "POST" and p.rstrip("/").endswith("/transition"))
+    study_cost = max(i for i, (m, p) in enumerate(calls[:publish]) if m == "GET" and p.rstrip("/").endswith("/cost"))
+    assert calculator < first_create and study_cost < publish
+
+
+def test_a_failing_cost_endpoint_never_publishes(tmp_path, sandbox):
+    sandbox.faults({"target": "api", "method": "GET", "path": "/api/v1/studies/*/cost*", "effect": "status", "status": 500})
+    with pytest.raises(CostUnknown, match="cannot read the cost"):
+        run(example_job(tmp_path), sandbox)
+    counts = creates(sandbox)
+    assert counts["studies"] == 1 and counts["publish"] == 0
 
 
 def test_unpublished_when_publish_is_false(tmp_path, sandbox):
@@ -109,13 +146,12 @@ def test_unpublished_when_publish_is_false(tmp_path, sandbox):
     assert creates(sandbox)["publish"] == 0
 
 
-def test_retired_legacy_instructions_fall_back_to_batch_items(tmp_path, sandbox):
+def test_retired_legacy_instructions_stop_the_seed_path_before_the_study(tmp_path, sandbox):
     sandbox.settings(legacy_instructions="retired")
-    summary = run(example_job(tmp_path), sandbox)
-    assert summary["instructions_mode"] == "batch_items"
-    assert sandbox.count("PATCH", "/api/v1/data-collection/batches/*") == 1
-    responses = pd.read_csv(tmp_path / "out" / "responses.csv", dtype=str, keep_default_na=False)
-    assert len(responses) == 30 * 2 * 3
+    with pytest.raises(LegacyInstructionsRetired, match="dataset.version: 3"):
+        run(example_job(tmp_path, **V3), sandbox)
+    assert creates(sandbox)["studies"] == 0
+    assert sandbox.count("PATCH", "/api/v1/data-collection/batches/*") == 0
 
 
 def test_spec_written_in_batch_items(tmp_path, sandbox):
@@ -213,3 +249,17 @@ def test_bulk_approval_approves_exactly_the_passing_submissions(tmp_path, sandbo
     assert {status_of[p] for p in passing} == {"APPROVED"}
     assert {status_of[p] for p in flagged} == {"AWAITING REVIEW"}
     assert summary["approved_submissions"] == len(passing)
+
+
+def test_a_jsonl_dataset_runs_on_the_default_path(tmp_path, sandbox):
+    job = example_job(tmp_path)
+    frame = pd.read_csv(job.dataset.csv, dtype=str, keep_default_na=False)
+    jsonl = Path(job.dataset.csv).with_suffix(".jsonl")
+    jsonl.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in frame.to_dict("records")))
+    summary = run(example_job(tmp_path / "jsonl", dataset__csv=str(jsonl)), sandbox)
+    assert summary["dataset_version"] == 4 and summary["statuses"]["dataset"] == "complete"
+    puts = [r["path"] for r in sandbox.requests() if r["target"] == "api" and "/upload-url/" in r["path"]]
+    assert puts and all(path.endswith(".jsonl") for path in puts)
+    responses = pd.read_csv(tmp_path / "jsonl" / "out" / "responses.csv", dtype=str, keep_default_na=False)
+    sent = dict(zip(frame["id"], frame["review_text"]))
+    assert responses["review_text"].map(len).sum() > 0 and all(sent[i] == t for i, t in zip(responses["id"], responses["review_text"]))

@@ -202,7 +202,7 @@ def test_full_chain_from_dataset_to_report(sandbox: Sandbox, workspace_id: str, 
         assert finished.places_taken == 6
 
         counts = client.get_submission_counts(study.id)
-        monkeypatch.setattr(client_module, "PAGE_SIZE", 2)  # force several pages
+        monkeypatch.setattr(client_module.studies, "PAGE_SIZE", 2)  # force several pages
         submissions = client.list_submissions(study.id)
         assert len(submissions) == counts["TOTAL"] and len({s.id for s in submissions}) == len(submissions)
         completed = [s for s in submissions if s.status.is_completed]

@@ -33,16 +33,18 @@ QUICK_SANDBOX = dict(dataset_processing_seconds=0.2, batch_setup_seconds=0.2)
 
 # (step name, target, method, path glob, needs the study to finish)
 STEPS = [
+    ("price job", "api", "POST", "/api/v1/study-cost-calculator/", False),
     ("create dataset", "api", "POST", "/api/v1/data-collection/datasets", False),
     ("upload url", "api", "GET", "/api/v1/data-collection/datasets/*/upload-url/*", False),
     ("upload", "s3", "PUT", "*", False),
-    ("dataset status", "api", "GET", "/api/v1/data-collection/datasets/*/status*", False),
+    ("import status", "api", "GET", "/api/v1/data-collection/datasets/*/imports/*", False),
     ("list batches", "api", "GET", "/api/v1/data-collection/batches*", False),
     ("create batch", "api", "POST", "/api/v1/data-collection/batches", False),
     ("instructions", "api", "POST", "/api/v1/data-collection/batches/*/instructions*", False),
     ("setup", "api", "POST", "/api/v1/data-collection/batches/*/setup*", False),
     ("batch status", "api", "GET", "/api/v1/data-collection/batches/*/status*", False),
     ("create study", "api", "POST", "/api/v1/studies/", False),
+    ("study cost", "api", "GET", "/api/v1/studies/*/cost/", False),
     ("publish", "api", "POST", "/api/v1/studies/*/transition/", False),
     ("study status", "api", "GET", "/api/v1/studies/*", True),
     ("report", "api", "GET", "/api/v1/data-collection/batches/*/report*", True),
@@ -93,6 +95,7 @@ def resources(sandbox, job_key: str, lost_responses: bool = False) -> dict[str, 
         "publishes": sum(
             1 for r in log if r["method"] == "POST" and r["path"].rstrip("/").endswith("/transition") and carried_out(r)
         ),
+        "uploads": sum(1 for r in log if r["target"] == "s3" and r["method"] == "PUT" and carried_out(r)),
     }
 
 
@@ -116,6 +119,7 @@ def test_fault_matrix(step, effect, tmp_path, sandbox):
     if counts["dataset creates"] == 2:
         assert any("extra empty dataset" in note for note in summary["notes"]), summary["notes"]
     assert counts["publishes"] == 1
+    assert counts["uploads"] == 1  # the file went up once: a second upload would be a second import of every record
     fired = [r for r in sandbox.requests() if r["target"] == target and r["method"] == method and fnmatch(r["path"], glob)]
     if rule["effect"] == "status":
         assert fired and fired[0]["status"] == rule["status"], "the fault did not fire"
@@ -183,7 +187,7 @@ def test_crash_after_each_step_then_rerun(step, tmp_path, sandbox):
     print(f"\n[crash] after {name}: {counts}")
     assert counts["batches"] == 1 and counts["studies"] == 1
     assert counts["publishes"] == 1
-    assert counts["dataset creates"] <= 2
+    assert counts["dataset creates"] <= 2 and counts["uploads"] <= 2
 
 
 @pytest.mark.slow
@@ -196,7 +200,7 @@ def test_two_runs_started_together_make_one_set(tmp_path, sandbox):
     for i, run in enumerate(runs):
         assert run.wait(timeout=240) == 0, (tmp_path / f"run{i}.log").read_text()[-3000:]
     counts = resources(sandbox, AnnotationJob.from_yaml(spec).name)
-    assert counts == {"batches": 1, "studies": 1, "dataset creates": 1, "publishes": 1}
+    assert counts == {"batches": 1, "studies": 1, "dataset creates": 1, "publishes": 1, "uploads": 1}
 
 
 @pytest.mark.slow

@@ -79,7 +79,11 @@ def test_3000_sentences_come_back_byte_for_byte(tmp_path, sandbox):
     frame = read_uci()
     assert len(frame) == 3000
     sandbox.settings(**FAST_PARTICIPANTS, accuracy_mean=0.85, accuracy_spread=0.05, careless_share=0.1, participant_pool_size=200)
-    annotation_batch(job=uci_job(tmp_path, frame), connection=ProlificConnection(base_url=sandbox.base_url), polling=FAST)
+    run = annotation_batch(job=uci_job(tmp_path, frame), connection=ProlificConnection(base_url=sandbox.base_url), polling=FAST)
+    assert (run["dataset_version"], run["instructions_mode"]) == (4, "batch_items")
+    api = [(r["method"], r["path"]) for r in sandbox.requests() if r["target"] == "api"]
+    assert not [call for call in api if "/instructions" in call[1]]  # nothing to the retired endpoint
+    assert ("GET", f"/api/v1/data-collection/datasets/{run['dataset_id']}/imports/{run['import_id']}") in api
 
     out = tmp_path / "out"
     responses = pd.read_csv(out / "responses.csv", dtype=str, keep_default_na=False)

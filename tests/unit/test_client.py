@@ -34,6 +34,7 @@ TOKEN = "tok-SECRET-1234567890"
 BASE = "https://api.test"
 SIGNED = "https://bucket.s3.test/ds/reviews.csv?X-Amz-Signature=deadbeef42&X-Amz-Credential=AKID"
 
+DETAILS = {"task_name": "T", "task_introduction": "<p>Read</p>", "task_steps": ""}
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -71,7 +72,7 @@ def body_of(request: httpx.Request) -> object:
 @pytest.fixture
 def no_sleep(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr(client_module.time, "sleep", slept.append)
+    monkeypatch.setattr(client_module.base.time, "sleep", slept.append)
     return slept
 
 
@@ -149,10 +150,10 @@ def test_dataset_status_known_and_unknown_values():
 
 def test_dataset_keeps_unknown_fields_and_reports_error_reason():
     recorder = Recorder({("GET", "/api/v1/data-collection/datasets/d1"): httpx.Response(
-        200, json={"id": "d1", "status": "ERROR", "reason": "row 3: bad quoting", "schema_version": 3})})
+        200, json={"id": "d1", "status": "ERROR", "reason": "row 3: bad quoting", "sandbox_note": 3})})
     dataset = make_client(recorder).get_dataset("d1")
     assert dataset.status is DatasetStatus.ERROR and dataset.status.is_terminal
-    assert dataset.error_reason == "row 3: bad quoting" and dataset.model_extra["schema_version"] == 3
+    assert dataset.error_reason == "row 3: bad quoting" and dataset.model_extra["sandbox_note"] == 3
 
 
 def test_upload_url_path_encodes_filename_and_repr_hides_signature():
@@ -175,8 +176,8 @@ def test_create_batch_sends_only_given_fields():
     answer = {"id": "b1", "name": "n", "status": "UNINITIALISED", "total_task_count": 0, "workspace_id": "w1"}
     recorder = Recorder({("POST", "/api/v1/data-collection/batches"): httpx.Response(201, json=answer)})
     client = make_client(recorder)
-    batch = client.create_batch(name="n", workspace_id="w1", dataset_id="d1", task_details={"task_name": "T"})
-    assert body_of(recorder.last) == {"name": "n", "workspace_id": "w1", "dataset_id": "d1", "task_details": {"task_name": "T"}}
+    batch = client.create_batch(name="n", workspace_id="w1", dataset_id="d1", task_details=DETAILS)
+    assert body_of(recorder.last) == {"name": "n", "workspace_id": "w1", "dataset_id": "d1", "task_details": DETAILS}
     assert batch.status is BatchStatus.UNINITIALISED
     client.create_batch(name="n", workspace_id="w1", batch_items=[{"rows": []}])
     assert body_of(recorder.last) == {"name": "n", "workspace_id": "w1", "batch_items": [{"rows": []}]}
@@ -410,7 +411,7 @@ def test_poll_gets_use_the_poll_read_timeout_and_creates_the_normal_one():
 
     client = make_client(handler, timeouts=ClientTimeouts(read_seconds=31, poll_read_seconds=7, connect_seconds=2))
     client.get_batch_status("b1")
-    client.create_study({})
+    client.create_study({"name": "n", "reward": 300})
     assert seen[0]["read"] == 7 and seen[1]["read"] == 31 and seen[0]["connect"] == 2
 
 

@@ -1,130 +1,27 @@
-"""Pydantic models of Prolific's resources as the API returns them (API doc §2–§7).
+"""Pydantic models of Prolific's resources as the API returns them (``../shared/docs/prolific-api-current.md``).
 
 Field names are the API's. Every model keeps unknown server fields (``extra="allow"``), so a newer
 server adds fields without breaking parsing, and validation errors never echo their input
-(``hide_input_in_errors=True``: a report URL in an input would carry its signature).
-
-Statuses are ``enum.StrEnum``s (members compare equal to the server's strings). A status string the
-enum does not know is kept as a plain ``str`` instead of failing validation (fields typed
-``XStatus | str``, tried left to right); code that needs an enum helper such as ``is_terminal`` should
-check ``isinstance(status, XStatus)`` first, or use :func:`parse_status`.
+(``hide_input_in_errors=True``: a report URL in an input would carry its signature). These are the
+client's models: only what the client relies on is required. The fields the facts mark required are
+checked by the contract's stricter models (:mod:`taskbuilder.models.contract`).
 """
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from taskbuilder.models.statuses import (
+    BatchStatusField,
+    DatasetStatusField,
+    ImportStatusField,
+    StudyStatusField,
+    SubmissionStatusField,
+)
 from taskbuilder.redact import redact_url
-
-E = TypeVar("E", bound=enum.StrEnum)
-
-
-def parse_status(enum_cls: type[E], value: str) -> E | str:
-    """Return ``enum_cls(value)``, or ``value`` unchanged when the enum has no such member."""
-    try:
-        return enum_cls(value)
-    except ValueError:
-        return value
-
-
-class DatasetStatus(enum.StrEnum):
-    """V3 dataset status (API doc §2.4): UNINITIALISED → PROCESSING → READY | ERROR."""
-
-    UNINITIALISED = "UNINITIALISED"
-    PROCESSING = "PROCESSING"
-    READY = "READY"
-    ERROR = "ERROR"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True for READY and ERROR: the status will not change by itself any more."""
-        return self in (DatasetStatus.READY, DatasetStatus.ERROR)
-
-
-class BatchStatus(enum.StrEnum):
-    """Batch status (API doc §3.1): UNINITIALISED → PROCESSING (setup) → READY | ERROR."""
-
-    UNINITIALISED = "UNINITIALISED"
-    PROCESSING = "PROCESSING"
-    READY = "READY"
-    ERROR = "ERROR"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True for READY and ERROR: the status will not change by itself any more."""
-        return self in (BatchStatus.READY, BatchStatus.ERROR)
-
-
-class StudyStatus(enum.StrEnum):
-    """Study status (API doc §6.3; ``AWAITING REVIEW`` with a space)."""
-
-    UNPUBLISHED = "UNPUBLISHED"
-    SCHEDULED = "SCHEDULED"
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    AWAITING_REVIEW = "AWAITING REVIEW"
-    COMPLETED = "COMPLETED"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True for COMPLETED only (AWAITING REVIEW still has submissions to review)."""
-        return self is StudyStatus.COMPLETED
-
-    @property
-    def is_collection_finished(self) -> bool:
-        """True for AWAITING REVIEW and COMPLETED: participants no longer take part, the report is final
-        apart from reviews."""
-        return self in (StudyStatus.AWAITING_REVIEW, StudyStatus.COMPLETED)
-
-
-class SubmissionStatus(enum.StrEnum):
-    """Submission status (API doc §6.4; ``TIMED-OUT`` with a hyphen, ``AWAITING REVIEW`` with a space)."""
-
-    ACTIVE = "ACTIVE"
-    RESERVED = "RESERVED"
-    AWAITING_REVIEW = "AWAITING REVIEW"
-    APPROVED = "APPROVED"
-    PARTIALLY_APPROVED = "PARTIALLY APPROVED"
-    REJECTED = "REJECTED"
-    RETURNED = "RETURNED"
-    TIMED_OUT = "TIMED-OUT"
-    SCREENED_OUT = "SCREENED OUT"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True when the submission will not change without a researcher action: APPROVED, PARTIALLY
-        APPROVED, REJECTED, RETURNED, TIMED-OUT, SCREENED OUT."""
-        return self not in (SubmissionStatus.ACTIVE, SubmissionStatus.RESERVED, SubmissionStatus.AWAITING_REVIEW)
-
-    @property
-    def is_completed(self) -> bool:
-        """True when the participant finished the task (AWAITING REVIEW, APPROVED, PARTIALLY APPROVED,
-        REJECTED): such submissions appear in the batch report; RETURNED/TIMED-OUT do not."""
-        return self in (
-            SubmissionStatus.AWAITING_REVIEW,
-            SubmissionStatus.APPROVED,
-            SubmissionStatus.PARTIALLY_APPROVED,
-            SubmissionStatus.REJECTED,
-        )
-
-
-class StudyAction(enum.StrEnum):
-    """Study transition actions (API doc §6.3, ``POST /api/v1/studies/{id}/transition/``)."""
-
-    PUBLISH = "PUBLISH"
-    PAUSE = "PAUSE"
-    START = "START"
-    STOP = "STOP"
-
-
-DatasetStatusField = Annotated[DatasetStatus | str, Field(union_mode="left_to_right")]
-BatchStatusField = Annotated[BatchStatus | str, Field(union_mode="left_to_right")]
-StudyStatusField = Annotated[StudyStatus | str, Field(union_mode="left_to_right")]
-SubmissionStatusField = Annotated[SubmissionStatus | str, Field(union_mode="left_to_right")]
 
 
 class ProlificModel(BaseModel):
@@ -135,7 +32,7 @@ class ProlificModel(BaseModel):
     @property
     def error_reason(self) -> str | None:
         """The server's explanation of an ERROR status (datasets, batches), if it sent one. The field
-        name is not documented (API doc §10); the first non-empty of ``reason``, ``error``,
+        name is not documented (§10); the first non-empty of ``reason``, ``error``,
         ``error_message``, ``status_reason``, ``failure_reason`` among the received fields is used [G]."""
         extra = self.model_extra or {}
         for name in ("reason", "error", "error_message", "status_reason", "failure_reason"):
@@ -145,7 +42,7 @@ class ProlificModel(BaseModel):
 
 
 class User(ProlificModel):
-    """``GET /api/v1/users/me/`` (API doc §7). ``balance``/``available_balance`` in minor units."""
+    """``GET /api/v1/users/me/`` (``../shared/docs/prolific-api.md`` §7; not in the current facts). ``balance``/``available_balance`` in minor units."""
 
     id: str
     name: str | None = None
@@ -156,7 +53,7 @@ class User(ProlificModel):
 
 
 class Workspace(ProlificModel):
-    """An item of ``GET /api/v1/workspaces/`` (API doc §7)."""
+    """An item of ``GET /api/v1/workspaces/`` (``../shared/docs/prolific-api.md`` §7; not in the current facts)."""
 
     id: str
     title: str | None = None
@@ -164,7 +61,7 @@ class Workspace(ProlificModel):
 
 
 class WorkspaceBalance(ProlificModel):
-    """``GET /api/v1/workspaces/{id}/balance/`` (API doc §7); amounts are integers in minor units
+    """``GET /api/v1/workspaces/{id}/balance/`` (``../shared/docs/prolific-api.md`` §7; not in the current facts); amounts are integers in minor units
     (pence/cents); breakdowns are ``{"rewards", "fees", "vat"}``."""
 
     currency_code: str | None = None
@@ -175,7 +72,7 @@ class WorkspaceBalance(ProlificModel):
 
 
 class Project(ProlificModel):
-    """An item of ``GET /api/v1/workspaces/{id}/projects/`` (API doc §7)."""
+    """An item of ``GET /api/v1/workspaces/{id}/projects/`` (``../shared/docs/prolific-api.md`` §7; not in the current facts)."""
 
     id: str
     title: str | None = None
@@ -183,9 +80,55 @@ class Project(ProlificModel):
     workspace: str | None = None
 
 
+class SchemaField(ProlificModel):
+    """One field of a V4 dataset schema (§1.1): ``type`` is ``text``, ``image_url``, ``audio_url``,
+    ``video_url``, ``metadata`` or ``task_group_id``; ``label`` an optional display label."""
+
+    type: str
+    label: str | None = None
+
+
+class DatasetSchema(ProlificModel):
+    """A V4 dataset schema (§1.1): ``fields`` maps a field name (a CSV column or JSONL key) to its
+    :class:`SchemaField`; ``strict`` rejects records missing a schema field."""
+
+    strict: bool = False
+    fields: dict[str, SchemaField]
+
+
+class ImportRecordError(ProlificModel):
+    """One rejected record of an import job (§1.6 ``errors[]``): ``record_index`` zero-based."""
+
+    record_index: int
+    field: str | None = None
+    reason: str | None = None
+
+
+class ImportJob(ProlificModel):
+    """A V4 dataset's import job, ``GET …/datasets/{dataset_id}/imports/{import_id}`` (§1.6).
+
+    ``accepted_count`` is set when ``complete`` or ``partial``; ``rejected_count`` and ``errors`` when
+    ``partial``; ``reason`` when ``failed``.
+    """
+
+    import_id: str
+    dataset_id: str | None = None
+    status: ImportStatusField
+    type: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    accepted_count: int | None = None
+    rejected_count: int | None = None
+    errors: list[ImportRecordError] | None = None
+    reason: str | None = None
+
+
 class Dataset(ProlificModel):
-    """A dataset (API doc §2.2–§2.4). ``status`` is absent for V4 datasets; ``total_datapoint_count``
-    is the number of datapoints (CSV rows) after processing."""
+    """A dataset (§1.1, §1.2). V3: ``status``, ``filename``, ``has_predetermined_grouping_id``. V4
+    (``schema_version`` 4): ``dataset_schema`` (the API's ``schema``) and ``imports`` (most recent first).
+    ``total_datapoint_count`` is the number of datapoints after processing."""
+
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True, populate_by_name=True)
 
     id: str
     name: str | None = None
@@ -196,21 +139,26 @@ class Dataset(ProlificModel):
     created_by: str | None = None
     filename: str | None = None
     has_predetermined_grouping_id: bool | None = None
-
+    schema_version: int | None = None
+    dataset_schema: DatasetSchema | None = Field(default=None, alias="schema")
+    imports: list[ImportJob] | None = None
 
 
 class UploadURL(ProlificModel):
-    """``GET /api/v1/data-collection/datasets/{id}/upload-url/{filename}`` (API doc §2.5).
+    """``GET /api/v1/data-collection/datasets/{id}/upload-url/{filename}`` (§1.4).
 
     ``upload_url`` is a presigned S3 URL whose query string is a credential: ``repr()``/``str()`` show it
-    redacted; use the attribute only to upload. ``http_method`` is ``"PUT"``. V4 adds ``import_id``,
-    ``content_type``, ``file_key`` (kept as extra fields).
+    redacted; use the attribute only to upload. ``http_method`` is ``"PUT"``. V4 adds ``import_id`` (poll
+    it, §1.6), ``content_type`` (send it as the PUT's ``Content-Type``, §1.5) and ``file_key``.
     """
 
     upload_url: str
     expires_at: datetime | None = None
     http_method: str = "PUT"
     dataset_id: str | None = None
+    import_id: str | None = None
+    content_type: str | None = None
+    file_key: str | None = None
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -218,8 +166,8 @@ class UploadURL(ProlificModel):
 
 
 class Batch(ProlificModel):
-    """A batch (API doc §3.1). ``total_task_count``/``total_task_groups`` are set after setup;
-    ``datasets`` holds the attached dataset(s); ``batch_items`` is the page layout of §12 or ``None``
+    """A batch (§2.1). ``total_task_count``/``total_task_groups`` are set after setup;
+    ``datasets`` holds the attached dataset(s); ``batch_items`` is the page layout of §3 or ``None``
     for a legacy-instructions batch."""
 
     id: str
@@ -239,7 +187,7 @@ class Batch(ProlificModel):
 
 
 class Instruction(ProlificModel):
-    """A legacy instruction (API doc §4): loose on purpose, the type-specific fields (``options``,
+    """A legacy instruction (§4): loose on purpose, the type-specific fields (``options``,
     ``answer_limit``, ``unit_options``…) are kept as they come."""
 
     id: str | None = None
@@ -251,7 +199,7 @@ class Instruction(ProlificModel):
 
 
 class Study(ProlificModel):
-    """A study (API doc §6.1). ``reward`` is an integer in minor units (cents/pence) per place;
+    """A study (§5.1). ``reward`` is an integer in minor units (cents/pence) per place;
     ``data_collection_id`` is the batch id for ``AI_TASK_BUILDER_BATCH`` studies."""
 
     id: str
@@ -270,8 +218,45 @@ class Study(ProlificModel):
     project: str | None = None
 
 
+class Money(ProlificModel):
+    """An amount of the study cost (§5.5): ``amount`` in minor units (cents) of ``currency``."""
+
+    amount: float
+    currency: str | None = None
+
+
+class CostBreakdown(ProlificModel):
+    """One part of a study's cost (§5.5): ``rewards``, ``fees`` and ``tax``, each :class:`Money`."""
+
+    rewards: Money | None = None
+    fees: Money | None = None
+    tax: Money | None = None
+
+    def total(self) -> float | None:
+        """rewards + fees + tax in minor units, or ``None`` when any part is missing (an incomplete cost)."""
+        parts = (self.rewards, self.fees, self.tax)
+        if any(part is None for part in parts):
+            return None
+        return sum(part.amount for part in parts)  # type: ignore[union-attr]
+
+
+class StudyCost(ProlificModel):
+    """``GET /api/v1/studies/{id}/cost/`` (§5.5): ``rewards`` and ``bonuses``, each a
+    :class:`CostBreakdown` or ``None``; amounts in minor units."""
+
+    rewards: CostBreakdown | None = None
+    bonuses: CostBreakdown | None = None
+
+
+class CalculatedCost(ProlificModel):
+    """``POST /api/v1/study-cost-calculator/`` (§5.6): ``total_cost`` in minor units (cents), VAT and
+    fees included at the account's rates."""
+
+    total_cost: float
+
+
 class Submission(ProlificModel):
-    """A submission (API doc §6.4). ``time_taken`` in seconds [G]; ``reward`` in minor units."""
+    """A submission (§5.7). ``time_taken`` in seconds [G]; ``reward`` in minor units."""
 
     id: str
     participant_id: str | None = None
@@ -285,7 +270,7 @@ class Submission(ProlificModel):
 
 
 class ReportLocation(ProlificModel):
-    """Where a batch report is (``GET /api/v1/data-collection/batches/{id}/report/``, API doc §5.1).
+    """Where a batch report is (``GET /api/v1/data-collection/batches/{id}/report/``, §2.7).
 
     Exactly one of: ``url`` (presigned GET, with ``expires_at`` and ``http_method``), or ``csv_text``
     (the CSV delivered inline with ``Content-Type: text/csv``, e.g. by the sandbox's inline setting).
@@ -314,7 +299,7 @@ class ReportLocation(ProlificModel):
 
 
 class HookSecret(ProlificModel):
-    """A workspace's webhook signing secret (``/api/v1/hooks/secrets/``, API doc §8). ``value`` is the
+    """A workspace's webhook signing secret (``/api/v1/hooks/secrets/``, §6). ``value`` is the
     HMAC-SHA256 key of the deliveries' ``X-Prolific-Request-Signature``: a ``SecretStr``."""
 
     id: str
@@ -323,7 +308,7 @@ class HookSecret(ProlificModel):
 
 
 class HookSubscription(ProlificModel):
-    """A webhook subscription (``/api/v1/hooks/subscriptions/``, API doc §8). ``hook_secret`` is the
+    """A webhook subscription (``/api/v1/hooks/subscriptions/``, §6). ``hook_secret`` is the
     one-time ``X-Hook-Secret`` handshake value of the creation answer (``None`` elsewhere); post it back
     with :meth:`taskbuilder.client.ProlificClient.confirm_hook_subscription` to enable the subscription."""
 
