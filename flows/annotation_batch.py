@@ -275,7 +275,8 @@ def _price(job: AnnotationJob, connection: ProlificConnection, report: Any, uplo
     group_ids = _task_group_ids(upload_path, report.task_group_column) if report.task_group_column else None
     task_groups = task_group_count(report.rows, job.batch.tasks_per_group, group_ids)
     try:
-        price = price_job(connection, job.study.reward, task_groups, job.study.annotators_per_task, job.max_budget)
+        price = price_job(connection, job.study.reward, task_groups, job.study.annotators_per_task, job.max_budget,
+                          _places_in_spec(job))
     except ProlificError as error:
         raise CostUnknown(
             f"cannot price the job with the account's cost calculator (POST /api/v1/study-cost-calculator/): {error}. "
@@ -284,6 +285,18 @@ def _price(job: AnnotationJob, connection: ProlificConnection, report: Any, uplo
     if not published:
         price.refuse_over_budget()
     return price
+
+
+def _places_in_spec(job: AnnotationJob) -> int | None:
+    """The study's ``total_available_places`` when the spec sets it (a pass-through study field), else ``None``
+    (the places then follow the batch: task groups × annotators_per_task)."""
+    places = (job.study.model_extra or {}).get("total_available_places")
+    if places is None:
+        return None
+    try:
+        return int(places)
+    except (TypeError, ValueError):
+        raise InputInvalid(f"study.total_available_places must be a whole number, not {places!r}. Fix the job spec.") from None
 
 
 def _task_group_ids(upload_path: Path, column: str) -> list[str]:

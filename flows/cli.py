@@ -92,8 +92,7 @@ def validate(
     (without the spec's column checks) and both lists are shown.
     """
     from taskbuilder.jobspec import SpecError
-    from taskbuilder.jsonl import is_jsonl, validate_jsonl
-    from taskbuilder.validation import validate_csv
+    from taskbuilder.dataset_file import validate_dataset_file
 
     if delimiter is not None and delimiter not in DELIMITERS:
         typer.echo(f"--delimiter must be one of {', '.join(repr(d) for d in DELIMITERS)}, not {delimiter!r}", err=True)
@@ -116,7 +115,7 @@ def validate(
             _print_validate_result(None, spec_problems + notes, [], as_json, job)
             raise typer.Exit(2)
         try:
-            report = validate_jsonl(file, spec) if is_jsonl(file) else validate_csv(file, spec, delimiter_hint=delimiter)
+            report = validate_dataset_file(file, spec, delimiter_hint=delimiter)
         except Exception as error:  # the tool itself failed
             typer.echo(f"taskbuilder validate failed: {error}", err=True)
             raise typer.Exit(1)

@@ -6,7 +6,7 @@ started or contacted (and before the embedded sandbox starts), so a bad input co
 deployments (``tasks/preflight.py``, ``tasks/inputs.py``). In order:
 
 1. the output location can be written and spares the inputs (:mod:`taskbuilder.preflight`);
-2. the dataset file exists, and passes :func:`taskbuilder.validation.validate_csv` with the spec;
+2. the dataset file exists, and passes :func:`taskbuilder.dataset_file.validate_dataset_file` with the spec;
 3. with an API URL given (not the embedded sandbox) and no Secret block named: a token is set
    (``PROLIFIC_API_TOKEN``), and the API does not refuse it (one ``GET /api/v1/users/me/``, §7 of
    ``../shared/docs/prolific-api.md``, which the current doc does not change; an API that cannot be reached is left to the flow, which
@@ -55,7 +55,7 @@ def first_answer(job, *, api_url: str | None, destination: str) -> Refusal | Non
 
 def _input_refusal(job) -> Refusal | None:
     from taskbuilder.csv_table import CsvReadError
-    from taskbuilder.validation import validate_csv
+    from taskbuilder.dataset_file import validate_dataset_file
 
     csv = job.dataset.csv
     with tempfile.TemporaryDirectory(prefix="taskbuilder-first-answer-") as scratch:
@@ -72,7 +72,7 @@ def _input_refusal(job) -> Refusal | None:
                 return Refusal(f"{INPUT_ERRORS}\ndataset.csv: {csv} does not exist or is not a file. "
                                "Fix the path in the job spec (relative to the spec file).")
         try:
-            report = validate_csv(path, job)
+            report = validate_dataset_file(path, job)
         except CsvReadError as error:
             return Refusal(f"{INPUT_ERRORS}\ndataset.csv: {error}. Fix the path in the job spec or the file's permissions.")
     if not report.ok:

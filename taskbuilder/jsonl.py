@@ -81,7 +81,27 @@ def _value_problems(records: list[dict[str, Any]], lines: list[int], displayed: 
     if len(problems) > MAX_PROBLEMS_PER_CHECK:
         total = len(problems)
         problems = problems[:MAX_PROBLEMS_PER_CHECK] + [Problem(
-            "value_type", "error", f"{total:,} values in all are not of their field's type", "fix every one")]
+            "value_type", "error", f"{total - MAX_PROBLEMS_PER_CHECK:,} more value(s) like this ({total:,} in all; "
+            "first shown above)", "fix every one")]
+    return problems
+
+
+def _key_problems(records: list[dict[str, Any]], lines: list[int], columns: list[str]) -> list[Problem]:
+    """A record without a field the others have (the JSONL form of a ragged CSV row): one warning per record (the
+    field is empty there; a key in one record only, often a typo, shows as missing from all the others)."""
+    problems: list[Problem] = []
+    ragged = [(index, [c for c in columns if c not in record]) for index, record in enumerate(records)]
+    ragged = [(index, missing) for index, missing in ragged if missing]
+    for index, missing in ragged[:MAX_PROBLEMS_PER_CHECK]:
+        having = sum(1 for record in records if missing[0] in record)
+        problems.append(Problem(
+            "missing_field", "warning", f"this record has no {', '.join(map(repr, missing))} "
+            f"({having:,} other record(s) have {missing[0]!r}); it is empty here",
+            'give every record the same fields (write "" for an empty value), or fix the key\'s spelling',
+            record=index + 1, line=lines[index], column=missing[0]))
+    if len(ragged) > MAX_PROBLEMS_PER_CHECK:
+        problems.append(Problem("missing_field", "warning", f"{len(ragged) - MAX_PROBLEMS_PER_CHECK:,} more record(s) "
+                                f"like this ({len(ragged):,} in all; first shown above)", "give every record the same fields"))
     return problems
 
 
@@ -97,6 +117,7 @@ def validate_jsonl(path: str | Path, job: AnnotationJob | None = None) -> Valida
                             column_types=dataset.column_types if dataset else None)
     except ValueError:
         types = field_types(columns, id_column=dataset.id_column if dataset else None)
+    problems += _key_problems(records, lines, columns)
     problems += _value_problems(records, lines, set(displayed_columns(types)))
     with tempfile.TemporaryDirectory(prefix="taskbuilder-jsonl-") as folder:
         rendering = Path(folder) / "records.csv"

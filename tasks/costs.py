@@ -22,15 +22,17 @@ from tasks.retry import API_TASK_OPTIONS
 
 @task(name="price-job", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
 def price_job(
-    connection: ProlificConnection, reward_cents: int, task_groups: int, annotators_per_task: int, max_budget_cents: int
+    connection: ProlificConnection, reward_cents: int, task_groups: int, annotators_per_task: int, max_budget_cents: int,
+    places: int | None = None,
 ) -> JobPrice:
     """Ask the account's cost calculator for the job's price; return the :class:`JobPrice` (not yet checked).
 
-    ``places`` = ``task_groups`` × ``annotators_per_task``. Creates nothing. Transient API errors are
+    ``places`` = ``task_groups`` × ``annotators_per_task``, unless the spec sets the study's own
+    ``total_available_places`` (``places``: the study then has that many, §5.1). Creates nothing. Transient API errors are
     retried; the caller checks the budget (:meth:`JobPrice.refuse_over_budget`) and turns a final failure
     into :class:`taskbuilder.cost.CostUnknown`.
     """
-    places = task_groups * annotators_per_task
+    places = task_groups * annotators_per_task if places is None else places
     with open_client(connection) as client:
         currency = client.get_me().currency_code or "GBP"
         quote = client.calculate_study_cost(reward_cents=reward_cents, places=places)

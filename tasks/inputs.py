@@ -19,8 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from taskbuilder.csv_table import CsvReadError
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.upload_preparation import prepare_upload
-from taskbuilder.jsonl import is_jsonl, validate_jsonl
-from taskbuilder.validation import ValidationReport, validate_csv
+from taskbuilder.dataset_file import validate_dataset_file
+from taskbuilder.jsonl import is_jsonl
+from taskbuilder.validation import ValidationReport
 
 from tasks.logs import run_logger
 
@@ -77,14 +78,14 @@ def stage_csv(csv: str, work_dir: Path) -> Path:
 
 @task(name="validate-input", cache_policy=NO_CACHE)
 def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
-    """Run every CSV and spec check (:func:`taskbuilder.validation.validate_csv`) and publish the report.
+    """Run every CSV and spec check (:func:`taskbuilder.dataset_file.validate_dataset_file`: CSV, TSV or JSONL) and publish the report.
 
     The report goes to a Prefect markdown artifact (key ``validation-report``). Raises
     :class:`InputInvalid` listing all problems when there is any error; warnings are logged.
     """
     logger = run_logger()
     try:
-        report = validate_jsonl(csv_path, job) if is_jsonl(csv_path) else validate_csv(csv_path, job)
+        report = validate_dataset_file(csv_path, job)
     except CsvReadError as error:
         raise InputInvalid(f"dataset.csv: {error}. Fix the path in the job spec or the file's permissions.") from None
     problems = [*job.warnings(), *report.problems]

@@ -42,12 +42,12 @@ def test_bad_spec_exits_2_naming_the_field(tmp_path):
 
 
 def test_tool_failure_exits_1(monkeypatch):
-    import taskbuilder.validation
+    import taskbuilder.dataset_file
 
     def broken(*args, **kwargs):
         raise OSError("disk went away")
 
-    monkeypatch.setattr(taskbuilder.validation, "validate_csv", broken)
+    monkeypatch.setattr(taskbuilder.dataset_file, "validate_csv", broken)
     result = runner.invoke(app, ["validate", str(EXAMPLE / "reviews.csv")])
     assert result.exit_code == 1
     assert "disk went away" in result.output

@@ -52,3 +52,19 @@ def test_bad_lines_and_csv_checks_name_the_jsonl_line(tmp_path):
 def test_an_empty_file_is_an_error(tmp_path):
     report = validate_jsonl(tmp_path / "data.jsonl", job(tmp_path, "\n"))
     assert not report.ok and report.errors[0].code == "empty_file"
+
+
+def test_a_record_without_a_field_the_others_have_is_named(tmp_path):
+    """A key missing from one record, or found in one record only (a typo), is a warning naming record and field."""
+    spec = job(tmp_path, lines({"id": "1", "text": "a"}, {"id": "2"}, {"id": "3", "text": "c", "txet": "typo"}))
+    report = validate_jsonl(tmp_path / "data.jsonl", spec)
+    found = sorted((p.record, p.line, p.column) for p in report.warnings if p.code == "missing_field")
+    assert found == [(1, 1, "txet"), (2, 2, "text")]  # record 2 lacks both: named by its first missing field
+    assert report.ok
+
+
+def test_more_type_errors_than_shown_are_counted_once(tmp_path):
+    spec = job(tmp_path, lines(*({"id": str(i), "text": i} for i in range(30))))
+    report = validate_jsonl(tmp_path / "data.jsonl", spec)
+    typed = [p for p in report.errors if p.code == "value_type"]
+    assert len(typed) == 21 and "10 more value(s) like this (30 in all" in typed[-1].message
