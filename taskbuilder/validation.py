@@ -36,6 +36,7 @@ Problem codes (stable strings; severity error blocks the upload, warning does no
 | missing_column               | error    | a column the job needs (id, gold, attention check, dataset_field) is absent |
 | id_empty                     | error    | an empty cell in the id column                                              |
 | id_duplicate                 | error    | an id used by more than one record                                          |
+| cell_holds_records           | warning  | a cell's text holds a line break and then a line that reads as a whole record (a quote closed too late) |
 | id_look_alike                | warning  | two ids look the same but are different characters (NFC/NFD)                |
 | gold_value_unknown           | error    | a gold cell that is not an option value of the first choice instruction     |
 | task_group_empty             | error    | an empty META_TASK_GROUP_ID cell                                            |
@@ -64,6 +65,7 @@ import pyarrow.compute as pc
 from taskbuilder.csv_dialect import actual_delimiter, binary_kind, starts_utf16
 from taskbuilder.csv_table import Table
 from taskbuilder.csvfile import load_table
+from taskbuilder.stray_quotes import cells_holding_records
 from taskbuilder.lookalikes import fold_name, forms_in_words, look_alike_ids, missing_column_hint, nfc
 from taskbuilder.jobspec import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
 
@@ -408,6 +410,13 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
                           lambda r, char_counts=char_counts: f"cell has {char_counts[r]:,} characters, more than "
                                                              f"max_cell_chars {max_chars:,}",
                           "shorten the text, or raise dataset.max_cell_chars in the job spec")
+        swallowed, records_in = (cells_holding_records(column, table.delimiter, width)
+                                 if table.unclosed_quote_record is None else (np.zeros(0, dtype=np.int64), {}))
+        checks.per_record("cell_holds_records", "warning", swallowed, _column_label(header, position),
+                          lambda r, records_in=records_in: f"the cell holds a line break, then {records_in[r]} line(s) "
+                                                           "that read as records of this file (an id, then fields)",
+                          "a quote opened in this cell may close only in a later record, which then became part "
+                          "of this cell's text: check the quotes around this record and the next ones")
         if table.has_c1_controls:
             c1_rows = np.flatnonzero(_as_bool(pc.match_substring_regex(column, C1_PATTERN)))
             checks.per_record("c1_control_chars", "warning", c1_rows, _column_label(header, position),

@@ -1,0 +1,45 @@
+"""Cells that swallowed whole records: a quote opened and never closed where it was meant to be, so the reader
+took the next line(s) into the cell until the next quote (the file still parses, one record short).
+
+Used by the CSV checks (`taskbuilder.validation`): only cells holding a line break are looked at.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ID_LIKE = re.compile(r"\S{1,40}")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _reads_as_record(line: str, delimiter: str, least: int) -> bool:
+    try:
+        fields = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:  # a quote the line does not close: not a record on its own
+        return False
+    return len(fields) >= least and ID_LIKE.fullmatch(fields[0]) is not None
+
+
+def cells_holding_records(column: pa.ChunkedArray, delimiter: str, width: int) -> tuple[np.ndarray, dict[int, int]]:
+    """Rows (0-based) whose cell holds a line break followed by a line that reads as a record of the file
+    (`delimiter`-separated, CSV quoting: at least `width` fields, or `width` - 1 in a table of 3 or more columns,
+    as the line the quote closes in lends its last fields to the outer record; its first field id-like: no
+    spaces, at most 40 characters), and per such row how many such lines its cell holds.
+
+    A table of one column is never flagged (every line reads as one field)."""
+    if width < 2:
+        return np.zeros(0, dtype=np.int64), {}
+    least = width - 1 if width >= 3 else width
+    candidates = np.flatnonzero(pc.match_substring(column, "\n").to_numpy(zero_copy_only=False))
+    found: dict[int, int] = {}
+    for row in candidates.tolist():
+        later_lines = LINE_BREAK.split(column[row].as_py())[1:]
+        records = sum(1 for line in later_lines if _reads_as_record(line, delimiter, least))
+        if records:
+            found[row] = records
+    return np.array(sorted(found), dtype=np.int64), found
