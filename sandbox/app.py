@@ -10,6 +10,7 @@ no faults, not logged).
 from __future__ import annotations
 
 import hmac
+import json
 import sys
 import threading
 import time
@@ -78,12 +79,13 @@ class Sandbox:
         if request.path.startswith("/_sandbox/") or request.path == "/_sandbox":
             return self._dispatch(self.control_router, request)
         control = self.state.control
+        body = _json_body(request)
         fault = control.match_fault("api", request.method, request.path)
         effect = fault["effect"] if fault else None
         if effect == "delay":
             time.sleep(fault["delay_seconds"])
         if effect == "drop":
-            control.record("api", request.method, request.path, 0)
+            control.record("api", request.method, request.path, 0, body)
             return None
         if effect == "status":
             headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
@@ -91,9 +93,9 @@ class Sandbox:
         else:
             response = self._api(request)
         if effect == "lost_response":
-            control.record("api", request.method, request.path, 0)
+            control.record("api", request.method, request.path, 0, body)
             return None
-        control.record("api", request.method, request.path, response.status)
+        control.record("api", request.method, request.path, response.status, body)
         return response
 
     def _api(self, request: Request) -> Response:
@@ -116,3 +118,13 @@ class Sandbox:
         except Exception:
             traceback.print_exc(file=sys.stderr)
             return error_response(ApiError(500, "Internal error in the sandbox; see its standard error."))
+
+
+def _json_body(request: Request) -> object:
+    """The request's body as JSON for the request log, or None (no body, or not JSON, e.g. JSONL)."""
+    if not request.body.strip():
+        return None
+    try:
+        return json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return None

@@ -68,11 +68,12 @@ class ControlPlane:
         self._rng = random.Random(seed())
 
     # -- request log ---------------------------------------------------------------------------
-    def record(self, target: str, method: str, path: str, status: int) -> None:
-        """Log one request; ``status`` 0 means the connection was dropped without a response."""
+    def record(self, target: str, method: str, path: str, status: int, body: object = None) -> None:
+        """Log one request; ``status`` 0 means the connection was dropped without a response. ``body`` is
+        the request's JSON body (None when it had none, or not JSON), logged with secrets redacted."""
         with self._lock:
             self._requests.append({"target": target, "method": method, "path": path,
-                                   "status": status, "time": iso()})
+                                   "status": status, "time": iso(), "body": redact(body)})
 
     def requests(self) -> list[dict]:
         """Every logged request, in order."""
@@ -125,6 +126,21 @@ class ControlPlane:
             self._requests.clear()
             self._rules = []
             self._counts = []
+
+
+SECRET_WORDS = ("secret", "token", "signature", "password", "authorization")
+REDACTED = "[redacted]"
+
+
+def redact(value: object) -> object:
+    """A copy of a JSON value where every object key naming a secret (``secret``, ``token``, ``signature``,
+    ``password``, ``authorization``, in any case or as part of the key) has its value replaced by
+    ``"[redacted]"``."""
+    if isinstance(value, dict):
+        return {k: REDACTED if any(w in str(k).lower() for w in SECRET_WORDS) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 def _matches(rule: FaultRule, target: str, method: str, path: str) -> bool:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sandbox import batches, datasets, studies, submissions
+from sandbox import batches, datasets, participant_groups, studies, submissions
 from sandbox.ids import iso, object_id
 from sandbox.instructions import CHOICE_TYPES
 from sandbox.state import State
@@ -98,17 +98,41 @@ def _arrive(sb: State, study: dict, run: StudyRun) -> None:
     batch = sb.store.get("batch", study["data_collection_id"])
     annotators = study["data_collection_metadata"]["annotators_per_task"]
     limit = study["submissions_config"]["max_submissions_per_participant"]
+    allowed = _allowed_numbers(sb, study)
     while run.next_arrival_at <= now and run.places_held < study["total_available_places"]:
         run.next_arrival_at += interval
+        if allowed == []:
+            continue  # an allowlist with no pool participant in it: nobody may come
         rng = random.Random(f"{sb.settings.seed}:arrival:{run.arrivals}")
         for _ in range(10):
-            person = participant(sb, rng.randrange(sb.settings.participant_pool_size))
+            number = rng.randrange(sb.settings.participant_pool_size) if allowed is None else rng.choice(allowed)
+            person = participant(sb, number)
             if person.id in run.busy or (limit > 0 and run.count_of.get(person.id, 0) >= limit):
+                continue
+            if not participant_groups.eligible(sb, study, person.id):
                 continue
             group = _free_group(batch["task_groups"], run, person.id, annotators)
             if group is not None:
                 _start(sb, study, run, person, group, rng)
                 break
+
+
+_POOL_INDEX: dict[tuple[int, int], dict[str, int]] = {}
+
+
+def _allowed_numbers(sb: State, study: dict) -> list[int] | None:
+    """Pool numbers of the members of the study's ``participant_group_allowlist`` groups (read now), or
+    None when the study has no allowlist (anyone in the pool may come)."""
+    groups = [g for f in study.get("filters") or [] if f.get("filter_id") == participant_groups.ALLOWLIST
+              for g in f.get("selected_values") or []]
+    if not groups:
+        return None
+    key = (sb.settings.seed, sb.settings.participant_pool_size)
+    if key not in _POOL_INDEX:
+        _POOL_INDEX[key] = {participant(sb, n).id: n for n in range(sb.settings.participant_pool_size)}
+    index = _POOL_INDEX[key]
+    members = {m for g in groups for m in (sb.store.get("participant_group", g) or {}).get("members", {})}
+    return sorted(index[m] for m in members if m in index)
 
 
 def _free_group(groups: list[dict], run: StudyRun, participant_id: str, annotators: int) -> dict | None:
@@ -146,6 +170,9 @@ def _start(sb: State, study: dict, run: StudyRun, person: Participant, group: di
     run.active[submission["id"]] = submission
     run.busy.add(person.id)
     submissions.set_status(sb, submission, "ACTIVE")
+    sb.emit(study["workspace_id"], "participant.submission.created",
+            {"resource_id": submission["id"], "event_type": "participant.submission.created",
+             "study_id": study["id"], "participant_id": person.id, "status": "ACTIVE"})
 
 
 def _finish_due(sb: State, study: dict, run: StudyRun) -> None:
@@ -159,6 +186,7 @@ def _finish_due(sb: State, study: dict, run: StudyRun) -> None:
             submission.update(completed_at=iso(now), is_complete=True, study_code=studies.completion_code(study),
                               time_taken=round(now - submission["started_epoch"]))
             status = "APPROVED" if studies.auto_approves(study) else "AWAITING REVIEW"
+            participant_groups.apply_actions(sb, studies.completed_code(study), submission["participant_id"])
         else:
             status = submission["outcome"]
             run.held[submission["task_group_id"]] -= 1

@@ -8,8 +8,8 @@ matters where two patterns could match the same path: the first one listed wins.
 
 from __future__ import annotations
 
-from sandbox import (accounts, batches, control_endpoints, datasets, imports, legacy_instructions, report, studies,
-                     submissions, syncs, webhooks)
+from sandbox import (accounts, batches, control_endpoints, costs, datasets, imports, legacy_instructions,
+                     participant_groups, previews, report, studies, submissions, syncs, webhooks)
 from sandbox.web import Router
 
 API = "/api/v1"
@@ -23,6 +23,8 @@ STUDY = f"{STUDIES}/(?P<study_id>{ID})"
 SUBMISSION = f"{API}/submissions/(?P<submission_id>{ID})"
 WORKSPACE = f"{API}/workspaces/(?P<workspace_id>{ID})"
 PROJECT = f"{API}/projects/(?P<project_id>{ID})"
+GROUPS = f"{API}/participant-groups"
+GROUP = f"{GROUPS}/(?P<group_id>{ID})"
 HOOKS = f"{API}/hooks"
 HOOK = f"{HOOKS}/subscriptions/(?P<hook_id>{ID})"
 
@@ -71,12 +73,24 @@ API_ROUTES = [
     ("POST", f"{STUDY}/transition", studies.transition),
     ("GET", f"{STUDY}/export", studies.export),
     ("GET", f"{PROJECT}/studies", studies.project_studies),
+    ("GET", f"{STUDY}/cost", costs.study_cost),
+    ("POST", f"{STUDY}/test-study", previews.test_study),
+    ("GET", f"{previews.PREVIEW_PATH}(?P<test_study_id>{ID})", previews.page),
+    ("POST", f"{API}/study-cost-calculator", costs.calculate),
+    ("GET", f"{API}/reward-recommendations", costs.reward_recommendations),
     # submissions
     ("GET", f"{STUDY}/submissions", submissions.list_for_study),
     ("GET", f"{STUDY}/submissions/counts", submissions.counts),
     ("POST", f"{API}/submissions/bulk-approve", submissions.bulk_approve),
     ("GET", SUBMISSION, submissions.get),
     ("POST", f"{SUBMISSION}/transition", submissions.transition),
+    # participant groups
+    ("GET", GROUPS, participant_groups.list_groups),
+    ("POST", GROUPS, participant_groups.create),
+    ("GET", GROUP, participant_groups.get),
+    ("GET", f"{GROUP}/participants", participant_groups.list_members),
+    ("POST", f"{GROUP}/participants", participant_groups.add),
+    ("DELETE", f"{GROUP}/participants", participant_groups.remove),
     # webhooks
     ("GET", f"{HOOKS}/event-types", webhooks.event_types),
     ("GET", f"{HOOKS}/secrets", webhooks.list_secrets),

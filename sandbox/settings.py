@@ -47,6 +47,12 @@ class Settings(BaseModel):
     """``retired``: the legacy instructions endpoints answer 410 Gone."""
     report_delivery: Literal["pointer", "inline"] = "pointer"
     """``pointer``: the report endpoint answers a JSON pointer to a presigned CSV; ``inline``: the CSV."""
+    webhook_attempts: int = Field(12, ge=1)
+    """Delivery attempts per webhook event (now §6: up to 12), the first included."""
+    webhook_retry_base_seconds: float = Field(0.5, ge=0)
+    """Back-off before redelivery: a random wait up to base × 2^(attempt-1) (full jitter)."""
+    webhook_retry_max_seconds: float = Field(30.0, ge=0)
+    """Longest back-off before a redelivery."""
     seed: int = 0
     """Seed of every random choice (grouping, participants, answers, fault probabilities)."""
     upload_url_expires_seconds: int = Field(3600, ge=1)
@@ -58,7 +64,13 @@ class Settings(BaseModel):
     currency_code: str = "GBP"
     """Currency of rewards, costs and balance."""
     service_fee_percent: float = Field(33.33, ge=0)
-    """Fee added to rewards in a study's total_cost."""
+    """Fee added to rewards in a study's total_cost (percent of the rewards)."""
+    vat_percent: float = Field(0.0, ge=0)
+    """VAT charged on the fee (percent of the fee, not of the rewards), added to a study's total_cost."""
+    min_reward_per_hour_cents: int = Field(600, ge=0)
+    """Reward recommendations' minimum per hour; a study paying less per hour ``is_underpaying``."""
+    recommended_reward_per_hour_cents: int = Field(900, ge=0)
+    """Reward recommendations' recommended reward per hour."""
 
     @model_validator(mode="after")
     def _rates_fit(self) -> "Settings":

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox import participant_groups
+from sandbox.costs import parts_cents
 from sandbox.ids import default_id, iso, object_id
 from sandbox.state import State
 from sandbox.web import ApiError, Request, Response, bad_request, json_response, not_found, paginate, validate
@@ -22,8 +24,7 @@ from sandbox.web import ApiError, Request, Response, bad_request, json_response,
 STATUSES = ("UNPUBLISHED", "SCHEDULED", "ACTIVE", "PAUSED", "AWAITING REVIEW", "COMPLETED")
 # Submission statuses that hold a place and count as done (API doc §6.4; RETURNED/TIMED-OUT free their place).
 DONE_SUBMISSION_STATUSES = ("AWAITING REVIEW", "APPROVED", "REJECTED", "PARTIALLY APPROVED")
-UNDERPAYING_CENTS_PER_HOUR = 600
-PRIVATE_FIELDS = ("stopped", "workspace_id")
+PRIVATE_FIELDS = ("stopped", "workspace_id", "cost_parts")
 
 
 class CompletionAction(BaseModel):
@@ -130,23 +131,21 @@ def get_study(sb: State, study_id: str) -> dict:
     return study
 
 
-def total_cost_cents(sb: State, reward: int, places: int) -> int:
-    """Rewards plus the service fee (``service_fee_percent`` setting), in minor units, rounded."""
-    return round(reward * places * (1 + sb.settings.service_fee_percent / 100))
-
-
 def auto_approves(study: dict) -> bool:
     """True when a COMPLETED-type completion code carries the AUTOMATICALLY_APPROVE action."""
     return any(code["code_type"] == "COMPLETED" and any(a["action"] == "AUTOMATICALLY_APPROVE" for a in code["actions"])
                for code in study.get("completion_codes") or [])
 
 
+def completed_code(study: dict) -> dict | None:
+    """The COMPLETED-type entry of ``completion_codes`` (the one simulated participants enter), or None."""
+    return next((code for code in study.get("completion_codes") or [] if code["code_type"] == "COMPLETED"), None)
+
+
 def completion_code(study: dict) -> str | None:
     """The code a participant enters on completion (the COMPLETED-type code, else the legacy code)."""
-    for code in study.get("completion_codes") or []:
-        if code["code_type"] == "COMPLETED":
-            return code["code"]
-    return study.get("completion_code")
+    code = completed_code(study)
+    return code["code"] if code else study.get("completion_code")
 
 
 def set_status(sb: State, study: dict, status: str) -> None:
@@ -183,6 +182,8 @@ def create(sb: State, req: Request) -> Response:
         raise bad_request("data_collection_id", f"batch {batch['id']} is {batch['status']}; it must be READY")
     if body.maximum_allowed_time is not None and body.maximum_allowed_time < body.estimated_completion_time:
         raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
+    participant_groups.check_filters(sb, body.filters)
+    participant_groups.check_actions(sb, [code.model_dump() for code in body.completion_codes or []])
     project_id = body.project or default_id("project")
     project = sb.store.get("project", project_id)
     if project is None:
@@ -200,14 +201,15 @@ def create(sb: State, req: Request) -> Response:
         "date_created": iso(), "published_at": None, "started_publishing_at": None, "publish_at": None,
         "completed_at": None, "currency_code": sb.settings.currency_code,
         "presentment_currency_code": sb.settings.currency_code,
-        "total_cost": total_cost_cents(sb, body.reward, places),
+        "cost_parts": parts_cents(sb.settings, body.reward, places),
         "estimated_reward_per_hour": round(body.reward * 60 / body.estimated_completion_time),
         "is_pilot": False, "access_details": [],
         "researcher": {"id": sb.user_id(), "name": sb.store.get("user", sb.user_id())["name"]},
         "stopped": False, "workspace_id": project["workspace"],
     }
+    study["total_cost"] = study["cost_parts"]["total"]
     study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
-    study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+    study["is_underpaying"] = study["estimated_reward_per_hour"] < sb.settings.min_reward_per_hour_cents
     study["data_collection_metadata"]["total_task_groups"] = batch["total_task_groups"]
     sb.store.put("study", study)
     return json_response(201, public(sb, study))
@@ -263,6 +265,7 @@ def update(sb: State, req: Request) -> Response:
     study = get_study(sb, req.params["study_id"])
     body = validate(StudyUpdate, req.json_object())
     given = {name for name in body.model_fields_set if getattr(body, name) is not None}
+    participant_groups.check_actions(sb, [code.model_dump() for code in body.completion_codes or []])
     published = study["status"] != "UNPUBLISHED"
     if published:
         if study["status"] not in ("ACTIVE", "PAUSED"):
@@ -288,15 +291,16 @@ def update(sb: State, req: Request) -> Response:
     if maximum is not None and maximum < estimated:
         raise bad_request("maximum_allowed_time", "must be at least estimated_completion_time")
     reward = changes.get("reward", study["reward"])
-    cost = total_cost_cents(sb, reward, places)
+    parts = parts_cents(sb.settings, reward, places)
+    cost = parts["total"]
     if published and cost > study["total_cost"]:
         _debit(sb, study, cost - study["total_cost"])
     changes.pop("data_collection_metadata", None)
-    study.update(changes, total_available_places=places, total_cost=cost,
+    study.update(changes, total_available_places=places, total_cost=cost, cost_parts=parts,
                  estimated_reward_per_hour=round(reward * 60 / estimated))
     study["data_collection_metadata"]["annotators_per_task"] = annotators
     study["average_reward_per_hour"] = study["estimated_reward_per_hour"]
-    study["is_underpaying"] = study["estimated_reward_per_hour"] < UNDERPAYING_CENTS_PER_HOUR
+    study["is_underpaying"] = study["estimated_reward_per_hour"] < sb.settings.min_reward_per_hour_cents
     sb.store.put("study", study)
     return json_response(200, public(sb, study))
 

@@ -1,5 +1,5 @@
-"""Webhooks (API doc §8): event types, workspace secrets, subscriptions with the ``X-Hook-Secret``
-handshake, and signed deliveries.
+"""Webhooks (now §6 of ../shared/docs/prolific-api-current.md): event types, workspace secrets,
+subscriptions with the ``X-Hook-Secret`` handshake, and signed deliveries with redelivery on failure.
 
 A subscription starts disabled; the response to its creation carries ``X-Hook-Secret``, and POSTing
 that value back to ``/hooks/subscriptions/{id}/`` enables it. Enabled subscriptions get each event of
@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import heapq
 import json
-import queue
+import random
 import secrets
 import threading
 import time
@@ -28,12 +29,13 @@ from sandbox.state import State
 from sandbox.web import Request, Response, bad_request, json_response, not_found, validate
 
 
-EVENT_TYPES = {
+EVENT_TYPES = {  # now §6; the sandbox emits the first three
     "study.status.change": "A study changed status.",
     "submission.status.change": "A submission changed status.",
+    "participant.submission.created": "A participant started a submission.",
+    "study.progress.change": "A study's progress changed (not emitted by the sandbox).",
+    "study.has_high_return_rate": "A study has a high return rate (not emitted by the sandbox).",
 }
-ATTEMPTS = 3
-RETRY_PAUSE_SECONDS = 0.5
 TIMEOUT_SECONDS = 5.0
 PUBLIC_FIELDS = ("id", "event_type", "target_url", "is_enabled", "workspace_id")
 
@@ -76,57 +78,90 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class Dispatcher:
-    """Delivers events on a background thread, so no API request waits for a receiver."""
+    """Delivers events on a background thread, so no API request waits for a receiver.
+
+    Each event is POSTed to its target; a delivery that fails (no 2xx, or no answer within
+    ``TIMEOUT_SECONDS``) is tried again later, up to ``webhook_attempts`` times in all, after an
+    exponential back-off with full jitter (``webhook_retry_base_seconds`` × 2^attempt, at most
+    ``webhook_retry_max_seconds``). Waiting redeliveries do not hold up other events.
+    Headers: ``X-Event-ID`` (the event id, the same on every attempt), ``X-Timestamp`` (UNIX seconds when
+    the event happened, the same on every attempt), ``X-Prolific-Request-Timestamp`` (UNIX seconds of this
+    attempt) and ``X-Prolific-Request-Signature`` (base64 HMAC-SHA256 of that timestamp + the body).
+    """
 
     def __init__(self, sb: State) -> None:
         self._sb = sb
-        self._queue: queue.Queue = queue.Queue()
+        self._due: list[tuple[float, int, dict]] = []   # heap of (due time, sequence, delivery)
+        self._sequence = 0
+        self._wake = threading.Condition()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="webhook-deliveries", daemon=True)
         self._client = httpx.Client(timeout=TIMEOUT_SECONDS)
+        self._rng = random.Random()
 
     def start(self) -> None:
         """Start the delivery thread."""
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the queued deliveries have been tried."""
-        self._queue.put(None)
-        self._thread.join(timeout=TIMEOUT_SECONDS * ATTEMPTS)
+        """Stop delivering (deliveries still waiting are dropped; their events stay PENDING)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=TIMEOUT_SECONDS + 1)
         self._client.close()
+
+    def _schedule(self, delivery: dict, due: float) -> None:
+        with self._wake:
+            self._sequence += 1
+            heapq.heappush(self._due, (due, self._sequence, delivery))
+            self._wake.notify()
 
     def emit(self, workspace_id: str, event_type: str, payload: dict) -> None:
         """Queue ``payload`` for every enabled subscription to ``event_type`` in the workspace
         (caller holds the sandbox lock); each gets an event record with status PENDING."""
         for hook in self._sb.store.list("hook", workspace_id=workspace_id, event_type=event_type, is_enabled=True):
-            event = {"id": object_id(), "subscription_id": hook["id"], "datetime_created": iso(),
-                     "datetime_updated": iso(), "event_type": event_type, "resource_id": payload["resource_id"],
-                     "status": "PENDING", "target_url": hook["target_url"]}
+            now = time.time()
+            event = {"id": object_id(), "subscription_id": hook["id"], "datetime_created": iso(now),
+                     "datetime_updated": iso(now), "event_type": event_type, "resource_id": payload["resource_id"],
+                     "status": "PENDING", "target_url": hook["target_url"], "attempts": 0}
             self._sb.store.put("hook_event", event)
-            self._queue.put((event["id"], hook["target_url"], workspace_id, json.dumps(payload).encode()))
+            self._schedule({"event_id": event["id"], "url": hook["target_url"], "workspace_id": workspace_id,
+                            "body": json.dumps(payload).encode(), "occurred": str(int(now)), "attempt": 0}, now)
+
+    def _next(self) -> dict | None:
+        with self._wake:
+            while not self._stopping:
+                if self._due and self._due[0][0] <= time.time():
+                    return heapq.heappop(self._due)[2]
+                self._wake.wait(timeout=(self._due[0][0] - time.time()) if self._due else None)
+        return None
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            event_id, url, workspace_id, body = item
-            delivered = False
-            for attempt in range(ATTEMPTS):
-                with self._sb.lock:
-                    secret = _secret_of(self._sb, workspace_id)
-                timestamp = str(int(time.time()))
-                headers = {"Content-Type": "application/json", "X-Prolific-Request-Timestamp": timestamp,
-                           "X-Prolific-Request-Signature": signature(secret, timestamp, body)}
-                try:
-                    delivered = self._client.post(url, content=body, headers=headers).is_success
-                except httpx.HTTPError:
-                    delivered = False
-                if delivered:
-                    break
-                if attempt + 1 < ATTEMPTS:
-                    time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+        while (delivery := self._next()) is not None:
             with self._sb.lock:
-                event = self._sb.store.get("hook_event", event_id)
+                secret = _secret_of(self._sb, delivery["workspace_id"])
+                settings = self._sb.settings
+            timestamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "X-Event-ID": delivery["event_id"],
+                       "X-Timestamp": delivery["occurred"], "X-Prolific-Request-Timestamp": timestamp,
+                       "X-Prolific-Request-Signature": signature(secret, timestamp, delivery["body"])}
+            try:
+                delivered = self._client.post(delivery["url"], content=delivery["body"], headers=headers).is_success
+            except httpx.HTTPError:
+                delivered = False
+            delivery["attempt"] += 1
+            retry = not delivered and delivery["attempt"] < settings.webhook_attempts
+            with self._sb.lock:
+                event = self._sb.store.get("hook_event", delivery["event_id"])
                 if event is not None:
-                    event.update(status="SUCCEEDED" if delivered else "FAILED", datetime_updated=iso())
+                    status = "SUCCEEDED" if delivered else "PENDING" if retry else "FAILED"
+                    event.update(status=status, attempts=delivery["attempt"], datetime_updated=iso())
                     self._sb.store.put("hook_event", event)
+            if retry:
+                ceiling = min(settings.webhook_retry_max_seconds,
+                              settings.webhook_retry_base_seconds * 2 ** (delivery["attempt"] - 1))
+                self._schedule(delivery, time.time() + self._rng.uniform(0, ceiling))
 
 
 def _secret_of(sb: State, workspace_id: str) -> str:
@@ -247,10 +282,12 @@ def delete(sb: State, req: Request) -> Response:
 
 
 def events(sb: State, req: Request) -> Response:
-    """``GET /hooks/subscriptions/{id}/events/`` (§6) → ``{results, meta}``."""
+    """``GET /hooks/subscriptions/{id}/events/?status=`` (now §6) → ``{results, meta}``; each event's
+    ``status`` is PENDING (also while a redelivery waits), SUCCEEDED or FAILED (all attempts failed)."""
     hook = live(get_hook(sb, req))
+    wanted = req.query_value("status")
     items = [{k: e[k] for k in ("id", "datetime_created", "datetime_updated", "event_type", "resource_id",
                                 "status", "target_url")}
-             for e in sb.store.list("hook_event", subscription_id=hook["id"])]
+             for e in sb.store.list("hook_event", subscription_id=hook["id"]) if wanted in (None, e["status"])]
     return json_response(200, {"results": items, "meta": {"count": len(items)}})
 

@@ -77,3 +77,21 @@ def test_control_plane_needs_no_token_and_is_not_logged(sandbox, control, api):
     assert [(r["target"], r["method"], r["path"], r["status"]) for r in logged] == [
         ("api", "GET", "/api/v1/users/me", 200)]
     assert logged[0]["time"].endswith("Z")
+
+
+def test_request_log_keeps_json_bodies_with_secrets_redacted(control, api, workspace_id):
+    api.post("/workspaces/", json={"title": "Logged", "description": "d"})
+    hook = api.post("/hooks/subscriptions/", json={"event_type": "study.status.change", "workspace_id": workspace_id,
+                                                    "target_url": "http://127.0.0.1:9/x"})
+    api.post(f"/hooks/subscriptions/{hook.json()['id']}/", json={"secret": hook.headers["X-Hook-Secret"]})
+    api.post(f"/data-collection/datasets/{'0' * 8}/datapoints", content=b'{"a": 1}\n{"a": 2}\n',
+             headers={"Content-Type": "application/x-ndjson"})
+    everything = control.get("/_sandbox/requests").json()["requests"]
+    assert all(r["body"] is None for r in everything if r["method"] == "GET")
+    logged = [r for r in everything if r["method"] == "POST"]
+    assert {"target", "method", "path", "status", "time", "body"} <= set(logged[0])
+    assert logged[0]["body"] == {"title": "Logged", "description": "d"}
+    assert logged[1]["body"]["target_url"] == "http://127.0.0.1:9/x"
+    assert logged[2]["body"] == {"secret": "[redacted]"}
+    assert hook.headers["X-Hook-Secret"] not in str(logged)
+    assert logged[3]["body"] is None                                            # JSONL is not one JSON value

@@ -15,16 +15,21 @@ from tests.sandbox.helpers import (AUTO_APPROVE, assert_error, create_study, pub
                                    sentences_csv, study_in, wait_for, write_csv)
 
 
+class _Received(list):
+    failures = 0
+
+
 @pytest.fixture
 def receiver():
-    """A local HTTP server recording each POST as (headers, body bytes)."""
-    received = []
+    """A local HTTP server recording each POST as (headers, body bytes); it answers 500 to the first
+    ``received.failures`` deliveries, 200 after."""
+    received = _Received()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
+            self.send_response(500 if len(received) <= received.failures else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -40,7 +45,8 @@ def receiver():
 
 def test_event_types_and_secrets(api, workspace_id):
     types = {t["event_type"] for t in api.get("/hooks/event-types/").json()["results"]}
-    assert {"study.status.change", "submission.status.change"} <= types
+    assert {"study.status.change", "submission.status.change", "participant.submission.created",
+            "study.progress.change", "study.has_high_return_rate"} <= types
     first = api.post("/hooks/secrets/", json={"workspace_id": workspace_id})
     assert first.status_code == 201 and first.json()["workspace_id"] == workspace_id and first.json()["value"]
     second = api.post("/hooks/secrets/", json={"workspace_id": workspace_id}).json()
@@ -95,3 +101,64 @@ def test_unconfirmed_subscription_gets_nothing_and_crud(api, workspace_id, recei
     assert_error(api.post("/hooks/subscriptions/", json={"event_type": "study.status.change", "target_url": "ftp://x",
                                                           "workspace_id": workspace_id}), 400)
     assert received == []
+
+
+def _subscribe(api, workspace_id: str, url: str, event_type: str = "study.status.change") -> str:
+    created = api.post("/hooks/subscriptions/", json={"event_type": event_type, "target_url": url,
+                                                       "workspace_id": workspace_id})
+    hook_id = created.json()["id"]
+    api.post(f"/hooks/subscriptions/{hook_id}/", json={"secret": created.headers["X-Hook-Secret"]}).raise_for_status()
+    return hook_id
+
+
+def _publish_a_study(api, workspace_id, tmp_path) -> dict:
+    dataset = ready_dataset(api, workspace_id, write_csv(tmp_path, sentences_csv(2)))
+    study = create_study(api, ready_batch(api, workspace_id, dataset["id"])["id"], completion_codes=AUTO_APPROVE)
+    publish(api, study["id"])
+    return study
+
+
+def test_failed_delivery_is_redelivered_with_the_same_event_id(api, control, workspace_id, receiver, tmp_path):
+    url, received = receiver
+    received.failures = 2
+    control.post("/_sandbox/settings", json={"webhook_retry_base_seconds": 0.05}).raise_for_status()
+    secret = api.post("/hooks/secrets/", json={"workspace_id": workspace_id}).json()["value"]
+    hook_id = _subscribe(api, workspace_id, url)
+    study = _publish_a_study(api, workspace_id, tmp_path)
+    wait_for(lambda: {"n": len(received)}, lambda r: r["n"] >= 3)
+    first_three = received[:3]
+    event_ids = {headers["x-event-id"] for headers, _ in first_three}
+    assert len(event_ids) == 1                                               # one event, three attempts
+    assert len({headers["x-timestamp"] for headers, _ in first_three}) == 1
+    for headers, body in first_three:
+        assert json.loads(body)["resource_id"] == study["id"]
+        expected = base64.b64encode(hmac.new(secret.encode(), headers["x-prolific-request-timestamp"].encode() + body,
+                                             hashlib.sha256).digest()).decode()
+        assert headers["x-prolific-request-signature"] == expected
+    events = wait_for(lambda: api.get(f"/hooks/subscriptions/{hook_id}/events/").json(),
+                      lambda e: e["meta"]["count"] >= 1 and e["results"][0]["status"] == "SUCCEEDED")
+    assert events["results"][0]["id"] in event_ids
+    assert api.get(f"/hooks/subscriptions/{hook_id}/events/?status=FAILED").json()["meta"]["count"] == 0
+
+
+def test_delivery_gives_up_after_the_attempts(api, control, workspace_id, receiver, tmp_path):
+    url, received = receiver
+    received.failures = 1000
+    control.post("/_sandbox/settings", json={"webhook_attempts": 2, "webhook_retry_base_seconds": 0.05}).raise_for_status()
+    hook_id = _subscribe(api, workspace_id, url)
+    _publish_a_study(api, workspace_id, tmp_path)
+    failed = wait_for(lambda: api.get(f"/hooks/subscriptions/{hook_id}/events/?status=FAILED").json(),
+                      lambda e: e["meta"]["count"] >= 1)
+    event_id = failed["results"][0]["id"]
+    assert [h["x-event-id"] for h, _ in received].count(event_id) == 2
+
+
+def test_submission_created_events(api, workspace_id, receiver, tmp_path):
+    url, received = receiver
+    _subscribe(api, workspace_id, url, "participant.submission.created")
+    study = _publish_a_study(api, workspace_id, tmp_path)
+    study_in(api, study["id"], ("COMPLETED",))
+    wait_for(lambda: {"n": len(received)}, lambda r: r["n"] >= 2)
+    payloads = [json.loads(body) for _, body in received]
+    assert {p["event_type"] for p in payloads} == {"participant.submission.created"}
+    assert {p["study_id"] for p in payloads} == {study["id"]}
