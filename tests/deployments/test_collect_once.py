@@ -147,6 +147,9 @@ def test_signed_webhooks_from_the_sandbox_write_outputs_without_a_monitor_run(st
     out = Path(job["output_dir"])
     wait_until(lambda: (out / "labels.csv").is_file() and record_of(job["name"]).get("collected_at"), 120, f"outputs from webhooks\n{receiver.log_tail()}")
     assert {r["id"] for r in stack.flow_runs_of(MONITOR)} == monitors_before  # no monitor run was involved
+    with stack.api() as api:  # the sandbox's X-Event-IDs, claimed on the Prefect server where every replica reads them
+        claimed = api.post("/variables/filter", json={"variables": {"name": {"like_": "prolific_event_"}}, "limit": 200}).json()
+    assert any(v["value"]["event_type"] == "study.status.change" for v in claimed), claimed
     assert len(collect_runs(stack, job["name"])) >= 1
 
     # a redelivery (same X-Event-ID) is acknowledged and emits nothing; forged and stale ones are refused
