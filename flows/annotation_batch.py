@@ -28,6 +28,7 @@ from taskbuilder.polling import PollSettings
 from taskbuilder.jobspec import AnnotationJob
 
 from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
+from tasks.caching import create_once
 from tasks.connection import ProlificConnection, open_client
 from tasks.datasets import create_dataset, upload_dataset_file, wait_for_dataset
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
@@ -36,7 +37,7 @@ from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
 from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
-from tasks.results import aggregate_results, write_results
+from tasks.results import aggregate_results, keep_raw_report, write_results
 from tasks.studies import (
     approve_submissions,
     create_study,
@@ -45,6 +46,7 @@ from tasks.studies import (
     publish_study,
     wait_for_study,
 )
+from tasks.workdir import work_folder
 
 LOCK_DIR = Path(os.environ.get("TASKBUILDER_LOCK_DIR", Path(tempfile.gettempdir()) / "taskbuilder-locks"))
 """Folder of the per-job lock files (one host; several hosts need a shared lock, see NOTES.md)."""
@@ -87,21 +89,19 @@ def annotation_batch(
     polling = polling or PollSettings(study_timeout_seconds=job.study_deadline_minutes * 60)
     wait = job.wait_for_completion if wait_for_completion is None else wait_for_completion
     destination = output_dir or job.output_dir
-    work_dir = Path(tempfile.mkdtemp(prefix="taskbuilder-"))
-
     preflight(connection.base_url, destination, [job.dataset.csv])
-    csv_path = stage_csv(job.dataset.csv, work_dir / "input")
-    report = validate_input(csv_path, job)
-    upload_path = prepare_upload_file(csv_path, report, job, work_dir / "upload")
-    csv_sha256 = sha256_file(upload_path)
-    job_key = job.job_key(csv_sha256)
-    logger.info("Job key %r", job_key)
+    with work_folder("taskbuilder-", discard_on=(InputInvalid, BudgetExceeded, PublishRejected)) as work_dir:
+        csv_path = stage_csv(job.dataset.csv, work_dir / "input")
+        report = validate_input(csv_path, job)
+        upload_path = prepare_upload_file(csv_path, report, job, work_dir / "upload")
+        csv_sha256 = sha256_file(upload_path)
+        job_key = job.job_key(csv_sha256)
+        logger.info("Job key %r", job_key)
 
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    with FileLock(LOCK_DIR / f"{storage_slug(job_key, connection.base_url)}.lock"):
-        _refuse_changed_job(job_key, connection, job.work_fingerprint(csv_sha256))
-        summary = _run_locked(job, job_key, connection, polling, wait, destination, upload_path, report, work_dir, csv_sha256)
-    return summary
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        with FileLock(LOCK_DIR / f"{storage_slug(job_key, connection.base_url)}.lock"):
+            _refuse_changed_job(job_key, connection, job.work_fingerprint(csv_sha256))
+            return _run_locked(job, job_key, connection, polling, wait, destination, upload_path, report, work_dir, csv_sha256)
 
 
 def _run_locked(
@@ -125,18 +125,22 @@ def _run_locked(
         spec=job.model_dump(mode="json"),
         output_location=destination,
         fingerprint=job.work_fingerprint(csv_sha256),
+        dataset_columns=list(report.columns),
     )
 
-    dataset_id = create_dataset(connection, job_key, job.dataset.name, workspace_id)
+    batch_name = tag_name(job.batch.name, job_key)
+    dataset_id = create_once(create_dataset, "dataset", connection, job_key, job.dataset.name, workspace_id, batch_name)
     upload_dataset_file(connection, dataset_id, upload_path, _upload_filename(job))
     wait_for_dataset(connection, dataset_id, polling)
 
     batch_items = payloads.batch_items_payload(job.batch)
-    batch_id = create_batch(
+    batch_id = create_once(
+        create_batch,
+        "batch",
         connection,
         job_key,
         workspace_id,
-        tag_name(job.batch.name, job_key),
+        batch_name,
         dataset_id,
         job.batch.task_details.model_dump(mode="json") if job.batch.task_details else None,
         batch_items,
@@ -150,14 +154,15 @@ def _run_locked(
     update_job_record(job_key, connection.base_url, instructions_mode=mode)
     set_up_batch(connection, batch_id, dataset_id, job.batch.tasks_per_group)
     batch = wait_for_batch(connection, batch_id, polling)
+    dataset_id = _dataset_in_use(job_key, connection, batch, dataset_id)
 
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
-    names = {"batch_name": tag_name(job.batch.name, job_key), "internal_name": internal_name, "workspace_id": workspace_id}
+    names = {"batch_name": batch_name, "internal_name": internal_name, "workspace_id": workspace_id}
     study_payload = payloads.study_payload(job.study, batch_id, internal_name)
     project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
     if project_id:
         study_payload.setdefault("project", project_id)  # bills the workspace's funds (API doc §6.1)
-    study_id = create_study(connection, job_key, study_payload)
+    study_id = create_once(create_study, "study", connection, job_key, study_payload)
     cost = estimate_study_cost(connection, study_id, job.fee_rate, job.vat_rate, job.max_budget)
     create_markdown_artifact(
         key="cost-estimate", markdown=f"# Cost estimate of study {study_id}\n\n{cost.to_markdown()}", description="Before publishing"
@@ -203,13 +208,14 @@ def _run_locked(
 
     wait_for_study(connection, study_id, polling)
     report_path = fetch_report(connection, batch_id, work_dir / "report.csv")
-    responses, result = aggregate_results(job, report_path)
+    summary["outputs"] = keep_raw_report(report_path, destination)
+    responses, result = aggregate_results(job, report_path, summary["outputs"]["report.csv"], list(report.columns))
     submissions = list_submissions(connection, study_id)
     if job.approve_submissions:
         approved = approve_submissions(connection, study_id, select_submissions_to_approve(submissions, result.participants))
         summary["approved_submissions"] = len(approved)
         submissions = list_submissions(connection, study_id)
-    summary["outputs"] = write_results(report_path, responses, result, submissions, destination)
+    summary["outputs"].update(write_results(responses, result, submissions, destination))
     return _finish(summary, job_key, connection, destination, work_dir)
 
 
@@ -236,6 +242,18 @@ def _finish(summary: dict[str, Any], job_key: str, connection: ProlificConnectio
     write_outputs(destination, files={"run.json": run_json})
     run_logger().info("Wrote %s", summary["outputs"]["run.json"])
     return summary
+
+
+def _dataset_in_use(job_key: str, connection: ProlificConnection, batch: dict[str, Any], dataset_id: str) -> str:
+    """The dataset the job's batch uses (``batch`` as :func:`wait_for_batch` returns it): ``dataset_id``,
+    unless the batch names another, which then becomes the job's (recorded, with a note)."""
+    used = batch.get("dataset_id") or next((d.get("id") for d in batch.get("datasets") or [] if d.get("id")), None)
+    if not used or used == dataset_id:
+        return dataset_id
+    note = f"dataset {dataset_id} is not the one the job's batch uses ({used}); the job's dataset is {used}"
+    run_logger().warning("%s", note)
+    update_job_record(job_key, connection.base_url, dataset_id=used, notes=[note])
+    return used
 
 
 def _location(destination: str, name: str) -> str:

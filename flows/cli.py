@@ -234,6 +234,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     from flows.annotation_batch import BudgetExceeded, JobChanged, PublishRejected, annotation_batch
     from tasks.connection import ProlificConnection
     from tasks.inputs import InputInvalid
+    from tasks.results import ReportNotParsed
     from taskbuilder.errors import ProlificError
     from taskbuilder.polling import PollSettings
     from taskbuilder.preflight import PreflightFailed
@@ -258,7 +259,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     except (BudgetExceeded, PublishRejected) as error:
         typer.echo(str(error), err=True)
         return 2
-    except ProlificError as error:
+    except (ProlificError, ReportNotParsed) as error:
         typer.echo(f"The job failed: {error}", err=True)
         return 1
     typer.echo(f"Job {summary['job_key']}: study {summary['study_id']} is {summary['statuses']['study']}")

@@ -13,7 +13,6 @@ does not write or approve anything again.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,9 @@ from tasks.connection import ProlificConnection
 from tasks.logs import run_logger
 from tasks.records import list_job_records, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
-from tasks.results import aggregate_results, write_results
+from tasks.results import aggregate_results, keep_raw_report, write_results
 from tasks.studies import STUDY_DONE, approve_submissions, list_submissions, read_study_status
+from tasks.workdir import work_folder
 
 
 class JobNotFound(LookupError):
@@ -53,9 +53,9 @@ def collect_report(job_key: str, base_url: str | None = None) -> dict[str, Any]:
 
     Returns ``{"job_key", "study_id", "status", "outputs" (name → location), "written" (False when the
     same report had been written before), "report_sha256"}``. Raises :class:`JobNotFound`,
-    :class:`StudyNotFinished`, or the typed API errors after retries.
+    :class:`StudyNotFinished`, :class:`tasks.results.ReportNotParsed` (the raw report kept, the
+    message says where), or the typed API errors after retries.
     """
-    logger = run_logger()
     record = find_job_record(job_key, base_url)
     base_url = record["base_url"]
     job = AnnotationJob.model_validate(record["spec"])
@@ -64,7 +64,7 @@ def collect_report(job_key: str, base_url: str | None = None) -> dict[str, Any]:
     with FileLock(LOCK_DIR / f"collect-{storage_slug(job_key, base_url)}.lock"):
         record = load_job_record(job_key, base_url) or record  # another run may have finished meanwhile
         if record.get("collected_at"):
-            logger.info("Job %r was collected at %s (outputs written before to %s); nothing to do", job_key, record["collected_at"], record["output_location"])
+            run_logger().info("Job %r was collected at %s (outputs written before to %s); nothing to do", job_key, record["collected_at"], record["output_location"])
             return {"job_key": job_key, "study_id": record["study_id"], "status": (record.get("statuses") or {}).get("study"),
                     "report_sha256": record.get("report_sha256"), "outputs": record.get("outputs") or {}, "written": False}
         status = read_study_status(connection, record["study_id"])
@@ -73,30 +73,38 @@ def collect_report(job_key: str, base_url: str | None = None) -> dict[str, Any]:
                 f"study {record['study_id']} of job {job_key!r} is {status}; collect-report runs once it is AWAITING "
                 "REVIEW or COMPLETED (the monitor-studies deployment triggers it)"
             )
-        work_dir = Path(tempfile.mkdtemp(prefix="taskbuilder-collect-"))
-        report_path = fetch_report(connection, record["batch_id"], work_dir / "report.csv")
-        digest = sha256_file(report_path)
-        summary = {"job_key": job_key, "study_id": record["study_id"], "status": status, "report_sha256": digest}
-        if record.get("report_sha256") == digest and record.get("outputs"):
-            logger.info("Job %r: this report (sha256 %s) was written before to %s; nothing to do", job_key, digest[:12], record["output_location"])
-            return {**summary, "outputs": record["outputs"], "written": False}
+        with work_folder("taskbuilder-collect-") as work_dir:
+            return _collect(job, connection, record, status, work_dir)
 
-        responses, result = aggregate_results(job, report_path)
+
+def _collect(job: AnnotationJob, connection: ProlificConnection, record: dict[str, Any], status: str, work_dir: Path) -> dict[str, Any]:
+    """Download the report, keep it raw at the output location, then parse, approve and write the rest."""
+    logger = run_logger()
+    job_key, destination = record["job_key"], record["output_location"]
+    report_path = fetch_report(connection, record["batch_id"], work_dir / "report.csv")
+    digest = sha256_file(report_path)
+    summary = {"job_key": job_key, "study_id": record["study_id"], "status": status, "report_sha256": digest}
+    if record.get("report_sha256") == digest and record.get("outputs"):
+        logger.info("Job %r: this report (sha256 %s) was written before to %s; nothing to do", job_key, digest[:12], destination)
+        return {**summary, "outputs": record["outputs"], "written": False}
+
+    outputs = keep_raw_report(report_path, destination)
+    responses, result = aggregate_results(job, report_path, outputs["report.csv"], record.get("dataset_columns"))
+    submissions = list_submissions(connection, record["study_id"])
+    notes = []
+    if job.approve_submissions:
+        approved = approve_submissions(connection, record["study_id"], select_submissions_to_approve(submissions, result.participants))
+        notes.append(f"approved {len(approved)} submissions")
         submissions = list_submissions(connection, record["study_id"])
-        notes = []
-        if job.approve_submissions:
-            approved = approve_submissions(connection, record["study_id"], select_submissions_to_approve(submissions, result.participants))
-            notes.append(f"approved {len(approved)} submissions")
-            submissions = list_submissions(connection, record["study_id"])
-            status = read_study_status(connection, record["study_id"])
-        outputs = write_results(report_path, responses, result, submissions, record["output_location"])
-        outputs.update(_write_run_json(record, status, outputs, notes, work_dir))
-        update_job_record(
-            job_key, base_url, statuses={"study": status}, outputs=outputs, report_sha256=digest, notes=notes,
-            collected_at=now_iso(), collect_error=None,
-        )
-        logger.info("Job %r: wrote %s to %s", job_key, ", ".join(sorted(outputs)), record["output_location"])
-        return {**summary, "status": status, "outputs": outputs, "written": True}
+        status = read_study_status(connection, record["study_id"])
+    outputs.update(write_results(responses, result, submissions, destination))
+    outputs.update(_write_run_json(record, status, outputs, notes, work_dir))
+    update_job_record(
+        job_key, record["base_url"], statuses={"study": status}, outputs=outputs, report_sha256=digest, notes=notes,
+        collected_at=now_iso(), collect_error=None,
+    )
+    logger.info("Job %r: wrote %s to %s", job_key, ", ".join(sorted(outputs)), destination)
+    return {**summary, "status": status, "outputs": outputs, "written": True}
 
 
 def find_job_record(job_key: str, base_url: str | None = None) -> dict[str, Any]:

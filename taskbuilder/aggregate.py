@@ -45,9 +45,8 @@ import krippendorff
 import numpy as np
 import pandas as pd
 
-from taskbuilder.report import CHOICE_TYPES, RESPONSE_COLUMNS, split_joined
+from taskbuilder.report import CHOICE_TYPES, LABEL_COLUMNS, ParsedReport, split_joined
 
-LABEL_COLUMNS = ["datapoint_id", "instruction", "label", "tie", "confidence", "votes", "ds_label", "ds_confidence"]
 PARTICIPANT_COLUMNS = ["participant_id", "answers", "agreement", "gold_accuracy", "flagged", "submission_status"]
 _EPS = 1e-10
 
@@ -179,42 +178,52 @@ def _is_marked(cells: pd.Series) -> pd.Series:
     return (cells != "") & ~cells.str.strip().str.lower().isin(["0", "false", "no"])
 
 
-def aggregate(responses: pd.DataFrame, instructions: list[dict], *, id_column: str | None = None,
+def aggregate(report: ParsedReport | pd.DataFrame, instructions: list[dict], *, id_column: str | None = None,
               gold_column: str | None = None, attention_check_column: str | None = None,
               min_agreement: float = 0.0, min_gold_accuracy: float = 0.0) -> AggregateResult:
     """Labels, agreement and participant quality from the responses table (method in the module docstring).
 
     Args:
-        responses: output of :func:`taskbuilder.report.parse_report` (its seven fixed columns, then the
-            original dataset columns).
+        report: output of :func:`taskbuilder.report.read_report` (every datapoint of the report, answered
+            or not), or a responses table as :func:`taskbuilder.report.parse_report` returns (its seven
+            fixed columns, then the dataset columns; then only datapoints with a response are known).
         instructions: the batch's instructions as API payload dicts (API doc §4), in order.
         id_column: dataset column with the row id; ``labels`` rows are ordered by it (numerically when
             every id is an integer).
         gold_column: dataset column with gold option values of the first choice instruction ("" = none).
         attention_check_column: dataset column marking attention-check rows (marked = non-empty and not
             "0"/"false"/"no", case-insensitive).
+        The three column arguments are the dataset's own names; a name the outputs rename
+        (``participant_id`` → ``participant_id_original``) is found under its output name.
         min_agreement, min_gold_accuracy: thresholds (0..1) below which a participant is ``flagged``.
 
     Returns:
         AggregateResult with ``labels`` (one row per datapoint × choice instruction, attention checks left
-        out: ``datapoint_id, instruction, label, tie, confidence, votes, ds_label, ds_confidence``, then the
-        original columns), ``participants`` (``participant_id, answers, agreement, gold_accuracy,
+        out, datapoints nobody answered included with an empty ``label`` and ``votes`` ``{}``:
+        ``datapoint_id, instruction, label, tie, confidence, votes, ds_label, ds_confidence``, then the
+        dataset columns), ``participants`` (``participant_id, answers, agreement, gold_accuracy,
         flagged, submission_status`` — the last empty, for the caller to fill from the API) and
-        ``summary`` (plain JSON types; NaN → None).
+        ``summary`` (plain JSON types; NaN → None; ``datapoints`` counts every datapoint,
+        ``datapoints_without_answers`` those with no response at all).
 
     Raises:
         ValueError: a named column is not a dataset column, or a response names an unknown instruction.
 
     Warns:
-        UserWarning: a gold cell is not an option value of the first choice instruction (that cell is ignored).
+        UserWarning: a gold cell is not an option value of the first choice instruction (that cell is
+        ignored); datapoints got no answer (they are kept, unlabelled).
     """
-    original_columns = list(responses.columns[len(RESPONSE_COLUMNS):])
+    parsed = report if isinstance(report, ParsedReport) else ParsedReport.from_responses(report)
+    responses, datapoints = parsed.responses, parsed.datapoints
+    original_columns = list(datapoints.columns[1:])
+    id_column, gold_column, attention_check_column = (
+        parsed.column_names.get(column, column) if column is not None else None
+        for column in (id_column, gold_column, attention_check_column))
     for option, column in (("id_column", id_column), ("gold_column", gold_column),
                            ("attention_check_column", attention_check_column)):
         if column is not None and column not in original_columns:
             raise ValueError(f"{option} {column!r} is not a dataset column of the report; "
                              f"dataset columns: {original_columns}")
-    datapoints = responses.drop_duplicates("datapoint_id")[["datapoint_id", *original_columns]].reset_index(drop=True)
     attention = (set(datapoints.loc[_is_marked(datapoints[attention_check_column]), "datapoint_id"])
                  if attention_check_column else set())
     which = _instruction_index(responses, instructions)
@@ -226,6 +235,9 @@ def aggregate(responses: pd.DataFrame, instructions: list[dict], *, id_column: s
     for i in choice:
         rows = responses.loc[which == i, ["datapoint_id", "participant_id", "answer"]].reset_index(drop=True)
         labels, instruction_stats, agreement = _aggregate_instruction(instructions[i], rows, attention)
+        labels = _with_unanswered(labels, datapoints["datapoint_id"], instructions[i]["description"])
+        instruction_stats["datapoints_without_votes"] = int(
+            (~labels["datapoint_id"].isin(attention) & (labels["votes"] == "{}")).sum())
         labels["_order"] = i
         label_parts.append(labels)
         if agreement is not None:
@@ -238,8 +250,13 @@ def aggregate(responses: pd.DataFrame, instructions: list[dict], *, id_column: s
 
     labels = _labels_table(label_parts, datapoints, attention, id_column)
     participants = _participants_table(responses, agreement_parts, gold_parts, min_agreement, min_gold_accuracy)
+    unanswered = int((~datapoints["datapoint_id"].isin(responses["datapoint_id"])).sum())
+    if unanswered:
+        warnings.warn(f"{unanswered} of {len(datapoints)} datapoints got no answer (returned or timed-out "
+                      "submissions, a stopped study, too few places): they are in labels with an empty label "
+                      "and no votes", stacklevel=2)
     summary = {
-        "datapoints": int(len(datapoints)), "responses": int(len(responses)),
+        "datapoints": int(len(datapoints)), "datapoints_without_answers": unanswered, "responses": int(len(responses)),
         "participants": int(len(participants)), "flagged_participants": int(participants["flagged"].sum()),
         "attention_check_datapoints": len(attention) if attention_check_column else None,
         "gold_datapoints": len(gold) if gold_column else None,
@@ -322,6 +339,16 @@ def _aggregate_instruction(instruction: dict, rows: pd.DataFrame,
     agreement = pd.DataFrame({"participant_id": votes.loc[scored, "participant_id"],
                               "agree": votes["option"].to_numpy()[scored] == majority})
     return labels, stats, agreement
+
+
+def _with_unanswered(labels: pd.DataFrame, datapoint_ids: pd.Series, description: str) -> pd.DataFrame:
+    """``labels`` of one instruction plus a row for every datapoint it lacks (no label, no votes)."""
+    missing = datapoint_ids[~datapoint_ids.isin(labels["datapoint_id"])]
+    if not len(missing):
+        return labels
+    empty = pd.DataFrame({"datapoint_id": missing.to_numpy(), "instruction": description, "label": "", "tie": False,
+                          "confidence": np.nan, "votes": "{}", "ds_label": "", "ds_confidence": np.nan})
+    return pd.concat([labels, empty], ignore_index=True) if len(labels) else empty
 
 
 def _votes_json(counts: np.ndarray, values: list[str]) -> list[str]:

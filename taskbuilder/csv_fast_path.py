@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -154,8 +156,12 @@ def _arrow_read(path: Path, dialect: str, delimiter: str, width_guess: int) -> t
             escape_char=False, newlines_in_values=newlines_in_values, ignore_empty_lines=False)
         try:
             with _ScanningReader(path) as source:
-                table = pacsv.read_csv(source, read_options=read_options, parse_options=parse_options,
-                                       convert_options=convert_options)
+                held = sys.getrefcount(source)
+                try:
+                    table = pacsv.read_csv(source, read_options=read_options, parse_options=parse_options,
+                                           convert_options=convert_options)
+                finally:
+                    _wait_until_arrow_lets_go(source, held)
                 if source.complete or source.read(1) == b"":
                     return table, source
         except (pa.ArrowException, OSError):
@@ -189,3 +195,20 @@ def _may_end_in_open_quote(path: Path, size: int, arrow: pa.Table) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------------------
+
+
+ARROW_RELEASE_WAIT_SECONDS = 10.0
+
+
+def _wait_until_arrow_lets_go(source: "_ScanningReader", held: int) -> None:
+    """Wait until pyarrow has dropped its reference to `source` (its reference count is back to `held`).
+
+    pyarrow's CSV reader holds the Python stream it reads, and the last of its references may be dropped by
+    one of pyarrow's own threads after `read_csv` has returned. Dropping it takes the GIL; when that happens
+    while the interpreter is shutting down, the thread is ended inside C++ code and the process aborts
+    (`terminate called without an active exception`, exit 134, after the work was done: seen at random
+    under load, a core dump showed the reader's destructor on a pyarrow thread). Sleeping releases the GIL
+    so that thread can finish now."""
+    deadline = time.monotonic() + ARROW_RELEASE_WAIT_SECONDS
+    while sys.getrefcount(source) - 1 > held and time.monotonic() < deadline:  # - 1: this call's own reference
+        time.sleep(0.0005)

@@ -283,7 +283,8 @@ class UploadError(ProlificError):
         self.s3_message = redact_text(s3_message) if s3_message else s3_message
         self.request_id = request_id
         said = ": ".join(part for part in (s3_code, self.s3_message) if part) or "no S3 error code"
-        super().__init__(f"{method} {self.url} → {status_code}: {said}")
+        request = f" (S3 request id {request_id})" if request_id else ""
+        super().__init__(f"{method} {self.url} → {status_code}: {said}{request}")
 
 
 class UploadURLExpired(UploadError):

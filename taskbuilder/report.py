@@ -19,6 +19,12 @@ byte; this module only reads it. Every cell is read as text (``dtype=str, keep_d
 Matching rows to instructions: by ``Question`` == ``description`` and ``Task_Type`` == ``type``. When two
 instructions share both, the report gives no other clue, so the k-th such row of a datapoint (in report
 order) is matched to the k-th such instruction (in instruction order).
+
+Dataset columns are the header's columns between ``Question`` and the annotator block, the header's tail
+of complete triples ``Annotator1_*`` … ``AnnotatorN_*`` in that order: a dataset column named like an
+annotator column (``Annotator1_ID``) stays a dataset column. In the outputs, a dataset column named like
+an output column (:data:`OUTPUT_COLUMNS`) gets ``_original`` appended, one way for every file
+(:func:`output_column_names`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import csv
 import json
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +42,49 @@ import pandas as pd
 FIXED_COLUMNS = ["DataPoint_ID", "Task_Group_ID", "Task_Type", "Question"]
 RESPONSE_COLUMNS = ["datapoint_id", "task_group_id", "instruction", "instruction_type",
                     "participant_id", "answer", "answered_at"]
+LABEL_COLUMNS = ["datapoint_id", "instruction", "label", "tie", "confidence", "votes", "ds_label", "ds_confidence"]
+OUTPUT_COLUMNS = tuple(dict.fromkeys([*RESPONSE_COLUMNS, *LABEL_COLUMNS]))
+"""Column names the outputs put before the dataset columns (``responses.csv``, ``labels.csv``)."""
 CHOICE_TYPES = ("multiple_choice", "multiple_choice_with_free_text")
-_ANNOTATOR = re.compile(r"^Annotator(\d+)_(ID|Response|Timestamp)$")
+_TRIPLE = ("ID", "Response", "Timestamp")
+
+
+def output_column_names(dataset_columns: list[str]) -> dict[str, str]:
+    """Dataset column name → its name in every output: unchanged, or, when it is one of
+    :data:`OUTPUT_COLUMNS`, with ``_original`` appended (again, until the name is neither an output
+    column nor another dataset column). ``participant_id`` → ``participant_id_original``."""
+    taken = {*OUTPUT_COLUMNS, *dataset_columns}
+    names = {}
+    for column in dataset_columns:
+        name = column
+        if column in OUTPUT_COLUMNS:
+            while name in taken:
+                name += "_original"
+            taken.add(name)
+        names[column] = name
+    return names
+
+
+@dataclass(frozen=True)
+class ParsedReport:
+    """What :func:`read_report` found in a report.
+
+    ``responses``: the tidy table (see :func:`parse_report`); ``datapoints``: one row per datapoint of
+    the report, answered or not, in report order (``datapoint_id``, then the dataset columns under their
+    output names); ``column_names``: dataset column name → output name (:func:`output_column_names`).
+    """
+
+    responses: pd.DataFrame
+    datapoints: pd.DataFrame
+    column_names: dict[str, str]
+
+    @classmethod
+    def from_responses(cls, responses: pd.DataFrame) -> "ParsedReport":
+        """For a responses table built without its report: the datapoints are those with a response, and
+        the dataset columns are named as in ``responses``."""
+        columns = list(responses.columns[len(RESPONSE_COLUMNS):])
+        datapoints = responses.drop_duplicates("datapoint_id")[["datapoint_id", *columns]].reset_index(drop=True)
+        return cls(responses, datapoints, {c: c for c in columns})
 
 
 class UnmappedAnswerWarning(UserWarning):
@@ -114,24 +162,25 @@ def _read_header(report_csv: Path) -> list[str]:
     return header
 
 
-def _annotator_triples(report_csv: Path, header: list[str]) -> tuple[int, list[tuple[int, int, int, int]]]:
-    """Return (position of the first annotator column, [(k, id_pos, response_pos, timestamp_pos)])."""
-    found: dict[int, dict[str, int]] = {}
-    first = len(header)
-    for pos, name in enumerate(header[4:], start=4):
-        match = _ANNOTATOR.match(name)
-        if match:
-            first = min(first, pos)
-            found.setdefault(int(match[1]), {})[match[2]] = pos
-        elif first < pos:
-            raise ValueError(f"{report_csv}: line 1: column {name!r} comes after the annotator columns; "
-                             "the report layout puts every dataset column before Annotator1_ID")
-    for k, parts in sorted(found.items()):
-        if len(parts) != 3:
-            missing = sorted({"ID", "Response", "Timestamp"} - parts.keys())
-            raise ValueError(f"{report_csv}: line 1: Annotator{k} lacks column(s) "
-                             f"{', '.join(f'Annotator{k}_{m}' for m in missing)}")
-    return first, [(k, p["ID"], p["Response"], p["Timestamp"]) for k, p in sorted(found.items())]
+def _annotator_triples(header: list[str], dataset_columns: list[str] | None) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """Return (position of the first annotator column, [(k, id_pos, response_pos, timestamp_pos)]).
+
+    The annotator block is the longest tail of the header made of complete triples ``Annotator1_ID,
+    Annotator1_Response, Annotator1_Timestamp, …, AnnotatorN_…``; with ``dataset_columns`` (the uploaded
+    CSV's header, when the report's header starts with them) it starts right after them, which also
+    settles a dataset whose last columns are themselves such a triple.
+    """
+    tail = len(header) - 4
+    counts = list(range(tail // 3, -1, -1))
+    if dataset_columns is not None and header[4:4 + len(dataset_columns)] == list(dataset_columns) \
+            and (tail - len(dataset_columns)) % 3 == 0:
+        counts.insert(0, (tail - len(dataset_columns)) // 3)  # else the hint does not fit: go by the header
+    for n in counts:
+        first = len(header) - 3 * n
+        if header[first:] == [f"Annotator{k}_{part}" for k in range(1, n + 1) for part in _TRIPLE]:
+            return first, [(k, first + 3 * (k - 1), first + 3 * (k - 1) + 1, first + 3 * (k - 1) + 2)
+                           for k in range(1, n + 1)]
+    return len(header), []  # not reached: n = 0 always fits
 
 
 def _instruction_of_rows(report_csv: Path, frame: pd.DataFrame, instructions: list[dict]) -> np.ndarray:
@@ -182,35 +231,42 @@ def _map_answers(report_csv: Path, long: pd.DataFrame, instructions: list[dict])
     return answer
 
 
-def parse_report(report_csv: Path, instructions: list[dict]) -> pd.DataFrame:
-    """Read a batch report CSV and return the tidy "responses" table.
+def parse_report(report_csv: Path, instructions: list[dict], dataset_columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a batch report CSV and return the tidy "responses" table (``read_report(...).responses``).
 
     Args:
         report_csv: the downloaded report (UTF-8 CSV, layout in the module docstring).
         instructions: the batch's instructions as API payload dicts (API doc §4: ``type``,
             ``description``, ``options`` [{label, value}], ``unit_options`` [{label, value}], ...), in order.
+        dataset_columns: the uploaded CSV's column names, when known (tells the dataset columns from the
+            annotator block even when the dataset's own columns look like annotator columns).
 
     Returns:
         One row per datapoint × instruction × participant (empty annotator triples skipped), in report
         order, columns ``datapoint_id, task_group_id, instruction`` (description), ``instruction_type,
         participant_id, answer, answered_at`` (the annotator timestamp text), then the original dataset
-        columns unchanged (a name equal to one of the first seven gets the suffix ``_original``). All
+        columns, cells unchanged, named by :func:`output_column_names` (``answer`` → ``answer_original``). All
         cells are ``str``. ``answer``: option values for ``multiple_choice`` (several joined by ``|`` in
         option order; ``""`` = none selected); JSON ``[{"value", "explanation"}]`` for
         ``multiple_choice_with_free_text``; JSON ``{"value", "unit"}`` (unit value) for
         ``free_text_with_unit``; the cell as given for ``file_upload`` and ``free_text``.
 
     Raises:
-        ValueError: the header is not a report header, an annotator triple is incomplete or has a
-            response without a participant id, or a row matches no instruction (message names the file,
-            data row and column).
+        ValueError: the header is not a report header, an annotator triple has a response without a participant id, or a row matches no instruction
+            (message names the file, data row and column).
 
     Warns:
         UnmappedAnswerWarning: a label matches no option (the raw text is kept as the answer).
     """
+    return read_report(report_csv, instructions, dataset_columns).responses
+
+
+def read_report(report_csv: Path, instructions: list[dict], dataset_columns: list[str] | None = None) -> ParsedReport:
+    """Read a batch report CSV: the responses table of :func:`parse_report` (same arguments and errors),
+    every datapoint of the report (answered or not) and the output names of the dataset columns."""
     report_csv = Path(report_csv)
     header = _read_header(report_csv)
-    first_annotator, triples = _annotator_triples(report_csv, header)
+    first_annotator, triples = _annotator_triples(header, dataset_columns)
     frame = pd.read_csv(report_csv, header=None, skiprows=1, names=list(range(len(header))), dtype=str,
                         keep_default_na=False, encoding="utf-8").fillna("")  # short rows: missing cells = ""
     instruction_index = _instruction_of_rows(report_csv, frame, instructions)
@@ -245,12 +301,10 @@ def parse_report(report_csv: Path, instructions: list[dict]) -> pd.DataFrame:
         "answered_at": long["answered_at"].to_numpy(),
     }, dtype=str)
 
-    taken = set(RESPONSE_COLUMNS)
-    originals = {}
-    for pos in range(4, first_annotator):
-        name = header[pos]
-        while name in taken:
-            name += "_original"
-        taken.add(name)
-        originals[name] = frame[pos].to_numpy()[rows]
-    return pd.concat([responses, pd.DataFrame(originals, dtype=str)], axis=1)
+    names = output_column_names(header[4:first_annotator])
+    positions = {names[header[pos]]: pos for pos in range(4, first_annotator)}
+    originals = pd.DataFrame({name: frame[pos].to_numpy()[rows] for name, pos in positions.items()}, dtype=str)
+    first_rows = frame.drop_duplicates(0).index.to_numpy()
+    datapoints = pd.DataFrame({"datapoint_id": frame[0].to_numpy()[first_rows],
+                               **{name: frame[pos].to_numpy()[first_rows] for name, pos in positions.items()}}, dtype=str)
+    return ParsedReport(responses=pd.concat([responses, originals], axis=1), datapoints=datapoints, column_names=names)

@@ -7,8 +7,8 @@ costs httpcore an O(n²) copy (1.5 GB RSS, 20–40 s for 500 MB), and S3 answers
 ``Content-Length`` with ``411 MissingContentLength``.
 
 URLs are logged and put in errors only through :func:`taskbuilder.redact.redact_url` (logger
-``taskbuilder.upload``, DEBUG). Do not enable the ``httpx`` logger: it logs full URLs, signature
-included, at INFO.
+``taskbuilder.upload``, DEBUG). The ``httpx`` logger logs full URLs at INFO: :mod:`taskbuilder.redact`
+(imported here) filters its records, so they carry no signature whatever the logging set-up.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from taskbuilder.upload import upload_file
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
+from tasks.reconcile import oldest
 from tasks.records import load_job_record, update_job_record
 from tasks.retry import API_TASK_OPTIONS
 
@@ -35,16 +36,24 @@ UPLOAD_ATTEMPTS = 4
 
 
 @task(name="create-dataset", **API_TASK_OPTIONS, **CREATE_TASK_OPTIONS)
-def create_dataset(connection: ProlificConnection, job_key: str, name: str, workspace_id: str) -> str:
-    """Create the job's dataset once; return its id (str).
+def create_dataset(connection: ProlificConnection, job_key: str, name: str, workspace_id: str, batch_name: str | None = None) -> str:
+    """Return the id of the job's dataset, creating it only when the job has no batch yet.
 
-    ``POST /api/v1/data-collection/datasets`` with ``{name, workspace_id}`` (→ 201). The result is
-    cached under the job key, so a re-run of the job returns the same id. The API has no dataset
-    look-up, so when a create's response is lost (the server made it, the client never heard) the retry
-    makes a second one: the first stays behind, empty and free of charge. Each attempt is counted in
-    the job record and such a leftover is written to its ``notes`` (and so to ``run.json``).
+    The API has no dataset look-up, but the job's batch (named ``batch_name``, which carries the job
+    key) names its dataset: when the workspace has that batch (``GET …/batches?workspace_id=``, the
+    oldest if several), its ``dataset_id`` is the job's dataset, whatever this host remembers (a
+    re-run from another machine or Prefect home creates nothing). Else ``POST
+    /api/v1/data-collection/datasets`` with ``{name, workspace_id}`` (→ 201). The result is cached
+    under the job key. When a create's response is lost (the server made it, the client never heard)
+    the retry makes a second one: the first stays behind, empty and free of charge. Each attempt is
+    counted in the job record and such a leftover is written to its ``notes`` (and so to ``run.json``).
     """
     logger = run_logger()
+    found = _dataset_of_job_batch(connection, workspace_id, batch_name) if batch_name else None
+    if found:
+        logger.info("The job's batch uses dataset %s: not creating another", found)
+        update_job_record(job_key, connection.base_url, dataset_id=found)
+        return found
     record = load_job_record(job_key, connection.base_url) or {}
     attempts = int(record.get("dataset_create_attempts", 0)) + 1
     notes = []
@@ -60,6 +69,16 @@ def create_dataset(connection: ProlificConnection, job_key: str, name: str, work
     update_job_record(job_key, connection.base_url, dataset_id=dataset.id, statuses={"dataset": str(dataset.status)})
     logger.info("Created dataset %s (%s)", dataset.id, name)
     return dataset.id
+
+
+def _dataset_of_job_batch(connection: ProlificConnection, workspace_id: str, batch_name: str) -> str | None:
+    """The dataset id of the oldest batch named ``batch_name`` in the workspace, else ``None``."""
+    with open_client(connection) as client:
+        batches = [batch for batch in client.list_batches(workspace_id) if batch.name == batch_name]
+    if not batches:
+        return None
+    batch = oldest(batches)
+    return batch.dataset_id or next((dataset.id for dataset in batch.datasets or []), None)
 
 
 @task(name="upload-dataset-file", **API_TASK_OPTIONS, cache_policy=NO_CACHE)

@@ -21,12 +21,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import httpx
-
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import BlockDocumentUpdate
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 
 from taskbuilder.jobkey import storage_slug
 

@@ -1,6 +1,6 @@
 """Prefect tasks that turn the downloaded report into the job's outputs and artifacts.
 
-``report.csv`` (as downloaded) → ``responses.csv`` (tidy) → ``labels.csv``, ``participants.csv``,
+``report.csv`` (as downloaded, kept first) → ``responses.csv`` (tidy) → ``labels.csv``, ``participants.csv``,
 ``summary.json`` (see :mod:`taskbuilder.report`, :mod:`taskbuilder.aggregate`), written to a folder or
 an ``s3://`` prefix (:mod:`taskbuilder.outputs`), with Prefect table and markdown artifacts.
 """
@@ -8,6 +8,7 @@ an ``s3://`` prefix (:mod:`taskbuilder.outputs`), with Prefect table and markdow
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.aggregate import AggregateResult, aggregate
 from taskbuilder.outputs import write_outputs
-from taskbuilder.payloads import batch_items_payload, instructions_payload
-from taskbuilder.report import parse_report
 from taskbuilder.jobspec import AnnotationJob
+from taskbuilder.payloads import batch_items_payload, instructions_payload
+from taskbuilder.report import read_report
 
 from tasks.logs import run_logger
 
@@ -44,32 +45,66 @@ def instruction_payloads(job: AnnotationJob) -> list[dict[str, Any]]:
     ]
 
 
+class ReportNotParsed(RuntimeError):
+    """The downloaded report could not be turned into tables; the raw report is kept at the output
+    location (the message says where)."""
+
+
+@task(name="keep-raw-report", cache_policy=NO_CACHE)
+def keep_raw_report(report_path: Path, destination: str) -> dict[str, str]:
+    """Write the downloaded report, byte for byte, to ``destination`` (folder or ``s3://`` prefix) as
+    ``report.csv`` before anything parses it; return ``{"report.csv": location}``."""
+    locations = write_outputs(destination, files={"report.csv": report_path})
+    run_logger().info("Kept the raw report at %s", locations["report.csv"])
+    return locations
+
+
 @task(name="aggregate-results", cache_policy=NO_CACHE)
-def aggregate_results(job: AnnotationJob, report_path: Path) -> tuple[Any, AggregateResult]:
-    """Parse the report and aggregate it; return ``(responses DataFrame, AggregateResult)``."""
+def aggregate_results(
+    job: AnnotationJob, report_path: Path, kept_at: str | None = None, dataset_columns: list[str] | None = None
+) -> tuple[Any, AggregateResult]:
+    """Parse the report and aggregate it; return ``(responses DataFrame, AggregateResult)``.
+
+    ``kept_at``: where the raw report was kept (named in the error); ``dataset_columns``: the uploaded
+    CSV's column names when known (see :func:`taskbuilder.report.read_report`). Warnings of the parser
+    and of the aggregation (unmapped answers, datapoints without answers) are logged. Raises
+    :class:`ReportNotParsed` (one line, naming ``kept_at``) when either fails.
+    """
+    logger = run_logger()
     instructions = instruction_payloads(job)
-    responses = parse_report(report_path, instructions)
-    result = aggregate(
-        responses,
-        instructions,
-        id_column=job.dataset.id_column,
-        gold_column=job.dataset.gold_column_in(list(responses.columns)),
-        attention_check_column=job.dataset.attention_check_column,
-        min_agreement=job.min_agreement,
-        min_gold_accuracy=job.min_gold_accuracy,
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            parsed = read_report(report_path, instructions, dataset_columns)
+            result = aggregate(
+                parsed,
+                instructions,
+                id_column=job.dataset.id_column,
+                gold_column=job.dataset.gold_column_in(list(parsed.column_names)),
+                attention_check_column=job.dataset.attention_check_column,
+                min_agreement=job.min_agreement,
+                min_gold_accuracy=job.min_gold_accuracy,
+            )
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ReportNotParsed(
+            f"the report could not be turned into tables ({reason}); the raw report, as downloaded, is kept at "
+            f"{kept_at or report_path}"
+        ) from error
+    for warning in caught:
+        logger.warning("%s", warning.message)
+    logger.info(
+        "%d responses from %d participants → %d labels", len(parsed.responses), len(result.participants), len(result.labels)
     )
-    run_logger().info(
-        "%d responses from %d participants → %d labels", len(responses), len(result.participants), len(result.labels)
-    )
-    return responses, result
+    return parsed.responses, result
 
 
 @task(name="write-results", cache_policy=NO_CACHE)
 def write_results(
-    report_path: Path, responses: Any, result: AggregateResult, submissions: list[dict[str, Any]], destination: str
+    responses: Any, result: AggregateResult, submissions: list[dict[str, Any]], destination: str
 ) -> dict[str, str]:
-    """Write ``report.csv`` (byte for byte), ``responses.csv``, ``labels.csv``, ``participants.csv``,
-    ``summary.json`` to ``destination``; publish artifacts; return name → location.
+    """Write ``responses.csv``, ``labels.csv``, ``participants.csv``, ``summary.json`` to ``destination``
+    (``report.csv`` is written before, by :func:`keep_raw_report`); publish artifacts; return name → location.
 
     ``submissions``: the study's submissions (dicts with ``participant_id`` and ``status``), used to fill
     ``participants.submission_status``.
@@ -80,7 +115,6 @@ def write_results(
     locations = write_outputs(
         destination,
         files={
-            "report.csv": report_path,
             "responses.csv": responses,
             "labels.csv": result.labels,
             "participants.csv": participants,

@@ -171,16 +171,23 @@ def list_submissions(connection: ProlificConnection, study_id: str) -> list[dict
 
 @task(name="approve-submissions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
 def approve_submissions(connection: ProlificConnection, study_id: str, submission_ids: list[str]) -> list[str]:
-    """Bulk-approve ``submission_ids`` that are still AWAITING REVIEW; return those approved.
+    """Bulk-approve ``submission_ids`` that are still AWAITING REVIEW; return those of ``submission_ids``
+    that the server shows APPROVED afterwards.
 
     State first (``GET …/submissions/``): a retry never acts on a submission already approved, nor on
-    any RETURNED or TIMED-OUT one. Then ``POST /api/v1/submissions/bulk-approve/ {submission_ids}``.
+    any RETURNED or TIMED-OUT one. Then ``POST /api/v1/submissions/bulk-approve/ {submission_ids}``,
+    then the submissions are read again, so a retry after an answer that never came (the server
+    approved, the client did not hear) still counts what the first attempt approved.
     """
     logger = run_logger()
+    if not submission_ids:
+        return []
     with open_client(connection) as client:
         awaiting = {s.id for s in client.list_submissions(study_id) if str(s.status) == "AWAITING REVIEW"}
         to_approve = [sid for sid in submission_ids if sid in awaiting]
         if to_approve:
             client.bulk_approve_submissions(to_approve)
-        logger.info("Approved %d submissions (%d asked)", len(to_approve), len(submission_ids))
-    return to_approve
+        approved_now = {s.id for s in client.list_submissions(study_id) if str(s.status) == "APPROVED"}
+    approved = [sid for sid in submission_ids if sid in approved_now]
+    logger.info("%d of %d submissions asked are APPROVED (%d sent in this attempt)", len(approved), len(submission_ids), len(to_approve))
+    return approved

@@ -235,3 +235,41 @@ def test_no_token_or_signature_anywhere(tmp_path, sandbox):
     for where, data in haystacks.items():
         assert token not in data, f"token found in {where}"
         assert not re.search(rb"X-Amz-Signature=[0-9a-fA-F]{8}", data), f"presigned signature found in {where}"
+
+
+OUTPUT_FILES = ("report.csv", "responses.csv", "labels.csv", "participants.csv", "summary.json", "run.json")
+AFTER_PUBLISHING = [
+    ("publish", "POST", "/api/v1/studies/*/transition/"),
+    ("report", "GET", "/api/v1/data-collection/batches/*/report*"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("step", AFTER_PUBLISHING, ids=[s[0] for s in AFTER_PUBLISHING])
+def test_crash_after_publishing_before_the_outputs_then_rerun_writes_them_all(step, tmp_path, sandbox):
+    """SIGKILL once the study is published (while it runs) or once its report is asked for, before the
+    outputs are written; the re-run publishes nothing and writes every output."""
+    name, method, glob = step
+    sandbox.settings(**QUICK_SANDBOX)
+    spec = write_small_job(tmp_path)
+    env = _subprocess_env(sandbox, tmp_path / "storage")
+    log = tmp_path / "run.log"
+    process = _start_run(spec, sandbox, env, log)
+    deadline = time.monotonic() + 180
+    while sandbox.count(method, glob) == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before the crash point: " + log.read_text()[-2000:]
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    out = tmp_path / "out"
+    for stale in out.glob("*") if out.exists() else []:
+        stale.unlink()  # whatever the first run got to write: the re-run must write it all
+
+    rerun = _start_run(spec, sandbox, env, log)
+    assert rerun.wait(timeout=240) == 0, log.read_text()[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    counts = resources(sandbox, AnnotationJob.from_yaml(spec).name)
+    assert counts["publishes"] == 1 and counts["studies"] == 1 and counts["batches"] == 1
+    labels = (out / "labels.csv").read_text().splitlines()
+    assert len(labels) == 1 + 6  # header + every datapoint
