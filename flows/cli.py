@@ -2,7 +2,9 @@
 
 An entry point like a deployment: it sits on top of the flows. Without ``--api-url`` (and without
 ``PROLIFIC_API_URL``) ``run`` starts the local sandbox and runs the job there, so nothing real is
-created and no money is spent.
+created and no money is spent. ``run`` answers bad input, a refused token and unusable outputs before
+Prefect starts (:mod:`flows.first_answer`), then runs the flow on the Prefect API the environment names,
+else on the local server that stays (:mod:`flows.local_server`; ``taskbuilder server status|stop``).
 
 Exit codes: 0 done; 2 the input (CSV or job spec) has errors, or the job was refused (budget,
 approval); 1 anything else failed (the message says what, and what to do).
@@ -15,6 +17,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -195,6 +198,36 @@ def sandbox(
     os.execv(sys.executable, command)
 
 
+server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server that `run` starts and reuses.")
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the local Prefect server of PREFECT_HOME runs (its URL, pid, log). Exit 0 running, 3 not."""
+    from flows.local_server import default_prefect_home, running_server
+
+    home = default_prefect_home()
+    server = running_server(home)
+    if server is None:
+        typer.echo(f"No local Prefect server runs for PREFECT_HOME {home}; `taskbuilder run` starts one.")
+        raise typer.Exit(3)
+    minutes = (time.time() - server.started_at) / 60
+    typer.echo(f"Local Prefect server at {server.url.removesuffix('/api')} (API {server.url}), pid {server.pid}, "
+               f"up {minutes:.0f} min, log {server.log}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server of PREFECT_HOME (its database stays). Exit 0 stopped or none ran."""
+    from flows.local_server import default_prefect_home, stop_server
+
+    home = default_prefect_home()
+    server = stop_server(home)
+    typer.echo(f"Stopped the local Prefect server at {server.url} (pid {server.pid})." if server
+               else f"No local Prefect server runs for PREFECT_HOME {home}.")
+
+
 def _run_job(
     job_file: Path, *, api_url: str | None, output_dir: str | None, embedded: bool = False, polling: dict | None = None
 ) -> int:
@@ -213,14 +246,54 @@ def _run_job(
         except PreflightFailed as error:
             typer.echo(f"Refused, nothing was created: {error}", err=True)
             return 2
-        return _run_flow(job, api_url, output_dir, sandboxed=False, polling=polling or {})
+    from flows.first_answer import first_answer
+
+    refused = first_answer(job, api_url=api_url, destination=output_dir or job.output_dir)
+    if refused is not None:
+        typer.echo(refused.message, err=True)
+        return refused.exit_code
+    if api_url:
+        with _prefect_api(announce_always=False):
+            return _run_flow(job, api_url, output_dir, sandboxed=False, polling=polling or {})
     from flows.embedded_sandbox import running_sandbox
 
     typer.echo("No --api-url or PROLIFIC_API_URL: running on the embedded local sandbox (no account, no money).")
-    with running_sandbox() as sandbox_process:
+    with _prefect_api(announce_always=embedded), running_sandbox() as sandbox_process:
         os.environ["PROLIFIC_API_TOKEN"] = sandbox_process.token
         os.environ.pop("PROLIFIC_WORKSPACE_ID", None)
         return _run_flow(job, sandbox_process.base_url, output_dir, sandboxed=True, polling=polling or {})
+
+
+@contextmanager
+def _prefect_api(*, announce_always: bool) -> Iterator[None]:
+    """Run the flow against the Prefect API to use: an explicit one (``PREFECT_API_URL`` in the environment
+    or the profile, a test harness) wins; else the local server that stays (:mod:`flows.local_server`),
+    started when none runs, unless ``TASKBUILDER_LOCAL_SERVER=0`` (Prefect's temporary server then).
+    Says so when it starts the server (always, with ``announce_always``), and how to stop it."""
+    from flows.local_server import LocalServerError, ensure_server, local_server_wanted
+
+    if not local_server_wanted() or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    settings = get_current_settings()
+    if settings.api.url:
+        yield
+        return
+    try:
+        server, started = ensure_server(Path(settings.home))
+    except LocalServerError as error:
+        typer.echo(f"Could not start the local Prefect server: {error}", err=True)
+        raise typer.Exit(1)
+    ui = server.url.removesuffix("/api")
+    if started:
+        typer.echo(f"Started a local Prefect server at {ui} (PREFECT_HOME {settings.home}); it keeps running for "
+                   "the next runs: `taskbuilder server stop` stops it.")
+    with temporary_settings({PREFECT_API_URL: server.url}):
+        yield
+    if announce_always and not started:
+        typer.echo(f"The local Prefect server at {ui} keeps running: `taskbuilder server stop` stops it.")
 
 
 def _load_spec(path: Path):

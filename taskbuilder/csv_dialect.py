@@ -36,3 +36,24 @@ def actual_delimiter(header_line: str) -> str | None:
         if header_line.count(candidate) > commas:
             return candidate
     return None
+
+
+_BINARY_SIGNATURES = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx or OpenDocument .ods workbook is one)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel .xls workbook (OLE2)"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x1f\x8b", "gzip-compressed"),
+)
+
+
+def binary_kind(path: str | Path) -> str | None:
+    """What binary format the file starts like (by its first bytes), or None for anything else."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    return next((kind for signature, kind in _BINARY_SIGNATURES if head.startswith(signature)), None)
+
+
+def starts_utf16(path: str | Path) -> bool:
+    """Whether the file starts with a UTF-16 byte-order mark."""
+    with open(path, "rb") as file:
+        return file.read(2) in (b"\xff\xfe", b"\xfe\xff")

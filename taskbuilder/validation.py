@@ -54,7 +54,6 @@ summary problem (record None) with the total.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,9 +61,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taskbuilder.csv_dialect import actual_delimiter
+from taskbuilder.csv_dialect import actual_delimiter, binary_kind, starts_utf16
 from taskbuilder.csv_table import Table
 from taskbuilder.csvfile import load_table
+from taskbuilder.lookalikes import fold_name, forms_in_words, look_alike_ids, missing_column_hint, nfc
 from taskbuilder.jobspec import META_PREFIX, TASK_GROUP_COLUMN, AnnotationJob
 
 MAX_PROBLEMS_PER_CHECK = 20
@@ -191,13 +191,13 @@ def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimite
     if delimiter_hint is None and dataset is not None:
         delimiter_hint = dataset.delimiter
     table = load_table(path, encoding=encoding, delimiter_hint=delimiter_hint)
-    kind = _binary_kind(path)
+    kind = binary_kind(path)
     if kind is not None:
         checks = _Checks(table)
         checks.add("not_text", "error", f"the file is {kind}, not a text CSV", "open it in its program and export or "
                    "save it as CSV UTF-8 (comma-separated), then use that file", line=1)
         return _report(table, checks, [])
-    if encoding is None and table.undecodable and table.undecodable[0].offset == 0 and _starts_utf16(path):
+    if encoding is None and table.undecodable and table.undecodable[0].offset == 0 and starts_utf16(path):
         checks = _Checks(table)
         checks.add("undecodable_bytes", "error", "the file is UTF-16 (it starts with a UTF-16 byte-order mark), "
                    "not UTF-8", "save it as UTF-8 (CSV UTF-8 in Excel), or set dataset.encoding: utf-16 in the job "
@@ -252,26 +252,6 @@ def validate_csv(path: str | Path, job: AnnotationJob | None = None, *, delimite
         checks.add("too_many_rows", "error", f"{table.rows:,} data records, more than max_rows {max_rows:,}",
                    "split the file into several jobs, or raise dataset.max_rows in the job spec", record=max_rows + 1)
     return _report(table, checks, header)
-
-
-_BINARY_SIGNATURES = (
-    (b"PK\x03\x04", "a zip archive (an Excel .xlsx or OpenDocument .ods workbook is one)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel .xls workbook (OLE2)"),
-    (b"%PDF-", "a PDF document"),
-    (b"\x1f\x8b", "gzip-compressed"),
-)
-
-
-def _binary_kind(path: str | Path) -> str | None:
-    """What binary format the file starts like (by its first bytes), or None for anything else."""
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    return next((kind for signature, kind in _BINARY_SIGNATURES if head.startswith(signature)), None)
-
-
-def _starts_utf16(path: str | Path) -> bool:
-    with open(path, "rb") as file:
-        return file.read(2) in (b"\xff\xfe", b"\xfe\xff")
 
 
 def _report(table: Table, checks: _Checks, header: list[str]) -> ValidationReport:
@@ -333,9 +313,9 @@ def _check_header(checks: _Checks) -> None:
         if name in seen and name.strip():
             checks.add("duplicate_column", "error", f"column name {name!r} is used by columns {seen[name] + 1} and "
                        f"{position + 1}", "rename one of them: column names must be unique", column=name, line=1)
-        elif name.strip() and _fold(name) in folded and folded[_fold(name)][1] != name:
-            first, other = folded[_fold(name)]
-            if name.casefold() == other.casefold() or _nfc(name) != _nfc(other):
+        elif name.strip() and fold_name(name) in folded and folded[fold_name(name)][1] != name:
+            first, other = folded[fold_name(name)]
+            if name.casefold() == other.casefold() or nfc(name) != nfc(other):
                 checks.add("column_names_differ_in_case", "warning", f"columns {first + 1} ({other!r}) and {position + 1} "
                            f"({name!r}) differ only in upper/lower case; participants see both",
                            "if they are the same data exported twice, delete one; else give them clearer names "
@@ -343,10 +323,10 @@ def _check_header(checks: _Checks) -> None:
             else:
                 checks.add("column_names_look_alike", "warning", f"columns {first + 1} ({ascii(other)}) and {position + 1} "
                            f"({ascii(name)}) look the same but are written with different Unicode characters "
-                           f"({_forms(other, name)})", "rename one of them; save the file with composed characters "
+                           f"({forms_in_words(other, name)})", "rename one of them; save the file with composed characters "
                            "(NFC), as most editors do", column=name, line=1)
         seen.setdefault(name, position)
-        folded.setdefault(_fold(name), (position, name))
+        folded.setdefault(fold_name(name), (position, name))
 
 
 def _check_records(checks: _Checks) -> None:
@@ -385,52 +365,9 @@ def _check_columns(checks: _Checks, job: AnnotationJob | None) -> None:
     for name in sorted(job.required_columns() - set(header)):
         role = {job.dataset.id_column: "id_column", job.dataset.gold_column: "gold_column",
                 job.dataset.attention_check_column: "attention_check_column"}.get(name, "a batch_items dataset_field")
-        near = [c for c in header if _fold(c.strip()) == _fold(name.strip())]
-        if near and _nfc(near[0].strip()) == _nfc(name.strip()):
-            hint = (f"the file's column {ascii(near[0])} looks the same but is written with different Unicode "
-                    f"characters than the spec's {ascii(name)} ({_forms(name, near[0])}): retype the name in the "
-                    "job spec or the file, or save both with composed characters (NFC)")
-        elif near and (_nfc(near[0]) != near[0] or _nfc(name) != name):
-            hint = (f"the file has {ascii(near[0])}: names are exact, in case and in how accents are written "
-                    f"({_forms(name, near[0])})")
-        elif near:
-            hint = f"the file has {near[0]!r}: names are exact"
-        else:
-            hint = f"add the column, or change {role} in the job spec; the file has: {', '.join(header)}"
+        hint = missing_column_hint(name, header, role)
         checks.add("missing_column", "error", f"the job needs column {name!r} ({role}) but the file has no such "
                    "column", hint, column=name, line=1)
-
-
-def _nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
-
-
-def _fold(name: str) -> str:
-    """A column name as people compare it: composed (NFC) and case-folded."""
-    return _nfc(name).casefold()
-
-
-def _forms(first: str, second: str) -> str:
-    """Which is written composed (NFC) and which decomposed (NFD), in words."""
-    def form(text: str) -> str:
-        return "composed, NFC" if unicodedata.is_normalized("NFC", text) else (
-            "decomposed, NFD" if unicodedata.is_normalized("NFD", text) else "mixed")
-    return f"{ascii(first)} is {form(first)}; {ascii(second)} is {form(second)}"
-
-
-def _check_look_alike_ids(checks: _Checks, ids: pa.ChunkedArray, name: str, skip: np.ndarray) -> None:
-    """Warn about ids that differ as written but are equal once composed (NFC): people read them as one id."""
-    if pc.all(pc.string_is_ascii(ids)).as_py() is not False:
-        return
-    composed = pc.dictionary_encode(pc.utf8_normalize(ids, form="NFC").combine_chunks())
-    codes = composed.indices.to_numpy(zero_copy_only=False)
-    _, first_use = np.unique(codes, return_index=True)
-    first_of = first_use[np.searchsorted(np.unique(codes), codes)]
-    alike = np.flatnonzero((first_of != np.arange(len(codes))) & ~skip)
-    checks.per_record("id_look_alike", "warning", alike, name,
-                      lambda r: f"id {ascii(ids[r].as_py())} looks the same as id {ascii(ids[int(first_of[r])].as_py())} of "
-                                f"record {int(first_of[r]) + 1}: they differ only in how accents are written (NFC/NFD)",
-                      "write both the same way (composed, NFC) if they are one id; else make them look different")
 
 
 def _first(header: list[str], name: str | None) -> int | None:
@@ -498,7 +435,11 @@ def _check_cells(checks: _Checks, job: AnnotationJob | None) -> None:
         checks.per_record("id_duplicate", "error", np.flatnonzero(repeated & present), name,
                           lambda r: f"id {ids[r].as_py()!r} is also used by record {int(first_use[codes[r]]) + 1}",
                           "give every record a unique id")
-        _check_look_alike_ids(checks, ids, name, repeated | ~present)
+        alike, first_of = look_alike_ids(ids, repeated | ~present)
+        checks.per_record("id_look_alike", "warning", alike, name,
+                          lambda r: f"id {ascii(ids[r].as_py())} looks the same as id {ascii(ids[int(first_of[r])].as_py())} of "
+                                    f"record {int(first_of[r]) + 1}: they differ only in how accents are written (NFC/NFD)",
+                          "write both the same way (composed, NFC) if they are one id; else make them look different")
 
     group_position = _first(header, TASK_GROUP_COLUMN)
     if group_position is not None:

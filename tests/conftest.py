@@ -23,6 +23,9 @@ for _name, _value in {
     "PREFECT_LOGGING_TO_API_ENABLED": "false",
     "TASKBUILDER_RETRY_BASE_SECONDS": "0.2",
     "TASKBUILDER_LOCK_DIR": str(_SESSION_HOME / "locks"),
+    # CLI runs in tests use the harness (or the PREFECT_API_URL they are given), never a local server that
+    # stays; the tests of that server turn it back on with their own PREFECT_HOME and stop it.
+    "TASKBUILDER_LOCAL_SERVER": "0",
 }.items():
     os.environ[_name] = _value
 for _name in ("PROLIFIC_API_URL", "PROLIFIC_API_TOKEN", "PROLIFIC_WORKSPACE_ID", "PREFECT_API_URL"):
@@ -158,6 +161,9 @@ _EXIT_STATUS: int | None = None
 def pytest_sessionfinish(session, exitstatus):
     global _EXIT_STATUS
     _EXIT_STATUS = int(exitstatus)
+    from flows.local_server import stop_server
+
+    stop_server(_SESSION_HOME / "prefect")  # a safety net: no test leaves a local Prefect server running
 
 
 @pytest.hookimpl(trylast=True)

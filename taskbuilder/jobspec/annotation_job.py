@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from taskbuilder.html_safety import active_content_problems
+from taskbuilder.jobspec.html_safety import active_content_problems
 from taskbuilder.jobspec.base import SpecModel, fail
 from taskbuilder.jobspec.dataset import DatasetSpec
 from taskbuilder.jobspec.instructions import CHOICE_TYPES

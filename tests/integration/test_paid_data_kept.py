@@ -129,7 +129,7 @@ def test_a_lost_bulk_approve_answer_is_counted_from_the_server(tmp_path, sandbox
     spec = write_small_job(tmp_path, approve_submissions=True)
     data = AnnotationJob.from_yaml(spec).model_dump(mode="json")
     # manual review: without AUTOMATICALLY_APPROVE the submissions wait in AWAITING REVIEW
-    data["study"]["completion_codes"] = [{"code": "OK1", "code_type": "COMPLETED", "actions": []}]
+    data["study"]["completion_codes"] = [{"code": "OK1", "code_type": "COMPLETED", "actions": [{"action": "MANUALLY_REVIEW"}]}]
     summary = annotation_batch(job=AnnotationJob.from_dict(data, base_dir=tmp_path),
                                connection=ProlificConnection(base_url=sandbox.base_url, timeouts=_short()), polling=FAST)
     headers = {"Authorization": f"Token {sandbox.token}"}

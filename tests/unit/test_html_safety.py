@@ -2,7 +2,7 @@
 
 import pytest
 
-from taskbuilder.html_safety import active_content
+from taskbuilder.jobspec.html_safety import active_content
 
 
 @pytest.mark.parametrize("text, found", [
