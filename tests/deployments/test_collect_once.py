@@ -94,7 +94,7 @@ def test_monitor_collects_each_finished_job_exactly_once_and_retries_a_failed_co
     assert (out_failing / "labels.csv").is_file(), stack.flow_run_logs(second_monitor)
     failing_record = record_of(failing["name"])
     assert failing_record["collected_at"] and failing_record.get("collect_error") is None
-    assert "not collected yet; collecting it now" in stack.flow_run_logs(second_monitor)
+    wait_until(lambda: "not collected yet; collecting it now" in stack.flow_run_logs(second_monitor), 30, "the second monitor run's log")
     assert len(collect_runs(stack, early["name"])) == 1 and output_times(out_early) == written
 
     # a third monitor run and a re-announced event write nothing new
@@ -112,7 +112,7 @@ def test_monitor_collects_each_finished_job_exactly_once_and_retries_a_failed_co
     assert rerun["state"]["type"] == "COMPLETED"
     wait_until(lambda: "was collected at" in stack.flow_run_logs(rerun["id"]), 30, "the re-run's log")
     assert output_times(out_early) == written and output_times(out_failing) == failing_written
-    assert "0 status change(s) announced, 0 collect(s) run here" in stack.flow_run_logs(third_monitor)
+    wait_until(lambda: "0 status change(s) announced, 0 collect(s) run here" in stack.flow_run_logs(third_monitor), 30, "the third monitor run's log")
     assert first_monitor != second_monitor
 
 
