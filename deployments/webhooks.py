@@ -1,23 +1,29 @@
-"""Receiver of Prolific webhooks: verified ``study.status.change`` deliveries become Prefect events.
+"""Receiver of Prolific webhooks: verified deliveries become Prefect events, each event once.
 
 Run: ``python -m deployments.webhooks --port 8787`` (binds 127.0.0.1 unless ``--host`` says otherwise;
-put an HTTPS reverse proxy in front: Prolific only delivers to public https URLs, API doc §8). Needs
-``PREFECT_API_URL`` and the workspace's webhook secret from ``PROLIFIC_WEBHOOK_SECRET``, or from the
-Prefect Secret block named by ``--secret-block`` / ``PROLIFIC_WEBHOOK_SECRET_BLOCK``.
+put an HTTPS reverse proxy in front: Prolific only delivers to public https URLs,
+../shared/docs/prolific-api-current.md §6). Needs ``PREFECT_API_URL`` and the workspace's webhook secret
+(the ``value`` of ``POST /api/v1/hooks/secrets/``, not ``X-Hook-Secret``) from
+``PROLIFIC_WEBHOOK_SECRET``, or from the Prefect Secret block named by ``--secret-block`` /
+``PROLIFIC_WEBHOOK_SECRET_BLOCK`` (``taskbuilder webhooks subscribe`` saves it there).
 
-``POST /prolific/webhook`` checks, in order (API doc §8 "Signature"):
+``POST /prolific/webhook`` checks, in order (§6 "Delivery headers", "Signing recipe"):
 
 1. ``X-Prolific-Request-Timestamp`` (UNIX seconds) and ``X-Prolific-Request-Signature`` are present;
 2. the signature equals base64(HMAC-SHA256(secret, timestamp + raw body)) → else 401 (forged);
 3. the timestamp is at most 5 minutes from now → else 401 (stale);
-4. the signature was not seen before → else 409 (replayed). Seen signatures are kept in memory for
-   the freshness window, so one receiver process catches replays; run one receiver (or put the
-   seen-set in shared storage) if you scale it out.
+4. ``X-Event-ID`` (the signature when absent) was not handled before (:mod:`tasks.seen_events`, kept
+   on the Prefect server, so every replica reads it) → else **200** ``{"emitted": false, "redelivery":
+   true}`` and nothing emitted: an error answer would make Prolific retry and may disable the
+   subscription.
 
-A good ``study.status.change`` for a study of a recorded job (:mod:`tasks.records`) whose status
-differs from the recorded one emits ``prolific.study.status-changed`` (:mod:`tasks.events`, the same
-event the monitor emits) and updates the record; the answer is 200 with what was done. Other event
-types and unknown studies are acknowledged (200) and ignored. ``GET /health`` answers 200.
+Then ``study.status.change`` of a recorded job (:mod:`tasks.records`) follows the monitor's rule
+(:func:`tasks.records.collect_decision`): a status not announced before → ``prolific.study.status-changed``
+(:mod:`tasks.events`, the event collect-report's trigger acts on), stored as announced and seen; a
+finished, published study of a job not collected yet → the event again (the earlier collect failed or
+never ran); a collected job → nothing. ``submission.status.change`` → ``prolific.submission.status-changed``.
+Other event types and unknown studies: 200, nothing emitted. A handling error answers 500 and forgets
+the event id, so Prolific's redelivery is handled. ``GET /health`` answers 200.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ import hmac
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +50,7 @@ logger = logging.getLogger("taskbuilder.webhooks")
 MAX_AGE_SECONDS = 300
 SIGNATURE_HEADER = "X-Prolific-Request-Signature"
 TIMESTAMP_HEADER = "X-Prolific-Request-Timestamp"
+EVENT_ID_HEADER = "X-Event-ID"
 
 
 class WebhookRejected(Exception):
@@ -57,17 +63,16 @@ class WebhookRejected(Exception):
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """Prolific's signature: base64(HMAC-SHA256(key=secret, msg=timestamp + body)) (API doc §8)."""
+    """Prolific's signature: base64(HMAC-SHA256(key=secret, msg=timestamp + body)) (§6 "Signing recipe")."""
     digest = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + body, hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
 class WebhookVerifier:
-    """Checks signature, freshness and replays of deliveries (see the module docstring).
+    """Checks signature and freshness of deliveries (steps 1-3 of the module docstring).
 
     ``secret``: the workspace's webhook secret; ``max_age_seconds``: largest allowed distance between
     the delivery's timestamp and now (both directions); ``clock``: UNIX time source (tests).
-    Thread-safe.
     """
 
     def __init__(self, secret: str, *, max_age_seconds: float = MAX_AGE_SECONDS, clock: Callable[[], float] = time.time) -> None:
@@ -76,11 +81,9 @@ class WebhookVerifier:
         self._secret = secret
         self._max_age_seconds = max_age_seconds
         self._clock = clock
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
 
     def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
-        """Return when the delivery is authentic, fresh and new; raise :class:`WebhookRejected` otherwise."""
+        """Return when the delivery is authentic and fresh; raise :class:`WebhookRejected` (401) otherwise."""
         if not timestamp or not signature:
             raise WebhookRejected(401, f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}")
         if not hmac.compare_digest(sign(self._secret, timestamp, body), signature.strip()):
@@ -92,23 +95,16 @@ class WebhookVerifier:
         now = self._clock()
         if abs(now - sent_at) > self._max_age_seconds:
             raise WebhookRejected(401, f"stale delivery: timestamp is {now - sent_at:.0f} s from now (limit {self._max_age_seconds:.0f} s)")
-        with self._lock:
-            for seen, at in list(self._seen.items()):
-                if now - at > 2 * self._max_age_seconds:
-                    del self._seen[seen]
-            if signature in self._seen:
-                raise WebhookRejected(409, "replayed delivery: this signature was seen before")
-            self._seen[signature] = now
 
 
 def handle_study_status_change(payload: dict[str, Any]) -> dict[str, Any]:
-    """Turn a verified ``study.status.change`` payload into the Prefect event; return what was done.
+    """Apply the monitor's rule to a verified ``study.status.change`` payload; return what was done.
 
     ``payload``: ``{"resource_id": <study id>, "event_type": "study.status.change", "status": <new>}``.
-    The job is found by study id among the job records; its recorded status is the previous status.
+    The job is found by study id among the job records.
     """
     from tasks.events import emit_study_status_changed
-    from tasks.records import list_job_records, update_job_record
+    from tasks.records import collect_decision, list_job_records, previous_status, update_job_record
 
     study_id, status = str(payload.get("resource_id") or ""), str(payload.get("status") or "")
     if not study_id or not status:
@@ -117,25 +113,62 @@ def handle_study_status_change(payload: dict[str, Any]) -> dict[str, Any]:
     if not records:
         return {"emitted": False, "reason": f"study {study_id} belongs to no recorded job"}
     record = records[0]
-    previous = (record.get("statuses") or {}).get("study")
-    if previous == status:
-        return {"emitted": False, "reason": f"study {study_id} was already known to be {status}", "job_key": record["job_key"]}
+    announce, collect = collect_decision(record, status)
+    if not (announce or collect):
+        update_job_record(record["job_key"], record["base_url"], statuses={"study": status})
+        why = "is collected" if record.get("collected_at") else f"was announced as {status} before"
+        return {"emitted": False, "reason": f"job {record['job_key']!r} {why}", "job_key": record["job_key"]}
+    previous = previous_status(record, status)
     event_id = emit_study_status_changed(
         study_id=study_id, batch_id=record.get("batch_id"), job_key=record["job_key"], status=status,
         previous_status=previous, base_url=record["base_url"],
     )
-    update_job_record(record["job_key"], record["base_url"], statuses={"study": status})
+    update_job_record(record["job_key"], record["base_url"], statuses={"study": status}, announced_status=status)
     logger.info("Study %s of job %r: %s → %s (webhook)", study_id, record["job_key"], previous, status)
     return {"emitted": True, "event_id": event_id, "job_key": record["job_key"], "status": status, "previous_status": previous}
 
 
-def create_app(verifier: WebhookVerifier) -> Starlette:
-    """The Starlette app: ``POST /prolific/webhook`` and ``GET /health``."""
+def handle_submission_status_change(payload: dict[str, Any], event_id: str | None) -> dict[str, Any]:
+    """Turn a verified ``submission.status.change`` (``resource_id`` = submission id, ``status``,
+    ``participant_id``) into ``prolific.submission.status-changed``; return what was done."""
+    from tasks.events import emit_submission_status_changed
+
+    submission_id, status = str(payload.get("resource_id") or ""), str(payload.get("status") or "")
+    if not submission_id or not status:
+        return {"emitted": False, "reason": "no resource_id or status in the payload"}
+    prefect_event_id = emit_submission_status_changed(
+        submission_id=submission_id, status=status, participant_id=payload.get("participant_id"), event_id=event_id
+    )
+    return {"emitted": True, "event_id": prefect_event_id, "submission_id": submission_id, "status": status}
+
+
+def handle_delivery(payload: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """Handle one verified delivery once (step 4 of the module docstring, then its event type)."""
+    from tasks.seen_events import claim_event, release_event
+
+    event_type = str(payload.get("event_type") or "")
+    if event_type not in ("study.status.change", "submission.status.change"):
+        return {"emitted": False, "reason": f"event type {event_type!r} is not handled"}
+    if not claim_event(event_id, event_type):
+        return {"emitted": False, "redelivery": True, "reason": f"event {event_id} was handled before"}
+    try:
+        if event_type == "study.status.change":
+            return handle_study_status_change(payload)
+        return handle_submission_status_change(payload, event_id)
+    except BaseException:
+        release_event(event_id)
+        raise
+
+
+def create_app(verifier: WebhookVerifier, handler: Callable[[dict[str, Any], str], dict[str, Any]] = handle_delivery) -> Starlette:
+    """The Starlette app: ``POST /prolific/webhook`` and ``GET /health``. ``handler(payload, event_id)``
+    acts on a verified delivery (default :func:`handle_delivery`)."""
 
     async def prolific_webhook(request: Request) -> JSONResponse:
         body = await request.body()
+        signature = request.headers.get(SIGNATURE_HEADER)
         try:
-            verifier.verify(request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER), body)
+            verifier.verify(request.headers.get(TIMESTAMP_HEADER), signature, body)
         except WebhookRejected as rejected:
             logger.warning("Rejected a webhook delivery: %s", rejected.reason)
             return JSONResponse({"detail": rejected.reason}, status_code=rejected.status)
@@ -143,10 +176,14 @@ def create_app(verifier: WebhookVerifier) -> Starlette:
             payload = json.loads(body)
         except ValueError:
             return JSONResponse({"detail": "the body is not JSON"}, status_code=400)
-        if not isinstance(payload, dict) or payload.get("event_type") != "study.status.change":
-            kind = payload.get("event_type") if isinstance(payload, dict) else None
-            return JSONResponse({"emitted": False, "reason": f"event type {kind!r} is not handled"})
-        return JSONResponse(await run_in_threadpool(handle_study_status_change, payload))
+        if not isinstance(payload, dict):
+            return JSONResponse({"emitted": False, "reason": "the body is not a JSON object"})
+        event_id = request.headers.get(EVENT_ID_HEADER) or f"signature:{signature}"
+        try:
+            return JSONResponse(await run_in_threadpool(handler, payload, event_id))
+        except Exception as error:  # noqa: BLE001 - answered 500 so that Prolific delivers again
+            logger.exception("Handling webhook event %s failed", event_id)
+            return JSONResponse({"detail": f"handling failed: {type(error).__name__}; deliver again"}, status_code=500)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -166,8 +203,8 @@ def load_webhook_secret(secret_block: str | None = None) -> str:
     secret = os.environ.get("PROLIFIC_WEBHOOK_SECRET", "").strip()
     if not secret:
         raise SystemExit(
-            "No webhook secret: set PROLIFIC_WEBHOOK_SECRET (the workspace secret from POST /api/v1/hooks/secrets/) "
-            "or name a Prefect Secret block with --secret-block"
+            "No webhook secret: run `taskbuilder webhooks subscribe` (it saves the secret in a Prefect Secret block), "
+            "then pass --secret-block NAME, or set PROLIFIC_WEBHOOK_SECRET"
         )
     return secret
 

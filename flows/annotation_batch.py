@@ -42,7 +42,7 @@ from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_
 from tasks.preflight import preflight
 from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
-from tasks.records import load_job_record, update_job_record
+from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
 from tasks.studies import (
@@ -352,7 +352,8 @@ def _finish(summary: dict[str, Any], job_key: str, connection: ProlificConnectio
             "batch": str(client.get_batch_status(summary["batch_id"])),
             "study": str(client.get_study(summary["study_id"]).status),
         }
-    record = update_job_record(job_key, connection.base_url, statuses=summary["statuses"], notes=summary.pop("notes", []))
+    done = {"published": summary["published"], **({"collected_at": now_iso()} if "labels.csv" in summary["outputs"] else {})}
+    record = update_job_record(job_key, connection.base_url, statuses=summary["statuses"], notes=summary.pop("notes", []), **done)
     summary["notes"] = record.get("notes", [])
     summary["outputs"]["run.json"] = _location(destination, "run.json")
     run_json = work_dir / "run.json"

@@ -401,6 +401,9 @@ def _progress_bar() -> Iterator[None]:
             progress.stop()
 
 
+app.add_typer(__import__("flows.webhooks_cli", fromlist=["app"]).app, name="webhooks")  # taskbuilder webhooks subscribe
+
+
 def main() -> None:
     """Console entry point (``taskbuilder``)."""
     app()

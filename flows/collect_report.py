@@ -4,7 +4,8 @@ Triggered by ``prolific.study.status-changed`` when the study reaches AWAITING R
 (deployments/prefect.yaml), or run by hand with a job key. The job is found through its record
 (:mod:`tasks.records`): batch, study, spec and output location as the main flow stored them.
 
-Safe to trigger twice: runs for one job serialise on a file lock (one host), and a run whose
+Safe to trigger twice: runs for one job serialise on a file lock (one host); a job whose record has
+``collected_at`` (set when the outputs are written) is not collected again, and a run whose
 downloaded report has the same SHA-256 as the one already written (``report_sha256`` in the record)
 does not write or approve anything again.
 """
@@ -26,7 +27,7 @@ from taskbuilder.jobspec import AnnotationJob
 from flows.annotation_batch import LOCK_DIR
 from tasks.connection import ProlificConnection
 from tasks.logs import run_logger
-from tasks.records import list_job_records, load_job_record, update_job_record
+from tasks.records import list_job_records, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
 from tasks.studies import STUDY_DONE, approve_submissions, list_submissions, read_study_status
@@ -62,6 +63,10 @@ def collect_report(job_key: str, base_url: str | None = None) -> dict[str, Any]:
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     with FileLock(LOCK_DIR / f"collect-{storage_slug(job_key, base_url)}.lock"):
         record = load_job_record(job_key, base_url) or record  # another run may have finished meanwhile
+        if record.get("collected_at"):
+            run_logger().info("Job %r was collected at %s (outputs written before to %s); nothing to do", job_key, record["collected_at"], record["output_location"])
+            return {"job_key": job_key, "study_id": record["study_id"], "status": (record.get("statuses") or {}).get("study"),
+                    "report_sha256": record.get("report_sha256"), "outputs": record.get("outputs") or {}, "written": False}
         status = read_study_status(connection, record["study_id"])
         if status not in STUDY_DONE:
             raise StudyNotFinished(
@@ -94,7 +99,10 @@ def _collect(job: AnnotationJob, connection: ProlificConnection, record: dict[st
         status = read_study_status(connection, record["study_id"])
     outputs.update(write_results(responses, result, submissions, destination))
     outputs.update(_write_run_json(record, status, outputs, notes, work_dir))
-    update_job_record(job_key, record["base_url"], statuses={"study": status}, outputs=outputs, report_sha256=digest, notes=notes)
+    update_job_record(
+        job_key, record["base_url"], statuses={"study": status}, outputs=outputs, report_sha256=digest, notes=notes,
+        collected_at=now_iso(), collect_error=None,
+    )
     logger.info("Job %r: wrote %s to %s", job_key, ", ".join(sorted(outputs)), destination)
     return {**summary, "status": status, "outputs": outputs, "written": True}
 

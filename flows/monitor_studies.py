@@ -1,11 +1,18 @@
-"""The study monitor: look at every unfinished study of the recorded jobs, announce each status change.
+"""The study monitor: reconcile every recorded job that is not collected yet with its study on Prolific.
 
 Scheduled (deployments/prefect.yaml: every 5 minutes), so no worker waits on a study that runs for
-days. For each job record (:mod:`tasks.records`) whose study is not COMPLETED, it reads the study
-(``GET /api/v1/studies/{id}/``); when the status differs from the recorded one it emits
-``prolific.study.status-changed`` (:mod:`tasks.events`) and stores the new status in the record, so
-the next run (or the webhook receiver) does not announce the same change again. The
-``collect-report`` deployment is triggered by that event.
+days; with Prolific's webhooks on (deployments/webhooks.py) it is the fallback. For each job record
+(:mod:`tasks.records`) with a study and no ``collected_at`` it reads the study
+(``GET /api/v1/studies/{id}/``) and applies :func:`tasks.records.collect_decision`:
+
+- the status differs from the last one *announced* → emit ``prolific.study.status-changed``
+  (:mod:`tasks.events`; the ``collect-report`` deployment's trigger acts on it) and store it as
+  announced and seen;
+- the study is published and finished, the job is not collected, and nothing was announced just now
+  (the earlier announcement's collect failed, or never ran) → run ``collect-report`` here, as a
+  subflow. A failure is logged and stored as ``collect_error``; the next monitor run tries again.
+
+A collected job is skipped: it is never announced nor collected again.
 """
 
 from __future__ import annotations
@@ -17,33 +24,33 @@ from prefect import flow
 from taskbuilder.client import normalise_base_url
 from taskbuilder.errors import ProlificError
 
+from flows.collect_report import collect_report
 from tasks.connection import ProlificConnection
 from tasks.events import emit_study_status_changed
 from tasks.logs import run_logger
-from tasks.records import list_job_records, update_job_record
+from tasks.records import collect_decision, list_job_records, previous_status, update_job_record
 from tasks.studies import read_study_status
-
-FINAL_STUDY_STATUS = "COMPLETED"
 
 
 @flow(name="monitor-studies", log_prints=False)
 def monitor_studies(base_url: str | None = None) -> list[dict[str, Any]]:
-    """Check the study of every recorded, unfinished job once; return the changes announced.
+    """Reconcile every recorded job that is not collected yet once; return what was done.
 
     Parameters:
         base_url: only jobs on this API root (e.g. https://api.prolific.com); empty = every job recorded
             on this Prefect server. The token comes from each job's Secret block or PROLIFIC_API_TOKEN.
 
-    Returns a list of ``{"job_key", "study_id", "previous_status", "status", "event_id"}``. A study
-    that cannot be read (API error after retries) is logged and skipped; the next run tries again.
+    Returns a list of ``{"job_key", "study_id", "previous_status", "status", "event_id"}`` for each
+    status announced, and ``{"job_key", "study_id", "status", "collected": bool, "error"?}`` for each
+    collect run here. A study that cannot be read (API error after retries) is logged and skipped; the
+    next run tries again.
     """
     logger = run_logger()
     wanted = normalise_base_url(base_url) if base_url else None
-    changes: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
     for record in list_job_records():
         study_id = record.get("study_id")
-        previous = (record.get("statuses") or {}).get("study")
-        if not study_id or previous == FINAL_STUDY_STATUS:
+        if not study_id or record.get("collected_at"):
             continue
         if wanted and normalise_base_url(record["base_url"]) != wanted:
             continue
@@ -54,20 +61,37 @@ def monitor_studies(base_url: str | None = None) -> list[dict[str, Any]]:
         except ProlificError as error:
             logger.warning("Could not read study %s of job %r: %s; trying again next run", study_id, record["job_key"], error)
             continue
-        if status == previous:
-            continue
-        event_id = emit_study_status_changed(
-            study_id=study_id,
-            batch_id=record.get("batch_id"),
-            job_key=record["job_key"],
-            status=status,
-            previous_status=previous,
-            base_url=record["base_url"],
-        )
-        update_job_record(record["job_key"], record["base_url"], statuses={"study": status})
-        logger.info("Study %s of job %r: %s → %s", study_id, record["job_key"], previous, status)
-        changes.append(
-            {"job_key": record["job_key"], "study_id": study_id, "previous_status": previous, "status": status, "event_id": event_id}
-        )
-    logger.info("%d status change(s) announced", len(changes))
-    return changes
+        announce, collect = collect_decision(record, status)
+        if announce:
+            done.append(_announce(record, status))
+        elif status != (record.get("statuses") or {}).get("study"):
+            update_job_record(record["job_key"], record["base_url"], statuses={"study": status})
+        if collect and not announce:
+            done.append(_collect_here(record, status))
+    logger.info("%d status change(s) announced, %d collect(s) run here", sum("event_id" in d for d in done), sum("collected" in d for d in done))
+    return done
+
+
+def _announce(record: dict[str, Any], status: str) -> dict[str, Any]:
+    """Emit the status change of ``record``'s study, then store it as announced and seen."""
+    previous = previous_status(record, status)
+    event_id = emit_study_status_changed(
+        study_id=record["study_id"], batch_id=record.get("batch_id"), job_key=record["job_key"], status=status,
+        previous_status=previous, base_url=record["base_url"],
+    )
+    update_job_record(record["job_key"], record["base_url"], statuses={"study": status}, announced_status=status)
+    run_logger().info("Study %s of job %r: %s → %s announced", record["study_id"], record["job_key"], previous, status)
+    return {"job_key": record["job_key"], "study_id": record["study_id"], "previous_status": previous, "status": status, "event_id": event_id}
+
+
+def _collect_here(record: dict[str, Any], status: str) -> dict[str, Any]:
+    """Run collect-report for a finished, announced, not collected job; a failure is kept in the record."""
+    entry: dict[str, Any] = {"job_key": record["job_key"], "study_id": record["study_id"], "status": status}
+    run_logger().info("Job %r: study %s is %s and not collected yet; collecting it now", record["job_key"], record["study_id"], status)
+    try:
+        collect_report(record["job_key"], record["base_url"])
+    except Exception as error:  # noqa: BLE001 - any failure: recorded, retried on the next run
+        run_logger().warning("Collecting job %r failed: %s; the next monitor run tries again", record["job_key"], error)
+        update_job_record(record["job_key"], record["base_url"], collect_error=f"{type(error).__name__}: {error}")
+        return {**entry, "collected": False, "error": f"{type(error).__name__}: {error}"}
+    return {**entry, "collected": True}

@@ -50,3 +50,18 @@ def emit_study_status_changed(
         )
     )
     return str(event.id) if event is not None else None
+
+
+SUBMISSION_STATUS_CHANGED = "prolific.submission.status-changed"
+
+
+def emit_submission_status_changed(*, submission_id: str, status: str, participant_id: str | None, event_id: str | None) -> str | None:
+    """Emit ``prolific.submission.status-changed`` (resource ``prolific.submission.<id>`` with label
+    ``prolific.submission.status``; payload ``{"status", "participant_id", "prolific_event_id"}``) from a
+    ``submission.status.change`` webhook (§6); return the Prefect event id (``None`` when events are off)."""
+    event = emit_event(
+        event=SUBMISSION_STATUS_CHANGED,
+        resource={"prefect.resource.id": f"prolific.submission.{submission_id}", "prolific.submission.status": status},
+        payload={"status": status, "participant_id": participant_id, "prolific_event_id": event_id},
+    )
+    return str(event.id) if event is not None else None

@@ -8,8 +8,12 @@ Variable because variables hold at most 5,000 characters and a record carries th
 
 Shape (a dict, JSON): ``job_key``, ``base_url``, ``workspace_id``, ``spec`` (the job spec as JSON),
 ``dataset_id``, ``batch_id``, ``study_id``, ``instructions_mode`` (``"legacy"`` | ``"batch_items"``),
-``statuses`` (resource → last seen status), ``output_location``, ``notes`` (list of str),
-``dataset_create_attempts`` (int), ``updated_at`` (ISO-8601).
+``statuses`` (resource → last status *seen*), ``output_location``, ``notes`` (list of str),
+``dataset_create_attempts`` (int), ``updated_at`` (ISO-8601), and what has been *done*, kept apart
+from what was seen: ``published`` (bool), ``announced_status`` (the last study status announced as
+``prolific.study.status-changed``), ``collected_at`` (ISO-8601, set once the outputs are written),
+``collect_error`` (the last failed collect, cleared on success). :func:`collect_decision` is the one
+rule the monitor and the webhook receiver apply to it.
 """
 
 from __future__ import annotations
@@ -110,3 +114,41 @@ def list_job_records() -> list[dict[str, Any]]:
                 return []
             raise
     return [dict(document.data["value"]) for document in documents if (document.name or "").startswith(RECORD_PREFIX)]
+
+
+STUDY_FINISHED = ("AWAITING REVIEW", "COMPLETED")
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO-8601 (the record's time stamps)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def is_published(record: dict[str, Any]) -> bool:
+    """Whether the job's study was published: ``published`` in the record, or a seen study status past
+    UNPUBLISHED (records written before ``published`` was kept)."""
+    seen = (record.get("statuses") or {}).get("study")
+    return bool(record.get("published")) or seen not in (None, "UNPUBLISHED")
+
+
+def collect_decision(record: dict[str, Any], status: str) -> tuple[bool, bool]:
+    """What to do for a job whose study is now ``status``: ``(announce, collect)``.
+
+    ``announce``: the status differs from the last one *announced* (not the last one seen: the launch
+    flow may have seen COMPLETED without anybody announcing it, case C24). ``collect``: the study is
+    published and finished (AWAITING REVIEW or COMPLETED) and the job is not collected yet, whether or
+    not anything changed. A collected job (``collected_at``) is never announced nor collected again.
+    """
+    if record.get("collected_at"):
+        return False, False
+    announce = status != record.get("announced_status")
+    collect = is_published({**record, "statuses": {**(record.get("statuses") or {}), "study": status}}) and status in STUDY_FINISHED
+    return announce, collect
+
+
+def previous_status(record: dict[str, Any], status: str) -> str | None:
+    """The ``previous_status`` of an announcement of ``status``: the last status seen when it differs,
+    else the last one announced (``None`` when there was none)."""
+    seen = (record.get("statuses") or {}).get("study")
+    return seen if seen not in (None, status) else record.get("announced_status")
+

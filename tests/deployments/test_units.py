@@ -22,16 +22,13 @@ def test_signature_is_base64_hmac_sha256_of_timestamp_and_body():
     assert sign(SECRET, "1700000000", BODY) == expected
 
 
-def test_verifier_accepts_good_and_rejects_forged_stale_replayed():
+def test_verifier_accepts_good_and_rejects_forged_stale():
     now = 1_700_000_000.0
     verifier = WebhookVerifier(SECRET, clock=lambda: now)
     good_ts = str(int(now) - 10)
     good_sig = sign(SECRET, good_ts, BODY)
     verifier.verify(good_ts, good_sig, BODY)
-
-    with pytest.raises(WebhookRejected) as replay:
-        verifier.verify(good_ts, good_sig, BODY)
-    assert replay.value.status == 409
+    verifier.verify(good_ts, good_sig, BODY)  # a redelivery is authentic too: the event id decides (test_receiver.py)
 
     with pytest.raises(WebhookRejected) as forged:
         verifier.verify(good_ts, sign("another-secret", good_ts, BODY), BODY)

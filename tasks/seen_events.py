@@ -1,0 +1,49 @@
+"""Which Prolific webhook deliveries were handled, kept on the Prefect server so every receiver replica reads them.
+
+Prolific delivers each event at least once and keeps its ``X-Event-ID`` across redeliveries
+(../shared/docs/prolific-api-current.md §6 "Delivery headers"). A handled event is a Prefect Variable
+named ``prolific_event_<first 40 hex of sha256(event id)>`` (variable names allow only lowercase letters,
+digits, ``_`` and ``-``), value: the event type and when it was claimed. Creating it is the claim: the
+server answers 409 to the second create, so two replicas given the same delivery at once handle it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import VariableCreate
+from prefect.exceptions import ObjectAlreadyExists
+
+PREFIX = "prolific_event_"
+
+
+def seen_event_name(event_id: str) -> str:
+    """The Variable name that marks event ``event_id`` as handled."""
+    return PREFIX + hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:40]
+
+
+def claim_event(event_id: str, event_type: str) -> bool:
+    """Mark ``event_id`` handled; ``True`` when this call is the first (handle it), ``False`` when it was
+    claimed before (a redelivery: acknowledge it, do nothing). Needs ``PREFECT_API_URL``
+    (``POST /api/variables/``)."""
+    value = {"event_type": event_type, "claimed_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_variable(VariableCreate(name=seen_event_name(event_id), value=value, tags=["prolific-webhook"]))
+        except ObjectAlreadyExists:
+            return False
+    return True
+
+
+def release_event(event_id: str) -> None:
+    """Forget a claim whose handling failed, so that Prolific's redelivery is handled
+    (``DELETE /api/variables/name/{name}``; no error when it is gone)."""
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_variable_by_name(seen_event_name(event_id))
+        except ObjectNotFound:
+            pass
