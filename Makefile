@@ -17,6 +17,7 @@ install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/taskbuilder demo
+	@$(VENV)/bin/taskbuilder server status >/dev/null 2>&1 && echo "A local Prefect server keeps running for later runs; '$(VENV)/bin/taskbuilder server stop' stops it." || true
 
 test: install
 	$(PY) -m pytest
