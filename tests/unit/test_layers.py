@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("deployments", "flows", "tasks", "taskbuilder")
 MAX_LINES = 500
 # Over MAX_LINES today, each being split by its own issue: remove the entry once it is under.
-LINES_ALLOWED = {"taskbuilder/client.py": 700, "sandbox/objectstore.py": 570}
+LINES_ALLOWED: dict[str, int] = {}  # no exception left: every module is within MAX_LINES
 
 
 def _module_name(path: Path) -> str:
@@ -89,7 +89,7 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_circle_in_the_product():
-    assert _circles(_graph(LAYERS)) == []
+    assert _circles(_graph((*LAYERS, "sandbox"))) == []
 
 
 def test_the_circle_finder_finds_a_circle():
