@@ -276,7 +276,7 @@ def _price(job: AnnotationJob, connection: ProlificConnection, report: Any, uplo
     task_groups = task_group_count(report.rows, job.batch.tasks_per_group, group_ids)
     try:
         price = price_job(connection, job.study.reward, task_groups, job.study.annotators_per_task, job.max_budget,
-                          _places_in_spec(job))
+                          _places_in_spec(job, task_groups * job.study.annotators_per_task))
     except ProlificError as error:
         raise CostUnknown(
             f"cannot price the job with the account's cost calculator (POST /api/v1/study-cost-calculator/): {error}. "
@@ -287,16 +287,24 @@ def _price(job: AnnotationJob, connection: ProlificConnection, report: Any, uplo
     return price
 
 
-def _places_in_spec(job: AnnotationJob) -> int | None:
+def _places_in_spec(job: AnnotationJob, batch_places: int) -> int | None:
     """The study's ``total_available_places`` when the spec sets it (a pass-through study field), else ``None``
-    (the places then follow the batch: task groups × annotators_per_task)."""
+    (the places then follow the batch: ``batch_places`` = task groups × annotators_per_task). Raises
+    :class:`InputInvalid`, before anything is created, for a value that is not a whole number from 1 to
+    ``batch_places`` (Prolific refuses more places than the batch has, after the dataset and batch exist)."""
     places = (job.study.model_extra or {}).get("total_available_places")
     if places is None:
         return None
     try:
-        return int(places)
+        places = int(places)
     except (TypeError, ValueError):
         raise InputInvalid(f"study.total_available_places must be a whole number, not {places!r}. Fix the job spec.") from None
+    if not 1 <= places <= batch_places:
+        raise InputInvalid(
+            f"study.total_available_places is {places}, but the batch has {batch_places} places (task groups × "
+            "annotators_per_task). Set it from 1 to that, or leave it out to use them all. Nothing was created."
+        )
+    return places
 
 
 def _task_group_ids(upload_path: Path, column: str) -> list[str]:

@@ -4,11 +4,16 @@ The task details, study description, instructions and ``rich_text`` blocks take 
 shows to participants (API doc §3.3 and §5.1 of ../shared/docs/prolific-api-current.md: ``description``
 "supports some HTML"). A script there is never needed for an annotation task and is either a mistake or
 text pasted from an untrusted source, so the spec refuses it. Parsing uses the standard library's
-``html.parser`` (a tolerant HTML tokenizer, as browsers read tag soup), not regular expressions.
+``html.parser`` (a tolerant HTML tokenizer, as browsers read tag soup). Browsers and that tokenizer disagree
+on some tag soup (``<img/src=x/onerror=...>``, ``<!-->`` closing a comment at once, a tag left open at the end,
+``<style>`` inside ``<math>``), so a second, coarser look at the raw text backs it up (character references are left alone: ``&lt;`` is text
+to a browser, never markup): any tag opening (``<name``) of an active element, or an ``on...=`` attribute before the tag's ``>`` (or the end
+of the text), is refused too, whatever the tokenizer made of it.
 """
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 ACTIVE_ELEMENTS = frozenset({"script", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "meta",
@@ -16,6 +21,8 @@ ACTIVE_ELEMENTS = frozenset({"script", "iframe", "frame", "frameset", "object", 
 """Elements that run code, load another page or change where links go."""
 URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "xlink:href", "data", "poster", "background"})
 _ACTIVE_SCHEMES = ("javascript:", "vbscript:", "data:text/html")
+_ACTIVE_TAG_OPENING = re.compile(r"<\s*(" + "|".join(sorted(ACTIVE_ELEMENTS)) + r")(?![a-z0-9-])", re.I)
+_HANDLER_IN_TAG = re.compile(r"<[a-z!/?][^>]*?[\s/\"'`;]on([a-z]+)\s*=", re.I | re.S)
 
 
 class _Finder(HTMLParser):
@@ -50,6 +57,10 @@ def active_content(text: str) -> list[str]:
     finder = _Finder()
     finder.feed(text)
     finder.close()
+    for match in _ACTIVE_TAG_OPENING.finditer(text):
+        finder.found.append(f"a <{match.group(1).lower()}> element")
+    for match in _HANDLER_IN_TAG.finditer(text):
+        finder.found.append(f"an event handler attribute on{match.group(1).lower()}=")
     return list(dict.fromkeys(finder.found))
 
 

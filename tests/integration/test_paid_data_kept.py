@@ -173,3 +173,19 @@ def test_refused_input_leaves_no_work_folder(tmp_path, sandbox, monkeypatch):
     with pytest.raises(InputInvalid):
         _run(sandbox, write_small_job(tmp_path, rows="id,text,META_gold\n1,a,positive\n1,b,negative\n"))
     assert list(scratch.iterdir()) == []
+
+
+def test_more_study_places_than_the_batch_has_are_refused_before_anything_is_created(tmp_path, sandbox):
+    """Prolific refuses a study with more places than its batch has, after the dataset and batch exist: the job
+    checks it first (6 datapoints in 2 task groups × 1 annotator = 2 places)."""
+    from tasks.inputs import InputInvalid
+
+    spec = write_small_job(tmp_path)
+    data = AnnotationJob.from_yaml(spec).model_dump(mode="json")
+    data["study"]["total_available_places"] = 3
+    before = len(sandbox.requests())
+    with pytest.raises(InputInvalid, match="total_available_places is 3, but the batch has 2 places"):
+        annotation_batch(job=AnnotationJob.from_dict(data, base_dir=tmp_path),
+                         connection=ProlificConnection(base_url=sandbox.base_url), polling=FAST)
+    creates = [r for r in sandbox.requests()[before:] if r["method"] == "POST" and "cost-calculator" not in r["path"]]
+    assert creates == []

@@ -25,3 +25,24 @@ def test_active_content_is_found(text, found):
                                   "Type &lt;script&gt; to see it"])
 def test_basic_html_passes(text):
     assert active_content(text) == []
+
+
+@pytest.mark.parametrize("text", [
+    "<img/src=x/onerror=alert(1)>",                                    # '/' between attributes, as browsers read it
+    "<p>a</p><!--><img src=x onerror=alert(1)>-->",                    # '<!-->' closes the comment at once
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",  # foreign content: the img is live
+    "<img src=x onerror=alert(1)",                                      # a tag left open at the end
+    "<scr<script>ipt>alert(1)</script>",                                # a <script> opening survives the soup
+])
+def test_tag_soup_that_browsers_read_as_active_is_refused(text):
+    """Where html.parser and browsers disagree, the raw-text look still finds the handler or the element."""
+    assert active_content(text)
+
+
+@pytest.mark.parametrize("text", [
+    "<p>Click on the option = your answer; online=yes</p>",
+    "<p>To show a tag, write &lt;img src=x onerror=y&gt;</p>",
+    "Use < and > for comparisons",
+])
+def test_prose_and_escaped_markup_are_not_refused(text):
+    assert active_content(text) == []
