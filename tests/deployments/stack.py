@@ -299,6 +299,15 @@ def set_up_server(api_url: str, rate_limit: tuple[int, float], webhook_secret: s
         Secret(value=webhook_secret).save(WEBHOOK_SECRET_BLOCK, overwrite=True)
 
 
+def pause_monitor_schedule(stack: Stack) -> None:
+    """Turn the monitor deployment's schedule off: monitor runs happen only when a test starts one (a scheduled
+    run at deploy time or under load would announce and collect before the test looks)."""
+    deployment = stack.deployment("monitor-studies/monitor-studies")
+    with stack.api() as api:
+        for schedule in deployment["schedules"]:
+            api.patch(f"/deployments/{deployment['id']}/schedules/{schedule['id']}", json={"active": False}).raise_for_status()
+
+
 @contextmanager
 def prefect_stack(
     *,

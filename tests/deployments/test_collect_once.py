@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from deployments.webhooks import sign
-from tests.deployments.stack import BIN, REPO, Stack, free_port, prefect_stack, wait_until
+from tests.deployments.stack import BIN, REPO, Stack, free_port, pause_monitor_schedule, prefect_stack, wait_until
 from tests.deployments.test_deployments import FAST_POLLING, job_parameters, record_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -35,13 +35,6 @@ def stack():
     with prefect_stack(workers=1) as running, temporary_settings({PREFECT_API_URL: running.api_url}):
         pause_monitor_schedule(running)  # monitor runs happen only when a test starts one
         yield running
-
-
-def pause_monitor_schedule(stack: Stack) -> None:
-    deployment = stack.deployment(MONITOR)
-    with stack.api() as api:
-        for schedule in deployment["schedules"]:
-            api.patch(f"/deployments/{deployment['id']}/schedules/{schedule['id']}", json={"active": False}).raise_for_status()
 
 
 def collect_runs(stack: Stack, job_key: str) -> list[dict]:

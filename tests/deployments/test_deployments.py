@@ -22,7 +22,7 @@ from botocore.config import Config
 
 from deployments.webhooks import sign
 from taskbuilder.jobspec import AnnotationJob
-from tests.deployments.stack import BIN, WEBHOOK_SECRET_BLOCK, Stack, free_port, prefect_stack, wait_until
+from tests.deployments.stack import BIN, WEBHOOK_SECRET_BLOCK, Stack, free_port, pause_monitor_schedule, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -41,6 +41,7 @@ def stack():
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with prefect_stack(workers=1) as running, temporary_settings({PREFECT_API_URL: running.api_url}):
+        pause_monitor_schedule(running)  # the tests start monitor runs themselves
         port = free_port()
         receiver = running.start(
             "webhooks",
