@@ -49,6 +49,9 @@ STEPS = [
     ("study status", "api", "GET", "/api/v1/studies/*", True),
     ("report", "api", "GET", "/api/v1/data-collection/batches/*/report*", True),
 ]
+V3_STEPS = {"instructions"}
+"""Steps of the seed's path only (``dataset.version: 3``: the legacy instructions endpoint)."""
+SMALL_DATASET = {"name": "small", "csv": "data.csv", "id_column": "id", "gold_column": "META_gold"}
 EFFECTS = {
     "429 Retry-After": {"effect": "status", "status": 429, "retry_after": 1},
     "500": {"effect": "status", "status": 500},
@@ -108,7 +111,8 @@ def test_fault_matrix(step, effect, tmp_path, sandbox):
     rule = {"target": target, "method": method, "path": glob, "nth": 1}
     rule.update(EFFECTS.get(effect) or {"effect": "status", "status": 503, "retry_after": 1})
     sandbox.faults(rule)
-    spec = write_small_job(tmp_path, wait_for_completion=needs_completion)
+    v3 = {"dataset": {**SMALL_DATASET, "version": 3}} if name in V3_STEPS else {}  # only the seed's path has them
+    spec = write_small_job(tmp_path, wait_for_completion=needs_completion, **v3)
     summary = _run(sandbox, spec)
 
     counts = resources(sandbox, summary["job_key"], lost_responses=rule["effect"] == "lost_response")
