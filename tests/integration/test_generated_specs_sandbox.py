@@ -8,12 +8,15 @@ import random
 import httpx
 import pytest
 
-from flows.annotation_batch import BudgetExceeded, annotation_batch
+from flows.annotation_batch import CostRefused, annotation_batch
 from flows.cli import _load_spec
 from taskbuilder.polling import PollSettings
 from tasks.connection import ProlificConnection
 
 from tests.spec_generator import CSV, generate
+
+PLACES = 4
+"""The generated jobs' places (the generator's default: task groups × annotators_per_task)."""
 
 RUNS = 10
 FAST = PollSettings(interval_seconds=0.2, max_interval_seconds=0.5)
@@ -50,23 +53,23 @@ def test_generated_specs_never_publish_against_their_text(sandbox, tmp_path):
     published_runs = over_budget_runs = 0
     for seed, spec, job in _loadable(tmp_path, RUNS):
         before = sandbox.count("POST", "/api/v1/studies/*/transition")
+        study = None
         try:
             summary = annotation_batch(job=job, connection=ProlificConnection(base_url=sandbox.base_url), polling=FAST,
                                        output_dir=str(tmp_path / f"out-{seed}"))
-            study_id = summary["study_id"]
-        except BudgetExceeded as error:
-            study_id = str(error).split()[1]
+            study = api.get(f"/api/v1/studies/{summary['study_id']}/").json()
+        except CostRefused:  # the account's figures refused it: before anything was created, or before PUBLISH
+            pass
         published = sandbox.count("POST", "/api/v1/studies/*/transition") > before
-        study = api.get(f"/api/v1/studies/{study_id}/").json()
-        rewards_cents = min(spec.reward_read) * int(study["total_available_places"])
+        rewards_cents = min(spec.reward_read) * (int(study["total_available_places"]) if study else PLACES)
         context = f"seed {seed}:\n{spec.text}"
         over_budget_runs += not spec.publish_says_false and min(spec.max_budget_read) < rewards_cents
         if published:
             published_runs += 1
             assert not spec.publish_says_false, context
             assert min(spec.max_budget_read) >= rewards_cents, context
-            assert study["status"] != "UNPUBLISHED", context
+            assert study is not None and study["status"] != "UNPUBLISHED", context
         else:
-            assert study["status"] == "UNPUBLISHED", context
+            assert study is None or study["status"] == "UNPUBLISHED", context
     api.close()
     assert published_runs >= 1 and over_budget_runs >= 1, (published_runs, over_budget_runs)  # both sides exercised
