@@ -299,6 +299,15 @@ def set_up_server(api_url: str, rate_limit: tuple[int, float], webhook_secret: s
         Secret(value=webhook_secret).save(WEBHOOK_SECRET_BLOCK, overwrite=True)
 
 
+def _fresh_in_process_events() -> None:
+    """Stop this process's Prefect event (and log) workers, so the next ``emit_event`` starts one on the Prefect
+    API then in effect: a worker keeps the API URL it was made with, and one made for an earlier module's
+    stack sent this module's events to a server that had stopped (its tests waited for runs that never came)."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10, at_exit=False)
+
+
 def pause_monitor_schedule(stack: Stack) -> None:
     """Turn the monitor deployment's schedule off: monitor runs happen only when a test starts one (a scheduled
     run at deploy time or under load would announce and collect before the test looks)."""
@@ -385,6 +394,8 @@ def prefect_stack(
             )
         stack.prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml", timeout_seconds=180)
         step(f"deployed; {workers} worker(s) started")
+        _fresh_in_process_events()
+        cleanup.callback(_fresh_in_process_events)
         try:
             yield stack
         except BaseException:
