@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 CSV = "id,review_text\nr1,Great\nr2,Awful\nr3,Fine\nr4,Meh\n"
 TEXT_FORMS = ["01", "1.10", "1_000", "0123", "yes", "no", "on", "2026-01-01", "007", "1:30", "0x1F", "1e3", "positive",
               "3.0", "true", "null_value", "12:30:00"]
-PUBLISH_FORMS = [("false", False), ("no", False), ("off", False), ("False", False), ('"false"', False), ("'no'", False),
-                 ("true", True), ("yes", True), ("on", True), ("True", True)]
+PUBLISH_FORMS = [("false", False), ("no", False), ("off", False), ("False", False), ("true", True), ("yes", True), ("on", True),
+                 ("True", True),
+                 # text is not a switch: refused, whatever pydantic would make of it ("1", "y" and "true" read as true)
+                 ('"false"', None), ("'no'", None), ('"1"', None), ("y", None), ('"true"', None), ("1", None)]
 
 
 def _number_forms(value: int) -> list[tuple[str, int | None]]:
@@ -50,10 +52,12 @@ def generate(rng: random.Random, *, places: int = 4) -> GeneratedSpec:
     reward_text, reward_read = _pick_number(rng, reward)
     values = rng.sample(TEXT_FORMS, 3)
     code = rng.choice(TEXT_FORMS + ["C0DE1"])
-    spec = GeneratedSpec(text="", publish_says_false=not publish_value, max_budget_read=[budget_read],
+    spec = GeneratedSpec(text="", publish_says_false=publish_value is False, max_budget_read=[budget_read],
                          reward_read=[reward_read], option_values=values, code=code)
     if budget_read is None or reward_read is None:
         spec.must_refuse, spec.why = True, spec.why + ["a number YAML reads otherwise"]
+    if publish_value is None:
+        spec.must_refuse, spec.why = True, spec.why + ["publish written as text or a number"]
     study_extra, top_extra = [], []
     if rng.random() < 0.25:  # a repeated key, later in the same mapping
         kind = rng.choice(["publish", "max_budget", "reward"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
@@ -72,6 +72,27 @@ class SpecModel(BaseModel):
 
     # YAML writes `value: 1` as a number; option values and labels are text, so numbers become strings.
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switches_are_true_or_false(cls, data: Any) -> Any:
+        """A true/false field takes only a boolean: pydantic would read ``"1"``, ``"y"``, ``"on"`` or ``"true"``
+        (text) as true, and a switch such as ``publish`` spends money. YAML's own booleans stay (``true``,
+        ``yes``/``no`` and ``on``/``off`` are booleans in YAML 1.1, the reader's dialect)."""
+        if not isinstance(data, dict):
+            return data
+        problems = [
+            (name, f"must be true or false, got {data[name]!r}", "write true or false without quotes")
+            for name, field in cls.model_fields.items()
+            if field.annotation in _BOOL_ANNOTATIONS and name in data and data[name] is not None
+            and not isinstance(data[name], bool)
+        ]
+        if problems:
+            raise fail(problems)
+        return data
+
+
+_BOOL_ANNOTATIONS = (bool, bool | None)
 
 
 def whole_number(value: Any, what: str, hint: str) -> Any:

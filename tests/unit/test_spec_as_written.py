@@ -177,3 +177,18 @@ def test_the_study_deadline_is_a_run_control_field(spec_file):
     job = AnnotationJob.from_yaml(_edit(spec_file, "publish: false", "publish: false\nstudy_deadline_minutes: 90"))
     assert job.study_deadline_minutes == 90
     assert AnnotationJob.from_yaml(write_small_job(spec_file.parent / "b", name="as-written")).study_deadline_minutes == 7 * 24 * 60
+
+
+@pytest.mark.parametrize("written", ['"1"', "y", '"true"', "'yes'", "1"])
+def test_a_money_switch_written_as_text_or_a_number_is_refused(spec_file, written):
+    """`publish` spends money: only a YAML boolean turns it on (pydantic alone reads "1", "y", "true" as true)."""
+    _edit(spec_file, "publish: false", f"publish: {written}")
+    with pytest.raises(SpecError) as caught:
+        AnnotationJob.from_yaml(spec_file)
+    [problem] = caught.value.problems
+    assert problem.path == "publish" and problem.line and "true or false" in problem.message + problem.hint
+
+
+@pytest.mark.parametrize("written, read", [("true", True), ("yes", True), ("off", False), ("false", False)])
+def test_yaml_booleans_still_set_a_switch(spec_file, written, read):
+    assert AnnotationJob.from_yaml(_edit(spec_file, "publish: false", f"publish: {written}")).publish is read
