@@ -40,7 +40,13 @@ def _job(job_key: str, base_url: str, internal_name: str | None) -> tuple[Prolif
 @flow(name="pause-study", log_prints=False)
 def pause_study(job_key: str, base_url: str, internal_name: str | None = None) -> dict[str, Any]:
     """Pause the job's study (§5.4 PAUSE, from ACTIVE); an already paused study is left as it is.
-    Returns :meth:`tasks.study_control.ControlOutcome.as_dict`; raises :class:`StudyControlRefused`."""
+    Returns :meth:`tasks.study_control.ControlOutcome.as_dict`; raises :class:`StudyControlRefused`.
+
+    Parameters:
+        job_key: the job key (the spec's name, or the derived key) as in the job record.
+        base_url: API root the job ran on, e.g. https://api.prolific.com.
+        internal_name: the study's tagged internal_name, to find it on the API when there is no job record.
+    """
     connection, study_id, _ = _job(job_key, base_url, internal_name)
     return control_study(connection, job_key, study_id, "pause").as_dict()
 
@@ -48,7 +54,13 @@ def pause_study(job_key: str, base_url: str, internal_name: str | None = None) -
 @flow(name="resume-study", log_prints=False)
 def resume_study(job_key: str, base_url: str, internal_name: str | None = None) -> dict[str, Any]:
     """Resume the job's paused study (§5.4 START, from PAUSED); an active one is left as it is. A run waiting
-    for the study goes on waiting where it was. Returns the outcome dict; raises :class:`StudyControlRefused`."""
+    for the study goes on waiting where it was. Returns the outcome dict; raises :class:`StudyControlRefused`.
+
+    Parameters:
+        job_key: the job key (the spec's name, or the derived key) as in the job record.
+        base_url: API root the job ran on, e.g. https://api.prolific.com.
+        internal_name: the study's tagged internal_name, to find it on the API when there is no job record.
+    """
     connection, study_id, _ = _job(job_key, base_url, internal_name)
     return control_study(connection, job_key, study_id, "resume").as_dict()
 
@@ -56,7 +68,13 @@ def resume_study(job_key: str, base_url: str, internal_name: str | None = None) 
 @flow(name="stop-study", log_prints=False)
 def stop_study(job_key: str, base_url: str, internal_name: str | None = None) -> dict[str, Any]:
     """Stop the job's study (§5.4 STOP, from ACTIVE or PAUSED): no new participants; it goes to AWAITING REVIEW
-    and a waiting run collects what came in. A stopped or finished study is left as it is."""
+    and a waiting run collects what came in. A stopped or finished study is left as it is.
+
+    Parameters:
+        job_key: the job key (the spec's name, or the derived key) as in the job record.
+        base_url: API root the job ran on, e.g. https://api.prolific.com.
+        internal_name: the study's tagged internal_name, to find it on the API when there is no job record.
+    """
     connection, study_id, _ = _job(job_key, base_url, internal_name)
     return control_study(connection, job_key, study_id, "stop").as_dict()
 
@@ -68,7 +86,16 @@ def add_study_places(
 ) -> dict[str, Any]:
     """Add ``places`` places to the job's ACTIVE or PAUSED study, once (§5.3 PATCH, priced with §5.6 and refused
     over ``max_budget_cents``, the spec as written now, else the record's spec's ``max_budget``); the same request again does nothing unless
-    ``again``. Returns the outcome dict; raises :class:`StudyControlRefused`."""
+    ``again``. Returns the outcome dict; raises :class:`StudyControlRefused`.
+
+    Parameters:
+        job_key: the job key (the spec's name, or the derived key) as in the job record.
+        base_url: API root the job ran on, e.g. https://api.prolific.com.
+        internal_name: the study's tagged internal_name, to find it on the API when there is no job record.
+        places: how many places to add (1 or more).
+        again: add them even when the last addition was the same number (else that repeat does nothing).
+        max_budget_cents: the largest total cost in cents; empty = the job record's spec's max_budget.
+    """
     connection, study_id, record = _job(job_key, base_url, internal_name)
     budget = max_budget_cents if max_budget_cents is not None else (record.get("spec") or {}).get("max_budget")
     if budget is None:

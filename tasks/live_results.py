@@ -65,7 +65,8 @@ def read_answers_so_far(job: AnnotationJob, report_path: Path, dataset_columns: 
 
 class LiveResults:
     """The wait's observer: ``observer(study, elapsed_seconds)`` after each poll writes the partial results when
-    ``job.partial_results_every_seconds`` have passed since the last ones (the first at the first ACTIVE poll).
+    ``job.partial_results_every_seconds`` have passed since the last ones (the first that long after the first
+    ACTIVE poll: a study done sooner gets its final files only).
 
     ``destination``: the job's output location; ``dataset_columns``: the uploaded file's columns;
     ``work_dir``: where the report is downloaded.
@@ -83,7 +84,10 @@ class LiveResults:
         every = self.job.partial_results_every_seconds
         if not every or str(study.status) != StudyStatus.ACTIVE:
             return
-        if self.last_at is not None and self.clock() - self.last_at < every:
+        if self.last_at is None:  # the first ACTIVE poll starts the clock: the first partial comes `every` later
+            self.last_at = self.clock()
+            return
+        if self.clock() - self.last_at < every:
             return
         self.last_at = self.clock()
         try:
@@ -145,13 +149,17 @@ def raise_alert_once(job: AnnotationJob, connection: ProlificConnection, job_key
 def monitor_partial_results(record: dict[str, Any], status: str) -> dict[str, Any] | None:
     """The monitor's hook for a job it watches (``wait_for_completion: false``): when its study is ACTIVE and
     ``partial_results_every_seconds`` have passed since the record's ``partial_results.as_of``, write the
-    partial results as the flow's wait does; return the counts, or None when nothing was due (or it failed)."""
+    partial results as the flow's wait does; return the counts, or None when nothing was due (or it failed). The
+    first time it sees the job ACTIVE it only marks the time (``partial_results.as_of``), like the wait."""
     job = AnnotationJob.model_validate(record["spec"])
     every = job.partial_results_every_seconds
     if status != StudyStatus.ACTIVE or not every or not record.get("batch_id") or not record.get("output_location"):
         return None
     last = (record.get("partial_results") or {}).get("as_of")
-    if last and _age_seconds(last) < every:
+    if not last:  # first seen ACTIVE: start the clock, the first partial comes `every` later
+        update_job_record(record["job_key"], record["base_url"], partial_results={"as_of": now_iso(), "answers": 0})
+        return None
+    if _age_seconds(last) < every:
         return None
     connection = ProlificConnection(base_url=record["base_url"], token_secret_block=job.token_secret_block)
     try:

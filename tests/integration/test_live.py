@@ -175,3 +175,19 @@ def test_a_group_the_workspace_lacks_is_refused_before_anything_is_created(tmp_p
     with pytest.raises(InputInvalid, match="nobody-made-this"):
         run(job, sandbox)
     assert sandbox.count("POST", "/api/v1/data-collection/datasets") == 0
+
+
+def test_the_monitor_writes_partial_results_of_a_job_nobody_waits_for(tmp_path, sandbox):
+    from tasks.live_results import monitor_partial_results
+
+    sandbox.settings(participant_arrival_per_second=2.0, submission_seconds=1.0, return_rate=0.0, timeout_rate=0.0)
+    summary = run(example_job(tmp_path, wait_for_completion=False, partial_results_every_seconds=1), sandbox)
+    record = lambda: load_job_record(summary["job_key"], sandbox.base_url)  # noqa: E731
+    assert monitor_partial_results(record(), "ACTIVE") is None  # the first look only starts the clock
+    assert not (tmp_path / "out" / "summary.json").exists()
+    time.sleep(3.0)  # some submissions are done by now
+    counts = monitor_partial_results(record(), "ACTIVE")
+    assert counts is not None and counts["answers"] > 0
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["partial"] is True and written["counts"] == counts
+    assert monitor_partial_results(record(), "COMPLETED") is None  # a finished study is collect-report's
