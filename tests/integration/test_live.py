@@ -191,3 +191,21 @@ def test_the_monitor_writes_partial_results_of_a_job_nobody_waits_for(tmp_path, 
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["partial"] is True and written["counts"] == counts
     assert monitor_partial_results(record(), "COMPLETED") is None  # a finished study is collect-report's
+
+
+def test_collect_report_fills_the_blocklist_group_of_a_job_nobody_waited_for(tmp_path, sandbox):
+    from flows.collect_report import collect_report
+
+    sandbox.settings(participant_pool_size=12, careless_share=0.4, return_rate=0.0, timeout_rate=0.0)
+    job = example_job(tmp_path, wait_for_completion=False, min_agreement=0.75, quality={"blocklist_group": "careless-later"})
+    summary = run(job, sandbox)
+    with api(sandbox) as client:
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/studies/{summary['study_id']}/").json()["status"] not in ("AWAITING REVIEW", "COMPLETED"):
+            assert time.monotonic() < deadline, "the study did not finish"
+            time.sleep(0.3)
+    collect_report(summary["job_key"], sandbox.base_url)
+    participants = pd.read_csv(tmp_path / "out" / "participants.csv", dtype=str, keep_default_na=False)
+    flagged = set(participants.loc[participants["flagged"] == "True", "participant_id"])
+    blocklist = load_job_record(summary["job_key"], sandbox.base_url)["blocklist"]
+    assert blocklist["group"] == "careless-later" and set(blocklist["added"]) == flagged
