@@ -30,14 +30,18 @@ ALLOWLIST = "participant_group_allowlist"
 BLOCKLIST = "participant_group_blocklist"
 
 
-@task(name="resolve-quality-groups", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
 def quality_filters(connection: ProlificConnection, workspace_id: str, quality: QualitySpec | None) -> list[dict[str, Any]]:
     """The study filters of ``quality.exclude_groups`` / ``allow_groups``: ``[{"filter_id":
     "participant_group_blocklist" | "participant_group_allowlist", "selected_values": [group ids]}]`` (empty
-    without groups). Raises :class:`InputInvalid` naming a group that the workspace does not have (before the
-    dataset, batch or study is created)."""
+    without groups, and then no task run and no request). Raises :class:`InputInvalid` naming a group that the
+    workspace does not have (before the dataset, batch or study is created)."""
     if quality is None or not (quality.exclude_groups or quality.allow_groups):
         return []
+    return _group_filters(connection, workspace_id, quality)
+
+
+@task(name="resolve-quality-groups", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def _group_filters(connection: ProlificConnection, workspace_id: str, quality: QualitySpec) -> list[dict[str, Any]]:
     with open_client(connection) as client:
         ids = _ids_by_name(client.list_participant_groups(workspace_id))
     missing = [name for name in [*quality.exclude_groups, *quality.allow_groups] if name not in ids]
@@ -62,7 +66,6 @@ def with_filters(study_payload: dict[str, Any], filters: list[dict[str, Any]]) -
     return {**study_payload, "filters": [*(study_payload.get("filters") or []), *filters]}
 
 
-@task(name="update-blocklist-group", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
 def update_blocklist_group(
     connection: ProlificConnection, job_key: str, workspace_id: str, quality: QualitySpec | None, participants: Any,
 ) -> dict[str, Any] | None:
@@ -71,8 +74,12 @@ def update_blocklist_group(
     when missing; return ``{"group", "group_id", "flagged", "added", "members"}`` (also in the job record as
     ``blocklist``), or None without ``blocklist_group``."""
     if quality is None or not quality.blocklist_group:
-        return None
-    name = quality.blocklist_group
+        return None  # no task run, no request
+    return _add_flagged(connection, job_key, workspace_id, quality.blocklist_group, participants)
+
+
+@task(name="update-blocklist-group", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def _add_flagged(connection: ProlificConnection, job_key: str, workspace_id: str, name: str, participants: Any) -> dict[str, Any]:
     flagged = sorted(set(participants.loc[participants["flagged"].astype(bool), "participant_id"]))
     with open_client(connection) as client:
         group_id = _ids_by_name(client.list_participant_groups(workspace_id)).get(name)
