@@ -39,6 +39,8 @@ from tasks.connection import ProlificConnection, open_client
 from tasks.costs import price_job, read_study_cost
 from tasks.datasets import create_dataset, upload_dataset_file, upload_dataset_import, wait_for_dataset, wait_for_import
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
+from tasks.live_results import LiveResults, raise_alert_once
+from tasks.quality import quality_filters, update_blocklist_group, with_filters
 from tasks.preflight import preflight
 from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
@@ -135,6 +137,7 @@ def _run_locked(
         fingerprint=job.work_fingerprint(csv_sha256),
         dataset_columns=list(report.columns),
     )
+    group_filters = quality_filters(connection, workspace_id, job.quality)  # live: groups found before anything is created
 
     version = dataset_version(job)
     types = _schema_types(job, report) if version == 4 else None
@@ -160,7 +163,7 @@ def _run_locked(
 
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
     names = {"batch_name": batch_name, "internal_name": internal_name, "workspace_id": workspace_id}
-    study_payload = payloads.study_payload(job.study, batch_id, internal_name)
+    study_payload = with_filters(payloads.study_payload(job.study, batch_id, internal_name), group_filters)  # live
     project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
     if project_id:
         study_payload.setdefault("project", project_id)  # bills the workspace's funds (API doc §6.1)
@@ -210,10 +213,12 @@ def _run_locked(
         logger.info("Study %s published; not waiting (wait_for_completion is false)", study_id)
         return _finish(summary, job_key, connection, destination, work_dir)
 
-    wait_for_study(connection, study_id, polling)
+    wait_for_study(connection, study_id, polling, LiveResults(job, connection, job_key, batch_id, destination, list(report.columns), work_dir))  # live
     report_path = fetch_report(connection, batch_id, work_dir / "report.csv")
     summary["outputs"] = keep_raw_report(report_path, destination)
     responses, result = aggregate_results(job, report_path, summary["outputs"]["report.csv"], list(report.columns))
+    raise_alert_once(job, connection, job_key, study_id, result.summary, pause=False)  # live
+    update_blocklist_group(connection, job_key, workspace_id, job.quality, result.participants)  # live
     submissions = list_submissions(connection, study_id)
     if job.approve_submissions:
         approved = approve_submissions(connection, study_id, select_submissions_to_approve(submissions, result.participants))

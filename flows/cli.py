@@ -402,6 +402,7 @@ def _progress_bar() -> Iterator[None]:
 
 
 app.add_typer(__import__("flows.webhooks_cli", fromlist=["app"]).app, name="webhooks")  # taskbuilder webhooks subscribe
+app.add_typer(__import__("flows.study_cli", fromlist=["app"]).app, name="study")  # taskbuilder study pause|resume|stop|add-places
 
 
 def main() -> None:

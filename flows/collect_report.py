@@ -26,7 +26,9 @@ from taskbuilder.jobspec import AnnotationJob
 
 from flows.annotation_batch import LOCK_DIR
 from tasks.connection import ProlificConnection
+from tasks.live_results import raise_alert_once
 from tasks.logs import run_logger
+from tasks.quality import update_blocklist_group
 from tasks.records import list_job_records, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
@@ -90,6 +92,8 @@ def _collect(job: AnnotationJob, connection: ProlificConnection, record: dict[st
 
     outputs = keep_raw_report(report_path, destination)
     responses, result = aggregate_results(job, report_path, outputs["report.csv"], record.get("dataset_columns"))
+    raise_alert_once(job, connection, job_key, record["study_id"], result.summary, pause=False)  # live
+    update_blocklist_group(connection, job_key, record.get("workspace_id"), job.quality, result.participants)  # live
     submissions = list_submissions(connection, record["study_id"])
     notes = []
     if job.approve_submissions:

@@ -27,6 +27,7 @@ from taskbuilder.errors import ProlificError
 from flows.collect_report import collect_report
 from tasks.connection import ProlificConnection
 from tasks.events import emit_study_status_changed
+from tasks.live_results import monitor_partial_results
 from tasks.logs import run_logger
 from tasks.records import collect_decision, list_job_records, previous_status, update_job_record
 from tasks.studies import read_study_status
@@ -61,6 +62,7 @@ def monitor_studies(base_url: str | None = None) -> list[dict[str, Any]]:
         except ProlificError as error:
             logger.warning("Could not read study %s of job %r: %s; trying again next run", study_id, record["job_key"], error)
             continue
+        monitor_partial_results(record, status)  # live: partial results of a job nobody waits for
         announce, collect = collect_decision(record, status)
         if announce:
             done.append(_announce(record, status))

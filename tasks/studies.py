@@ -7,6 +7,7 @@ Endpoints (API doc §6, §7): ``GET/POST /api/v1/studies/``, ``GET /api/v1/studi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
@@ -96,8 +97,14 @@ def read_study_status(connection: ProlificConnection, study_id: str) -> str:
 
 
 @task(name="wait-for-study", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
-def wait_for_study(connection: ProlificConnection, study_id: str, polling: PollSettings) -> str:
-    """Poll ``GET /api/v1/studies/{id}/`` until AWAITING REVIEW or COMPLETED; return the status.
+def wait_for_study(
+    connection: ProlificConnection, study_id: str, polling: PollSettings, observer: Callable[[Any, float], None] | None = None,
+) -> str:
+    """Poll ``GET /api/v1/studies/{id}/`` until AWAITING REVIEW or COMPLETED; return the status. PAUSED is not
+    done: the wait goes on, and goes on where it was once the study is resumed.
+
+    ``observer(study, elapsed_seconds)``, when given, is called after each poll with the study read
+    (:class:`taskbuilder.models.Study`), e.g. :class:`tasks.live_results.LiveResults` (partial results).
 
     Raises :class:`WaitTimedOut` after ``polling.study_timeout_seconds``. Logs progress and keeps a
     Prefect progress artifact (key ``study-<id>-progress``) at places taken / total places × 100,
@@ -107,9 +114,10 @@ def wait_for_study(connection: ProlificConnection, study_id: str, polling: PollS
     artifact_id = create_progress_artifact(0.0, key=f"study-{study_id}-progress".lower(), description=f"Places taken of study {study_id}")
     with open_client(connection) as client:
         places = {"taken": 0, "total": 0}
+        seen: dict[str, Any] = {}
 
         def status() -> str:
-            study = client.get_study(study_id)
+            study = seen["study"] = client.get_study(study_id)
             places.update(taken=int(study.places_taken or 0), total=int(study.total_available_places or 0))
             return str(study.status)
 
@@ -120,6 +128,8 @@ def wait_for_study(connection: ProlificConnection, study_id: str, polling: PollS
             update_progress_artifact(artifact_id, percent, description=description)
             report_progress(f"study-{study_id}", percent, description)
             logger.info("Study %s is %s, %d/%d places taken, after %.0f s", study_id, current, places["taken"], places["total"], elapsed)
+            if observer is not None and not done:
+                observer(seen["study"], elapsed)
 
         return wait_for_status(
             status,

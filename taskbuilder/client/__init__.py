@@ -17,12 +17,13 @@ from taskbuilder.client.batches import BatchEndpoints
 from taskbuilder.client.config import PAGE_SIZE, ClientTimeouts, normalise_base_url, shared_ssl_context
 from taskbuilder.client.datasets import DatasetEndpoints
 from taskbuilder.client.hooks import HookEndpoints
+from taskbuilder.client.participant_groups import ParticipantGroupEndpoints
 from taskbuilder.client.studies import StudyEndpoints
 
 __all__ = ["PAGE_SIZE", "ClientTimeouts", "ProlificClient", "normalise_base_url", "shared_ssl_context"]
 
 
-class ProlificClient(AccountEndpoints, DatasetEndpoints, BatchEndpoints, StudyEndpoints, HookEndpoints):
+class ProlificClient(AccountEndpoints, DatasetEndpoints, BatchEndpoints, StudyEndpoints, HookEndpoints, ParticipantGroupEndpoints):
     """Client of Prolific's REST API (or the local sandbox); see :class:`~taskbuilder.client.base.ClientBase`
     for the constructor (``base_url``, ``token``, ``timeouts``, ``transport``) and the errors every
     method raises. Use as a context manager, or call :meth:`close`."""

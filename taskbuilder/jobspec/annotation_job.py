@@ -33,6 +33,7 @@ from taskbuilder.jobspec.base import SpecModel, fail
 from taskbuilder.jobspec.dataset import DatasetSpec
 from taskbuilder.jobspec.instructions import CHOICE_TYPES
 from taskbuilder.jobspec.layout import BatchSpec, DatasetFieldRef
+from taskbuilder.jobspec import live
 from taskbuilder.jobspec.loading import load_spec_text, read_spec_file, validate_spec
 from taskbuilder.jobspec.problems import SpecProblem
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS, RunControl
@@ -64,6 +65,9 @@ class AnnotationJob(RunControl, _JobParts):
 
     # Fields in spec order (Prefect's form, the "allowed here" hints): the parts (`_JobParts`), then money and
     # run control (`RunControl`); pydantic orders fields by the reversed bases, so `RunControl` is named first.
+    partial_results_every_seconds: int = live.PARTIAL_RESULTS_FIELD
+    alerts: live.AlertSpec | None = live.ALERTS_FIELD
+    quality: live.QualitySpec | None = live.QUALITY_FIELD
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "AnnotationJob":
@@ -72,6 +76,7 @@ class AnnotationJob(RunControl, _JobParts):
             problems.append(("dataset.gold_column", "gold_column is set but the batch has no choice instruction",
                              "add a multiple_choice instruction (gold values are its option values) or remove gold_column"))
         problems += active_content_problems(self.participant_facing_text())
+        problems += live.live_problems(self.partial_results_every_seconds, self.alerts)
         if self.dataset.version == 3 and self._field_refs():
             problems.append(("dataset.version", "batch_items with dataset_field items need a V4 dataset (a schema); "
                              "dataset.version 3 makes a V3 one, which Prolific refuses them on",
@@ -162,7 +167,8 @@ class AnnotationJob(RunControl, _JobParts):
         Run-control fields (publish, budget, output, thresholds, ...) and the CSV's location are left out:
         changing them keeps the fingerprint, so a job first run with `publish: false` can be published later.
         """
-        work = self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS))
+        work = self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS) | live.LIVE_RUN_CONTROL_FIELDS)
+        work.update(live.quality_work(self.quality))
         work["dataset"].pop("csv")
         return hashlib.sha256(json.dumps([work, csv_sha256], sort_keys=True).encode()).hexdigest()
 

@@ -32,6 +32,10 @@ DEPLOYMENTS = [
     "monitor-studies/monitor-studies",
     "collect-report/collect-report",
     "launch-from-s3/launch-from-s3",
+    "pause-study/pause-study",
+    "resume-study/resume-study",
+    "stop-study/stop-study",
+    "add-study-places/add-study-places",
 ]
 SECRET_WORDS = re.compile(r"token|secret|password|api_key|apikey", re.I)
 

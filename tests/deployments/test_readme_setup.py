@@ -54,7 +54,8 @@ def test_readme_set_up_commands_work_as_written_from_a_fresh_prefect_home():
             assert client.get(f"/v2/concurrency_limits/{RATE_LIMIT}").json()["limit"] == 5
             assert client.get("/block_types/slug/taskbuilder-job-record").status_code == 200
             deployments = client.post("/deployments/filter", json={}).json()
-            assert sorted(d["name"] for d in deployments) == ["collect-report", "launch-annotation-batch", "launch-from-s3", "monitor-studies"]
+            assert sorted(d["name"] for d in deployments) == ["add-study-places", "collect-report", "launch-annotation-batch", "launch-from-s3",
+                                                                "monitor-studies", "pause-study", "resume-study", "stop-study"]
         from prefect.blocks.system import Secret
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
