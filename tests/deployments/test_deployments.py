@@ -32,6 +32,7 @@ DEPLOYMENTS = [
     "monitor-studies/monitor-studies",
     "collect-report/collect-report",
     "launch-from-s3/launch-from-s3",
+    "annotation-batch-from-spec/launch-from-spec",
 ]
 SECRET_WORDS = re.compile(r"token|secret|password|api_key|apikey", re.I)
 
