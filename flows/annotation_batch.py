@@ -197,13 +197,15 @@ def _run_locked(
 
     cost = checked_cost()
     summary["cost"]["checked"] = cost.model_dump() if cost else None
+    update_job_record(job_key, connection.base_url, cost=summary["cost"])  # the results summary's estimate vs spent
     if not job.publish:
         logger.info("publish is false: study %s stays UNPUBLISHED (set publish: true to spend money)", study_id)
         return _finish(summary, job_key, connection, destination, work_dir)
     if job.require_approval and cost is not None:
-        from flows.approval import request_publish_approval
+        from flows.approval import record_decision, request_publish_approval
 
         approval = request_publish_approval(study_id, cost)
+        summary["approval"] = record_decision(approval, study_id, cost, job_key, connection.base_url)
         if not approval.approve:
             summary["notes"] = [f"publishing rejected by {approval.reviewer}: {approval.comment}"]
             _finish(summary, job_key, connection, destination, work_dir)
@@ -225,7 +227,7 @@ def _run_locked(
         approved = approve_submissions(connection, study_id, select_submissions_to_approve(submissions, result.participants))
         summary["approved_submissions"] = len(approved)
         submissions = list_submissions(connection, study_id)
-    summary["outputs"].update(write_results(responses, result, submissions, destination))
+    summary["outputs"].update(write_results(responses, result, submissions, destination, job, summary["cost"]))
     return _finish(summary, job_key, connection, destination, work_dir)
 
 
