@@ -2,10 +2,10 @@
 results summary in Markdown. The output files (labels.csv, summary.json, ...) are unchanged; these are views.
 
 - :func:`labels_view`: one row per datapoint and choice instruction, the user's id column first, then the
-  text participants saw (the file's displayed columns), the instruction, the label (the option's *label*,
-  as participants saw it), the votes per option (``Positive 2 · Neutral 1``; a multi-select instruction has
-  no majority label: its label cell holds the per-option votes), numbers rounded to 3 decimals, Prolific's
-  datapoint id last.
+  text participants saw (the file's displayed columns), the label (the option's *label*, as participants
+  saw it), the votes per option (``Positive 2 · Neutral 1``; a multi-select instruction has no majority
+  label: its label cell holds the per-option votes), the confidence, then the instruction, the tie flag,
+  Dawid-Skene's label and confidence; numbers rounded to 3 decimals, Prolific's datapoint id last.
 - :func:`participants_view`: the participants table with shares rounded to 3 decimals.
 - :func:`summary_markdown`: counts, label distribution, agreement per instruction, gold accuracy, cost
   spent against the estimate, flagged participants, datapoints without answers, file locations.
@@ -72,10 +72,10 @@ def labels_view(labels: pd.DataFrame, instructions: list[dict], id_column: str |
         row = {key: record.get(key, "")}
         row.update({column: record.get(column, "") for column in shown})
         row.update({
-            "instruction": record.get("instruction", ""),
             "label": label,
             "votes": votes,
             "confidence": rounded(record.get("confidence")),
+            "instruction": record.get("instruction", ""),
             "tie": bool(record.get("tie")),
             "ds_label": labels_of.get(str(record.get("ds_label", "")), record.get("ds_label", "")),
             "ds_confidence": rounded(record.get("ds_confidence")),

@@ -39,7 +39,7 @@ def _participants() -> pd.DataFrame:
 
 def test_labels_view_is_keyed_on_the_id_text_first_and_labels_as_shown():
     rows = labels_view(_labels(), INSTRUCTIONS, "review_id")
-    assert list(rows[0])[:4] == ["review_id", "text", "instruction", "label"]
+    assert list(rows[0])[:6] == ["review_id", "text", "label", "votes", "confidence", "instruction"]
     assert list(rows[0])[-1] == "datapoint_id" and "META_gold" not in rows[0]
     assert rows[0]["label"] == "Positive" and rows[0]["votes"] == "Positive 2 · Negative 1"
     assert rows[1]["label"] == "Price 3 · Quality 1"  # multi-select: per-option votes, not blank
