@@ -33,6 +33,7 @@ from taskbuilder.outputs import write_outputs
 from taskbuilder.polling import PollSettings
 from taskbuilder.jobspec import AnnotationJob
 
+from flows.form_launch import launch_parameters
 from tasks.batches import add_instructions, create_batch, set_up_batch, wait_for_batch
 from tasks.caching import create_once
 from tasks.connection import ProlificConnection, open_client
@@ -69,7 +70,7 @@ class PublishRejected(RuntimeError):
     """A reviewer rejected publishing the study: it stays unpublished."""
 
 
-@flow(name="annotation-batch", log_prints=False)
+@flow(name="annotation-batch", log_prints=False, validate_parameters=False)  # checked by launch_parameters
 def annotation_batch(
     job: AnnotationJob,
     connection: ProlificConnection | None = None,
@@ -83,8 +84,12 @@ def annotation_batch(
         job: the job spec (dataset CSV, batch, study, publish/budget switches); no secrets in it.
         connection: API URL, timeouts and the Secret block name; default from the environment.
         polling: poll intervals and deadlines (seconds).
-        wait_for_completion: overrides ``job.wait_for_completion`` (deployments launch with false).
-        output_dir: overrides ``job.output_dir`` (a folder or ``s3://bucket/prefix``).
+        wait_for_completion: wait for the study to finish and write the results in this run (true), or end
+            after publishing and let collect-report write them (false: the deployment's default). Empty = the
+            spec's ``wait_for_completion`` (true when not written).
+        output_dir: folder for the results, or ``s3://bucket/prefix``; a relative folder resolves against the
+            form's base (``TASKBUILDER_FORM_BASE_DIR``, else the worker's working directory). Empty = the
+            spec's ``output_dir`` (``out/``).
 
     Returns a dict: ``job_key``, ``dataset_id``, ``batch_id``, ``study_id``, ``statuses``,
     ``instructions_mode``, ``cost``, ``published``, ``outputs`` (name → location), ``notes``.
@@ -95,6 +100,7 @@ def annotation_batch(
     of :mod:`taskbuilder.errors` after retries, ``WaitTimedOut``.
     """
     logger = run_logger()
+    job, connection, polling, output_dir = launch_parameters(job, connection, polling, output_dir)
     connection = connection or ProlificConnection(token_secret_block=job.token_secret_block)
     polling = polling or PollSettings(study_timeout_seconds=job.study_deadline_minutes * 60)
     wait = job.wait_for_completion if wait_for_completion is None else wait_for_completion
@@ -194,13 +200,15 @@ def _run_locked(
 
     cost = checked_cost()
     summary["cost"]["checked"] = cost.model_dump() if cost else None
+    update_job_record(job_key, connection.base_url, cost=summary["cost"])  # the results summary's estimate vs spent
     if not job.publish:
         logger.info("publish is false: study %s stays UNPUBLISHED (set publish: true to spend money)", study_id)
         return _finish(summary, job_key, connection, destination, work_dir)
     if job.require_approval and cost is not None:
-        from flows.approval import request_publish_approval
+        from flows.approval import record_decision, request_publish_approval
 
         approval = request_publish_approval(study_id, cost)
+        summary["approval"] = record_decision(approval, study_id, cost, job_key, connection.base_url)
         if not approval.approve:
             summary["notes"] = [f"publishing rejected by {approval.reviewer}: {approval.comment}"]
             _finish(summary, job_key, connection, destination, work_dir)
@@ -224,7 +232,7 @@ def _run_locked(
         approved = approve_submissions(connection, study_id, select_submissions_to_approve(submissions, result.participants))
         summary["approved_submissions"] = len(approved)
         submissions = list_submissions(connection, study_id)
-    summary["outputs"].update(write_results(responses, result, submissions, destination))
+    summary["outputs"].update(write_results(responses, result, submissions, destination, job, summary["cost"]))
     return _finish(summary, job_key, connection, destination, work_dir)
 
 

@@ -101,7 +101,7 @@ def _collect(job: AnnotationJob, connection: ProlificConnection, record: dict[st
         notes.append(f"approved {len(approved)} submissions")
         submissions = list_submissions(connection, record["study_id"])
         status = read_study_status(connection, record["study_id"])
-    outputs.update(write_results(responses, result, submissions, destination))
+    outputs.update(write_results(responses, result, submissions, destination, job, record.get("cost")))
     outputs.update(_write_run_json(record, status, outputs, notes, work_dir))
     update_job_record(
         job_key, record["base_url"], statuses={"study": status}, outputs=outputs, report_sha256=digest, notes=notes,

@@ -26,6 +26,7 @@ from prefect.deployments import run_deployment
 
 from taskbuilder.jobspec import AnnotationJob
 
+from flows.form_launch import job_form_values
 from tasks.logs import run_logger
 
 LAUNCH_DEPLOYMENT = "annotation-batch/launch-annotation-batch"
@@ -62,7 +63,7 @@ def launch_from_s3(
     etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
     flow_run = run_deployment(
         deployment_name,
-        parameters={"job": job.model_dump(mode="json"), "wait_for_completion": False},
+        parameters={"job": job_form_values(job), "wait_for_completion": False},  # the form's shape: "Run again" shows fields
         timeout=0,
         idempotency_key=f"launch-from-s3:{bucket}/{key}@{etag}",
     )

@@ -54,7 +54,9 @@ def stage_csv(csv: str, work_dir: Path) -> Path:
     if not csv.startswith("s3://"):
         path = Path(csv)
         if not path.is_file():
-            raise InputInvalid(f"dataset.csv: {csv} does not exist or is not a file. Fix the path in the job spec (relative to the spec file).")
+            raise InputInvalid(f"dataset.csv: {path.resolve()} does not exist or is not a file (written {csv!r}). Fix the "
+                               "path in the job spec: relative to the spec file, or in a form launch to the form's base "
+                               "folder (TASKBUILDER_FORM_BASE_DIR, else the worker's working directory).")
         return path
     bucket, _, key = csv[len("s3://"):].partition("/")
     target = work_dir / Path(key).name

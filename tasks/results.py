@@ -7,7 +7,6 @@ an ``s3://`` prefix (:mod:`taskbuilder.outputs`), with Prefect table and markdow
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from taskbuilder.outputs import write_outputs
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.payloads import batch_items_payload, instructions_payload
 from taskbuilder.report import read_report
+from taskbuilder.result_views import labels_view, participants_view, summary_markdown
 
 from tasks.logs import run_logger
 
@@ -101,13 +101,17 @@ def aggregate_results(
 
 @task(name="write-results", cache_policy=NO_CACHE)
 def write_results(
-    responses: Any, result: AggregateResult, submissions: list[dict[str, Any]], destination: str
+    responses: Any, result: AggregateResult, submissions: list[dict[str, Any]], destination: str,
+    job: AnnotationJob | None = None, cost: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write ``responses.csv``, ``labels.csv``, ``participants.csv``, ``summary.json`` to ``destination``
     (``report.csv`` is written before, by :func:`keep_raw_report`); publish artifacts; return name → location.
 
     ``submissions``: the study's submissions (dicts with ``participant_id`` and ``status``), used to fill
-    ``participants.submission_status``.
+    ``participants.submission_status``. ``job`` (its instructions and id column) and ``cost`` (the run
+    summary's ``cost``: ``quote``, ``checked``) make the artifacts readable (:mod:`taskbuilder.result_views`):
+    ``labels`` (keyed on the id column, displayed text first, 3 decimals), ``participants`` and the Markdown
+    ``results-summary``.
     """
     participants = result.participants.copy()
     status_of = {s.get("participant_id"): s.get("status") for s in submissions}
@@ -121,19 +125,20 @@ def write_results(
             "summary.json": result.summary,
         },
     )
+    instructions = instruction_payloads(job) if job is not None else []
+    id_column = job.dataset.id_column if job is not None else None
     create_table_artifact(
-        key="labels", table=result.labels.head(ARTIFACT_ROWS).astype(str).to_dict(orient="records"), description="First labels"
+        key="labels", table=labels_view(result.labels.head(ARTIFACT_ROWS), instructions, id_column),
+        description=f"First {ARTIFACT_ROWS} labels (all in labels.csv), keyed on {id_column or 'datapoint_id'}",
     )
     create_table_artifact(
-        key="participants",
-        table=participants.head(ARTIFACT_ROWS).astype(str).to_dict(orient="records"),
-        description="First participants",
+        key="participants", table=participants_view(participants.head(ARTIFACT_ROWS)),
+        description=f"First {ARTIFACT_ROWS} participants (all in participants.csv)",
     )
     create_markdown_artifact(
         key="results-summary",
-        markdown="# Results\n\n```json\n" + json.dumps(result.summary, indent=2, default=str)[:20000] + "\n```\n\n"
-        + "\n".join(f"- `{name}`: {where}" for name, where in locations.items()),
-        description="Counts, label distribution, agreement, gold accuracy",
+        markdown=summary_markdown(result.summary, result.labels, participants, instructions, id_column, cost, locations),
+        description="Counts, label distribution, agreement, gold accuracy, cost, flagged participants",
     )
     run_logger().info("Wrote %s", ", ".join(sorted(locations)))
     return locations

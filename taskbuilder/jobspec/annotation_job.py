@@ -26,11 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from taskbuilder.jobspec.html_safety import active_content_problems
 from taskbuilder.jobspec.base import SpecModel, fail
 from taskbuilder.jobspec.dataset import DatasetSpec
+from taskbuilder.jobspec.form_schema import accept_hidden_fields
 from taskbuilder.jobspec.instructions import CHOICE_TYPES
 from taskbuilder.jobspec.layout import BatchSpec, DatasetFieldRef
 from taskbuilder.jobspec import live
@@ -62,6 +63,8 @@ class AnnotationJob(RunControl, _JobParts):
     Shapes and sources: see the module docstring. Money is in cents (minor units); times in minutes.
     Load with `from_yaml(path)` or `from_dict(data)`; both raise `SpecError` listing every problem.
     """
+
+    model_config = ConfigDict(json_schema_extra=accept_hidden_fields)
 
     # Fields in spec order (Prefect's form, the "allowed here" hints): the parts (`_JobParts`), then money and
     # run control (`RunControl`); pydantic orders fields by the reversed bases, so `RunControl` is named first.

@@ -25,11 +25,21 @@ REVIEW_ACTIONS = ("AUTOMATICALLY_APPROVE", "MANUALLY_REVIEW")
 GROUP_ACTIONS = ("ADD_TO_PARTICIPANT_GROUP", "REMOVE_FROM_PARTICIPANT_GROUP")
 
 
+def _action_form_schema(schema: dict[str, Any]) -> None:
+    """The form's fields of an action: the documented actions to pick from, and ``participant_group`` (the
+    group actions'); the model itself lets other keys pass through (kept out of its dump when not given)."""
+    schema["properties"]["action"]["enum"] = list(ACTIONS)
+    schema["properties"]["participant_group"] = {
+        "type": "string", "title": "Participant Group",
+        "description": "The participant group's id (ADD_TO_PARTICIPANT_GROUP, REMOVE_FROM_PARTICIPANT_GROUP only)."}
+    schema["additionalProperties"] = False
+
+
 class CompletionAction(BaseModel):
     """One action of a completion code, e.g. ``{"action": "AUTOMATICALLY_APPROVE"}``; other keys
     (``participant_group`` for the group actions) pass through."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", title="Completion action", json_schema_extra=_action_form_schema)
 
     action: str = Field(description="What Prolific does when a participant submits this code, e.g. AUTOMATICALLY_APPROVE.")
 
@@ -47,10 +57,10 @@ class CompletionAction(BaseModel):
 class CompletionCode(BaseModel):
     """One completion code: the text participants' submissions carry, its type and its actions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", title="Completion code")
 
     code: str = Field(description="The code itself (text, e.g. 'C1A2B3'); quote it when it looks like a number.")
-    code_type: str = Field(description=f"One of {', '.join(CODE_TYPES)}.")
+    code_type: str = Field(description=f"One of {', '.join(CODE_TYPES)}.", json_schema_extra={"enum": list(CODE_TYPES)})
     actions: list[CompletionAction] | None = Field(
         default=None, description="Actions, e.g. [{action: AUTOMATICALLY_APPROVE}]; left out when not given.")
 
@@ -73,7 +83,7 @@ class CompletionCode(BaseModel):
     def check_actions(self) -> list[tuple[str, str, str]]:
         """(sub-path, message, hint) for group actions without the group they name."""
         return [(f"actions[{i}].participant_group", f"{a.action} needs participant_group",
-                 "add participant_group: <the participant group's id>")
+                 "add participant_group: the participant group's id")
                 for i, a in enumerate(self.actions or [])
                 if a.action in GROUP_ACTIONS and not (a.model_extra or {}).get("participant_group")]
 

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from taskbuilder.jobspec.base import NonBlank, SpecModel, fail, resolve_path
+from taskbuilder.jobspec.form_schema import column_types_form_schema, column_types_from_rows
 
 META_PREFIX = "META_"
 TASK_GROUP_COLUMN = "META_TASK_GROUP_ID"
@@ -42,7 +43,9 @@ class DatasetSpec(SpecModel):
                     "path: no schema, the legacy instructions endpoint; only for workspaces without V4 datasets).")
     column_types: dict[str, Literal["text", "image_url", "audio_url", "video_url"]] | None = Field(
         default=None,
-        description="Schema type of displayed columns that are not text, e.g. {photo: image_url} (V4 only).")
+        json_schema_extra=column_types_form_schema,
+        description="Schema type of displayed columns that are not text, e.g. `{photo: image_url}` (V4 only); the "
+                    "form takes one row per column.")
     max_rows: int = Field(default=100_000, ge=1, description="Largest number of data rows accepted.")
     max_cell_chars: int = Field(default=10_000, ge=1, description="Longest cell accepted, in characters.")
 
@@ -61,6 +64,11 @@ class DatasetSpec(SpecModel):
     @classmethod
     def _resolve_csv(cls, value: str, info: ValidationInfo) -> str:
         return resolve_path(value, info)
+
+    @field_validator("column_types", mode="before")
+    @classmethod
+    def _column_type_rows(cls, value: object) -> object:
+        return column_types_from_rows(value)
 
     @field_validator("encoding")
     @classmethod

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from taskbuilder.jobspec.base import NonBlank, SpecModel, duplicates, fail
+from taskbuilder.jobspec.form_schema import FormChoice
 
 CHOICE_TYPES = ("multiple_choice", "multiple_choice_with_free_text")
 
@@ -96,10 +97,10 @@ def _check_options(options: list, *, labels_joined: bool) -> list[tuple[str, str
     return problems
 
 
-class MultipleChoiceInstruction(_InstructionBase):
+class MultipleChoiceInstruction(_InstructionBase, title="Multiple choice"):
     """`multiple_choice`: pick options (§4.3; seed "Example: Sentiment classification")."""
 
-    type: Literal["multiple_choice"] = Field(description="Instruction type.")
+    type: Literal["multiple_choice"] = Field(default="multiple_choice", description="Instruction type (`multiple_choice`).")
     options: list[ChoiceOption] = Field(min_length=1, description="The options, in display order.")
     answer_limit: int = Field(default=1, description="1 = single select, -1 = unlimited, or up to the number of options.")
     disable_dropdown: bool | None = Field(default=None, description="Render radio buttons/checkboxes even with 5 or more options.")
@@ -113,10 +114,10 @@ class MultipleChoiceInstruction(_InstructionBase):
         return self
 
 
-class MultipleChoiceWithFreeTextInstruction(_InstructionBase):
+class MultipleChoiceWithFreeTextInstruction(_InstructionBase, title="Multiple choice with free text"):
     """`multiple_choice_with_free_text`: pick options, each with a headed free-text box (§4.3)."""
 
-    type: Literal["multiple_choice_with_free_text"] = Field(description="Instruction type.")
+    type: Literal["multiple_choice_with_free_text"] = Field(default="multiple_choice_with_free_text", description="Instruction type (`multiple_choice_with_free_text`).")
     options: list[HeadedOption] = Field(min_length=1, description="The options; each needs a heading.")
     answer_limit: int = Field(default=1, description="1 = single select, -1 = unlimited, or up to the number of options.")
 
@@ -128,17 +129,17 @@ class MultipleChoiceWithFreeTextInstruction(_InstructionBase):
         return self
 
 
-class FreeTextInstruction(_InstructionBase):
+class FreeTextInstruction(_InstructionBase, title="Free text"):
     """`free_text`: an open text answer (§4.3; seed "Example: Free text explanation")."""
 
-    type: Literal["free_text"] = Field(description="Instruction type.")
+    type: Literal["free_text"] = Field(default="free_text", description="Instruction type (`free_text`).")
     validation: TextValidation | None = Field(default=None, description="Optional answer length bounds.")
 
 
-class FreeTextWithUnitInstruction(_InstructionBase):
+class FreeTextWithUnitInstruction(_InstructionBase, title="Number with unit"):
     """`free_text_with_unit`: a number with a unit picked from `unit_options` (§4.3)."""
 
-    type: Literal["free_text_with_unit"] = Field(description="Instruction type.")
+    type: Literal["free_text_with_unit"] = Field(default="free_text_with_unit", description="Instruction type (`free_text_with_unit`).")
     unit_options: list[UnitOption] = Field(description="At least two units.")
     unit_position: Literal["prefix", "suffix"] = Field(description="Unit shown before ('prefix') or after ('suffix') the number.")
     default_unit: str | None = Field(default=None, description="Preselected unit: one of the unit_options values.")
@@ -161,10 +162,10 @@ class FreeTextWithUnitInstruction(_InstructionBase):
         return self
 
 
-class FileUploadInstruction(_InstructionBase):
+class FileUploadInstruction(_InstructionBase, title="File upload"):
     """`file_upload`: participants upload files (§4.3)."""
 
-    type: Literal["file_upload"] = Field(description="Instruction type.")
+    type: Literal["file_upload"] = Field(default="file_upload", description="Instruction type (`file_upload`).")
     accepted_file_types: list[str] = Field(min_length=1, description="Extensions, each starting with a dot, e.g. ['.jpg', '.png'].")
     max_file_size_mb: float = Field(gt=0, description="Largest file in megabytes (> 0).")
     min_file_count: int = Field(default=1, ge=1, description="Fewest files (≥ 1).")
@@ -182,10 +183,14 @@ class FileUploadInstruction(_InstructionBase):
         return self
 
 
+INSTRUCTION_CHOICE = FormChoice("instruction", "Instruction")
+"""An instruction in the launch form: `{instruction: {...}}` (see `taskbuilder.jobspec.form_schema`)."""
 Instruction = Annotated[
     Union[MultipleChoiceInstruction, MultipleChoiceWithFreeTextInstruction, FreeTextInstruction,
           FreeTextWithUnitInstruction, FileUploadInstruction],
     Field(discriminator="type"),
+    BeforeValidator(INSTRUCTION_CHOICE.unwrap),
+    INSTRUCTION_CHOICE,
 ]
 INSTRUCTION_CLASSES = (MultipleChoiceInstruction, MultipleChoiceWithFreeTextInstruction, FreeTextInstruction,
                        FreeTextWithUnitInstruction, FileUploadInstruction)

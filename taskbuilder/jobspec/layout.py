@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from taskbuilder.jobspec.base import (
     NonBlank,
@@ -19,6 +19,7 @@ from taskbuilder.jobspec.base import (
     validate_with_raw_checks,
 )
 from taskbuilder.jobspec.instructions import (
+    INSTRUCTION_CHOICE,
     INSTRUCTION_CLASSES,
     FileUploadInstruction,
     FreeTextInstruction,
@@ -27,36 +28,41 @@ from taskbuilder.jobspec.instructions import (
     MultipleChoiceInstruction,
     MultipleChoiceWithFreeTextInstruction,
 )
+from taskbuilder.jobspec.form_schema import FormChoice, form_default
 
 
-class RichTextBlock(SpecModel):
+class RichTextBlock(SpecModel, title="Text block"):
     """Content block: HTML text (`batch_items`, §12)."""
 
-    type: Literal["rich_text"] = Field(description="Content block type.")
-    content: NonBlank = Field(description="HTML content, e.g. '<p>Read the review.</p>'.")
+    type: Literal["rich_text"] = Field(default="rich_text", description="Content block type (`rich_text`).")
+    content: NonBlank = Field(description="HTML content, e.g. `<p>Read the review.</p>`.")
     content_format: str | None = Field(default=None, description="Optional content format, passed through.")
 
 
-class ImageBlock(SpecModel):
+class ImageBlock(SpecModel, title="Image"):
     """Content block: an image (`batch_items`, §12)."""
 
-    type: Literal["image"] = Field(description="Content block type.")
+    type: Literal["image"] = Field(default="image", description="Content block type (`image`).")
     url: NonBlank = Field(description="Image URL.")
     alt_text: str | None = Field(default=None, description="Alternative text.")
     caption: str | None = Field(default=None, description="Caption shown under the image.")
 
 
-class DatasetFieldRef(SpecModel):
+class DatasetFieldRef(SpecModel, title="Dataset column"):
     """Places a dataset column on the page (`batch_items`, §12)."""
 
-    type: Literal["dataset_field"] = Field(description="Item type.")
+    type: Literal["dataset_field"] = Field(default="dataset_field", description="Item type (`dataset_field`).")
     field: NonBlank = Field(description="Dataset column name; the CSV must have it.")
 
 
+BATCH_ITEM_CHOICE = FormChoice("item", "Item")
+"""A batch_items item in the launch form: `{item: {...}}` (see `taskbuilder.jobspec.form_schema`)."""
 BatchItem = Annotated[
     Union[MultipleChoiceInstruction, MultipleChoiceWithFreeTextInstruction, FreeTextInstruction,
           FreeTextWithUnitInstruction, FileUploadInstruction, RichTextBlock, ImageBlock, DatasetFieldRef],
     Field(discriminator="type"),
+    BeforeValidator(BATCH_ITEM_CHOICE.unwrap),
+    BATCH_ITEM_CHOICE,
 ]
 
 
@@ -69,8 +75,9 @@ class BatchItemsColumn(SpecModel):
     @classmethod
     def _no_order(cls, data: Any, handler: Any) -> "BatchItemsColumn":
         items = data.get("items") if isinstance(data, dict) else None
+        items = [BATCH_ITEM_CHOICE.unwrap(item) for item in items] if isinstance(items, list) else []
         problems = [(f"items[{i}].order", "order is not used in batch_items", "remove it: an item's position is its order")
-                    for i, item in enumerate(items if isinstance(items, list) else [])
+                    for i, item in enumerate(items)
                     if isinstance(item, dict) and item.get("order") is not None]
         return validate_with_raw_checks(handler, data, problems, cls.__name__)
 
@@ -117,11 +124,13 @@ class TaskDetails(SpecModel):
 class BatchSpec(SpecModel):
     """The batch: task details, instructions (legacy) or batch_items (current), task grouping."""
 
-    name: NonBlank = Field(description="Batch name; the job key is appended as ' [job:<key>]'.")
+    name: NonBlank = Field(description="Batch name; the job key is appended as ` [job:<key>]`.")
     task_details: TaskDetails | None = Field(
         default=None, description="Task name, introduction and steps shown to participants.")
     tasks_per_group: int = Field(
-        default=1, description="Tasks per task group (one submission); ignored when the CSV has META_TASK_GROUP_ID.")
+        default=1, json_schema_extra=form_default(5),
+        description="Tasks per task group (one submission); ignored when the CSV has META_TASK_GROUP_ID. The form "
+                    "proposes the seed's 5; a spec file that leaves it out gets 1.")
     instructions: list[Instruction] | None = Field(
         default=None, description="Instructions in the seed's layout (legacy endpoint). Give this or batch_items.")
     batch_items: list[BatchItemsPage] | None = Field(
@@ -165,6 +174,7 @@ class BatchSpec(SpecModel):
                                  "give exactly one: instructions (the seed's legacy layout) or batch_items (API doc §12)"))
             raw = data.get("instructions")
             if isinstance(raw, list):
+                raw = [INSTRUCTION_CHOICE.unwrap(item) for item in raw]
                 orders = [raw_number(item.get("order", i + 1)) if isinstance(item, dict) else None for i, item in enumerate(raw)]
                 problems += [(f"instructions[{i}].order", f"order {o} is also used by instructions[{idx[0]}]",
                               "give every instruction a distinct order")

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from taskbuilder.jobspec.base import NonBlank, fail, positive_whole_number, raw_number, validate_with_raw_checks
+from taskbuilder.jobspec.form_schema import form_default
 from taskbuilder.jobspec.completion_codes import CompletionCode, check_completion_codes, read_only_problems
 from taskbuilder.jobspec.hints import closest
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS
@@ -57,17 +58,19 @@ class StudySpec(BaseModel):
 
     name: NonBlank = Field(description="Study title shown to participants.")
     internal_name: str | None = Field(
-        default=None, description="Name seen only by you; the job key is appended as ' [job:<key>]'.")
+        default=None, description="Name seen only by you; the job key is appended as ` [job:<key>]`.")
     description: str = Field(default="", description="Participant-facing description (basic HTML).")
     reward: int = Field(description="Reward per submission in cents/pence (minor units), a whole number: 300 = £3.00.")
     estimated_completion_time: int = Field(description="Estimated minutes per submission (whole minutes).")
     maximum_allowed_time: int | None = Field(
         default=None, description="Time limit in whole minutes (≥ estimated_completion_time).")
     annotators_per_task: int = Field(
-        default=1, description="Participants per datapoint (data_collection_metadata.annotators_per_task).")
+        default=1, json_schema_extra=form_default(3),
+        description="Participants per datapoint (data_collection_metadata.annotators_per_task). The form proposes 3; "
+                    "a spec file that leaves it out gets 1.")
     completion_codes: list[CompletionCode] | None = Field(
-        default=None, description="Completion codes [{code, code_type, actions}] (API doc §5.1); empty = Prolific's "
-                                  "default (COMPLETED, MANUALLY_REVIEW).")
+        default=None, description="Completion codes, each a code, its type and its actions (API doc §5.1); empty = "
+                                  "Prolific's default (COMPLETED, MANUALLY_REVIEW).")
 
     @field_validator("reward", mode="before")
     @classmethod

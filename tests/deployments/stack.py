@@ -324,10 +324,11 @@ def prefect_stack(
     workers: int = 1,
     worker_limit: int | None = None,
     rate_limit: tuple[int, float] = (20, 10.0),
+    ui: bool = False,
 ) -> Iterator[Stack]:
     """Start server, pool, rate limit, sandbox, deployments and ``workers`` process workers (each running
     at most ``worker_limit`` flow runs at once); yield the :class:`Stack`; stop everything (also on
-    failure). ``rate_limit`` = (limit, slot decay per second)."""
+    failure). ``rate_limit`` = (limit, slot decay per second); ``ui``: the server serves its web UI too."""
     from flows.embedded_sandbox import running_sandbox
 
     home = Path(tempfile.mkdtemp(prefix="taskbuilder-stack-"))
@@ -340,7 +341,8 @@ def prefect_stack(
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
         PREFECT_LOGGING_LEVEL="INFO",
-        PREFECT_UI_ENABLED="false",
+        PREFECT_UI_ENABLED="true" if ui else "false",
+        PREFECT_UI_API_URL=api_url,
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_API_LOG_RETRYABLE_ERRORS="true",
         PREFECT_SERVER_DATABASE_TIMEOUT="60",

@@ -36,6 +36,7 @@ DEPLOYMENTS = [
     "resume-study/resume-study",
     "stop-study/stop-study",
     "add-study-places/add-study-places",
+    "annotation-batch-from-spec/launch-from-spec",
 ]
 SECRET_WORDS = re.compile(r"token|secret|password|api_key|apikey", re.I)
 

@@ -4,7 +4,7 @@ The first ``bash`` block under "Set up one machine" is run by ``bash -e`` with t
 on PATH (the README's ``. .venv/bin/activate``), ``PROLIFIC_API_TOKEN`` exported (as the README asks),
 no PREFECT_* setting inherited, and one change: port 4200 becomes a free port. Then the server must hold
 what the block promises: the pool, the rate limit, the job-record block type, the token's Secret block
-and the four deployments.
+and the five deployments.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_readme_set_up_commands_work_as_written_from_a_fresh_prefect_home():
             assert client.get("/block_types/slug/taskbuilder-job-record").status_code == 200
             deployments = client.post("/deployments/filter", json={}).json()
             assert sorted(d["name"] for d in deployments) == ["add-study-places", "collect-report", "launch-annotation-batch", "launch-from-s3",
-                                                                "monitor-studies", "pause-study", "resume-study", "stop-study"]
+                                                                "launch-from-spec", "monitor-studies", "pause-study", "resume-study", "stop-study"]
         from prefect.blocks.system import Secret
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
