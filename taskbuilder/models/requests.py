@@ -144,6 +144,36 @@ class BulkApproveRequest(RequestModel):
     submission_ids: list[str] = Field(min_length=1)
 
 
+REJECTION_CATEGORIES = ("TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
+                        "LOW_EFFORT", "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER")
+"""``rejection_category`` values (§5.7, the CLI's list)."""
+REJECTION_MESSAGE_MIN_CHARS = 100
+"""A REJECT's ``message`` is "at least 100 chars long" (§5.7)."""
+
+
+class TransitionSubmissionRequest(RequestModel):
+    """``POST /api/v1/submissions/{id}/transition/`` (§5.7): ``action``; a REJECT needs ``message`` (≥ 100
+    characters) and ``rejection_category``."""
+
+    action: Literal["APPROVE", "REJECT"]
+    message: str | None = None
+    rejection_category: Literal[REJECTION_CATEGORIES] | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _reject_reason(self) -> TransitionSubmissionRequest:
+        if self.action == "REJECT" and (len(self.message or "") < REJECTION_MESSAGE_MIN_CHARS or not self.rejection_category):
+            raise ValueError(f"REJECT needs a message of at least {REJECTION_MESSAGE_MIN_CHARS} characters and a rejection_category")
+        return self
+
+
+class CreateBonusPaymentsRequest(RequestModel):
+    """``POST /api/v1/submissions/bonus-payments/`` (§7): ``study_id`` and ``csv_bonuses``
+    (``<participant_id>,<amount>`` lines, amounts decimals in the study's currency, major units)."""
+
+    study_id: str = Field(min_length=1)
+    csv_bonuses: str = Field(min_length=1)
+
+
 class CreateHookSecretRequest(RequestModel):
     """``POST /api/v1/hooks/secrets/`` (§6)."""
 
