@@ -34,6 +34,7 @@ from taskbuilder.jobspec.dataset import DatasetSpec
 from taskbuilder.jobspec.instructions import CHOICE_TYPES
 from taskbuilder.jobspec.layout import BatchSpec, DatasetFieldRef
 from taskbuilder.jobspec.loading import load_spec_text, read_spec_file, validate_spec
+from taskbuilder.jobspec.payments import BonusSpec, RejectSpec, bonus_field, reject_field
 from taskbuilder.jobspec.problems import SpecProblem
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS, RunControl
 from taskbuilder.jobspec.study import StudySpec, is_study_text_field, known_study_fields
@@ -64,6 +65,8 @@ class AnnotationJob(RunControl, _JobParts):
 
     # Fields in spec order (Prefect's form, the "allowed here" hints): the parts (`_JobParts`), then money and
     # run control (`RunControl`); pydantic orders fields by the reversed bases, so `RunControl` is named first.
+    bonus: BonusSpec | None = bonus_field()
+    reject: RejectSpec | None = reject_field()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "AnnotationJob":

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationInfo, field_validator
 
 from taskbuilder.jobspec.base import SpecModel, resolve_path
+from taskbuilder.jobspec.payments import PAYMENT_FIELDS
 
 
 class RunControl(SpecModel):
@@ -53,5 +54,5 @@ class RunControl(SpecModel):
         return resolve_path(value, info)
 
 
-# The job `name` steers the run too: given, it is the job key itself.
-RUN_CONTROL_FIELDS = frozenset({"name", *RunControl.model_fields})
+# The job `name` steers the run too: given, it is the job key itself; paying (`bonus`, `reject`) is run control too.
+RUN_CONTROL_FIELDS = frozenset({"name", *RunControl.model_fields, *PAYMENT_FIELDS})

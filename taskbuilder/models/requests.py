@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from taskbuilder.jobspec.payments import REJECTION_CATEGORIES, REJECTION_MESSAGE_MIN_CHARS
+
 SchemaFieldType = Literal["text", "image_url", "audio_url", "video_url", "metadata", "task_group_id"]
 """The V4 schema field types (§1.1)."""
 DISPLAYED_FIELD_TYPES = ("text", "image_url", "audio_url", "video_url")
@@ -142,13 +144,6 @@ class BulkApproveRequest(RequestModel):
     """``POST /api/v1/submissions/bulk-approve/`` (§5.7): the ``submission_ids`` form."""
 
     submission_ids: list[str] = Field(min_length=1)
-
-
-REJECTION_CATEGORIES = ("TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
-                        "LOW_EFFORT", "MALINGERING", "NO_CODE", "BAD_CODE", "NO_DATA", "UNSUPP_DEVICE", "OTHER")
-"""``rejection_category`` values (§5.7, the CLI's list)."""
-REJECTION_MESSAGE_MIN_CHARS = 100
-"""A REJECT's ``message`` is "at least 100 chars long" (§5.7)."""
 
 
 class TransitionSubmissionRequest(RequestModel):
