@@ -39,6 +39,7 @@ from tasks.connection import ProlificConnection, open_client
 from tasks.costs import price_job, read_study_cost
 from tasks.datasets import create_dataset, upload_dataset_file, upload_dataset_import, wait_for_dataset, wait_for_import
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
+from tasks.payments import pay_job_bonuses, reject_flagged
 from tasks.preflight import preflight
 from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
@@ -215,10 +216,12 @@ def _run_locked(
     summary["outputs"] = keep_raw_report(report_path, destination)
     responses, result = aggregate_results(job, report_path, summary["outputs"]["report.csv"], list(report.columns))
     submissions = list_submissions(connection, study_id)
+    submissions = reject_flagged(connection, job, job_key, study_id, responses, result, submissions)  # pay (issue 21): before approval
     if job.approve_submissions:
         approved = approve_submissions(connection, study_id, select_submissions_to_approve(submissions, result.participants))
         summary["approved_submissions"] = len(approved)
         submissions = list_submissions(connection, study_id)
+    summary["payments"] = pay_job_bonuses(connection, job, job_key, study_id, workspace_id, result, submissions)  # pay (issue 21)
     summary["outputs"].update(write_results(responses, result, submissions, destination))
     return _finish(summary, job_key, connection, destination, work_dir)
 

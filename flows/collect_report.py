@@ -27,6 +27,7 @@ from taskbuilder.jobspec import AnnotationJob
 from flows.annotation_batch import LOCK_DIR
 from tasks.connection import ProlificConnection
 from tasks.logs import run_logger
+from tasks.payments import pay_job_bonuses, reject_flagged
 from tasks.records import list_job_records, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
@@ -91,12 +92,14 @@ def _collect(job: AnnotationJob, connection: ProlificConnection, record: dict[st
     outputs = keep_raw_report(report_path, destination)
     responses, result = aggregate_results(job, report_path, outputs["report.csv"], record.get("dataset_columns"))
     submissions = list_submissions(connection, record["study_id"])
+    submissions = reject_flagged(connection, job, job_key, record["study_id"], responses, result, submissions)  # pay (issue 21)
     notes = []
     if job.approve_submissions:
         approved = approve_submissions(connection, record["study_id"], select_submissions_to_approve(submissions, result.participants))
         notes.append(f"approved {len(approved)} submissions")
         submissions = list_submissions(connection, record["study_id"])
         status = read_study_status(connection, record["study_id"])
+    summary["payments"] = pay_job_bonuses(connection, job, job_key, record["study_id"], record.get("workspace_id"), result, submissions)  # pay (issue 21)
     outputs.update(write_results(responses, result, submissions, destination))
     outputs.update(_write_run_json(record, status, outputs, notes, work_dir))
     update_job_record(
