@@ -174,7 +174,7 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
         payment = _create_within_budget(connection, job, job_key, study_id, workspace_id, plan, notes) if plan else None
     elif payment is not None and job.bonus is not None and payment.get("state") == "paid":
         run_logger().info("Bonus payment %s of this job was paid before: nothing to pay", payment["id"])
-    if payment is not None and payment.get("state") in ("created", "paying"):
+    if job.bonus is not None and payment is not None and payment.get("state") in ("created", "paying"):
         payment = pay_bonus_payment(connection, job_key, workspace_id, payment)
     spent = read_spending(connection, study_id, workspace_id)
     if notes:
