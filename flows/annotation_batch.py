@@ -42,6 +42,7 @@ from tasks.datasets import create_dataset, upload_dataset_file, upload_dataset_i
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
 from tasks.live_results import LiveResults, raise_alert_once
 from tasks.quality import quality_filters, update_blocklist_group, with_filters
+from tasks.payments import pay_job_bonuses, reject_flagged
 from tasks.preflight import preflight
 from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
@@ -228,10 +229,12 @@ def _run_locked(
     raise_alert_once(job, connection, job_key, study_id, result.summary, pause=False)  # live
     update_blocklist_group(connection, job_key, workspace_id, job.quality, result.participants)  # live
     submissions = list_submissions(connection, study_id)
+    submissions = reject_flagged(connection, job, job_key, study_id, responses, result, submissions)  # pay (issue 21): before approval
     if job.approve_submissions:
         approved = approve_submissions(connection, study_id, select_submissions_to_approve(submissions, result.participants))
         summary["approved_submissions"] = len(approved)
         submissions = list_submissions(connection, study_id)
+    summary["payments"] = pay_job_bonuses(connection, job, job_key, study_id, workspace_id, result, submissions)  # pay (issue 21)
     summary["outputs"].update(write_results(responses, result, submissions, destination, job, summary["cost"]))
     return _finish(summary, job_key, connection, destination, work_dir)
 

@@ -29,6 +29,7 @@ from tasks.connection import ProlificConnection
 from tasks.live_results import raise_alert_once
 from tasks.logs import run_logger
 from tasks.quality import update_blocklist_group
+from tasks.payments import pay_job_bonuses, reject_flagged
 from tasks.records import list_job_records, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
@@ -95,12 +96,14 @@ def _collect(job: AnnotationJob, connection: ProlificConnection, record: dict[st
     raise_alert_once(job, connection, job_key, record["study_id"], result.summary, pause=False)  # live
     update_blocklist_group(connection, job_key, record.get("workspace_id"), job.quality, result.participants)  # live
     submissions = list_submissions(connection, record["study_id"])
+    submissions = reject_flagged(connection, job, job_key, record["study_id"], responses, result, submissions)  # pay (issue 21)
     notes = []
     if job.approve_submissions:
         approved = approve_submissions(connection, record["study_id"], select_submissions_to_approve(submissions, result.participants))
         notes.append(f"approved {len(approved)} submissions")
         submissions = list_submissions(connection, record["study_id"])
         status = read_study_status(connection, record["study_id"])
+    summary["payments"] = pay_job_bonuses(connection, job, job_key, record["study_id"], record.get("workspace_id"), result, submissions)  # pay (issue 21)
     outputs.update(write_results(responses, result, submissions, destination, job, record.get("cost")))
     outputs.update(_write_run_json(record, status, outputs, notes, work_dir))
     update_job_record(

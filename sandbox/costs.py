@@ -52,7 +52,8 @@ def study_cost(sb: State, req: Request) -> Response:
     "bonuses": {"rewards", "fees", "tax"}}``, each ``{amount, currency}`` in minor units.
 
     The rewards part is the cost of the study's places, split as its ``total_cost`` was when it was last
-    priced (create or PATCH), projected or not; bonuses are zero (the sandbox pays none). 404 for an unknown study; 400 for a bad ``is_projected``.
+    priced (create or PATCH), projected or not; the bonuses part counts every bulk bonus payment of the study
+    as often as it was paid (``bonuses.py``). 404 for an unknown study; 400 for a bad ``is_projected``.
     """
     study = sb.store.get("study", req.params["study_id"])
     if study is None:
@@ -63,7 +64,17 @@ def study_cost(sb: State, req: Request) -> Response:
     parts = study.get("cost_parts") or parts_cents(sb.settings, study["reward"], study["total_available_places"])
     return json_response(200, {
         "rewards": {name: _money(parts[name], currency) for name in ("rewards", "fees", "tax")},
-        "bonuses": {name: _money(0, currency) for name in ("rewards", "fees", "tax")}})
+        "bonuses": {name: _money(amount, currency) for name, amount in paid_bonus_parts_cents(sb, study["id"]).items()}})
+
+
+def paid_bonus_parts_cents(sb: State, study_id: str) -> dict[str, int]:
+    """``{"rewards", "fees", "tax"}`` of the study's bonuses: each bulk bonus payment (§7, ``bonuses.py``) counted
+    as often as it was paid."""
+    totals = {"rewards": 0, "fees": 0, "tax": 0}
+    for payment in sb.store.list("bonus_payment", study=study_id):
+        for name, field in (("rewards", "amount"), ("fees", "fees"), ("tax", "vat")):
+            totals[name] += payment[field] * payment["times_paid"]
+    return totals
 
 
 def reward_recommendations(sb: State, req: Request) -> Response:

@@ -8,7 +8,7 @@ matters where two patterns could match the same path: the first one listed wins.
 
 from __future__ import annotations
 
-from sandbox import (accounts, batches, control_endpoints, costs, datasets, imports, legacy_instructions,
+from sandbox import (accounts, batches, bonuses, control_endpoints, costs, datasets, imports, legacy_instructions,
                      participant_groups, previews, report, studies, submissions, syncs, webhooks)
 from sandbox.web import Router
 
@@ -82,8 +82,10 @@ API_ROUTES = [
     ("GET", f"{STUDY}/submissions", submissions.list_for_study),
     ("GET", f"{STUDY}/submissions/counts", submissions.counts),
     ("POST", f"{API}/submissions/bulk-approve", submissions.bulk_approve),
+    ("POST", f"{API}/submissions/bonus-payments", bonuses.create),  # before SUBMISSION (same shape)
     ("GET", SUBMISSION, submissions.get),
     ("POST", f"{SUBMISSION}/transition", submissions.transition),
+    ("POST", f"{API}/bulk-bonus-payments/(?P<bonus_payment_id>{ID})/pay", bonuses.pay),
     # participant groups
     ("GET", GROUPS, participant_groups.list_groups),
     ("POST", GROUPS, participant_groups.create),
@@ -112,6 +114,7 @@ CONTROL_ROUTES = [
     ("GET", "/_sandbox/settings", control_endpoints.get_settings),
     ("POST", "/_sandbox/settings", control_endpoints.update_settings),
     ("POST", "/_sandbox/reset", control_endpoints.reset),
+    ("GET", "/_sandbox/bonus-ledger", bonuses.ledger),
 ]
 
 

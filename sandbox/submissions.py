@@ -120,11 +120,17 @@ def _get(sb: State, submission_id: str) -> dict:
 
 
 def transition(sb: State, req: Request) -> Response:
-    """``POST /submissions/{id}/transition/`` ``{action: APPROVE|REJECT, ...}`` (§5.7)."""
+    """``POST /submissions/{id}/transition/`` ``{action: APPROVE|REJECT, ...}`` (§5.7). "Idempotent": a second
+    request for the status the submission already has is ignored (200, nothing changes); a REJECT keeps its
+    ``message`` and ``rejection_category`` on the submission (not shown by the API)."""
     submission = _get(sb, req.params["submission_id"])
     body = validate(SubmissionTransition, req.json_object())
-    _awaiting(submission, "action")
-    _review(sb, [submission], "APPROVED" if body.action == "APPROVE" else "REJECTED")
+    target = "APPROVED" if body.action == "APPROVE" else "REJECTED"
+    if submission["status"] != target:
+        _awaiting(submission, "action")
+        if body.action == "REJECT":
+            submission["rejection"] = {"message": body.message, "rejection_category": body.rejection_category}
+        _review(sb, [submission], target)
     return json_response(200, {"id": submission["id"], "completed_at": submission["completed_at"],
                                "entered_code": submission["study_code"], "participant": submission["participant_id"],
                                "started_at": submission["started_at"], "status": submission["status"],

@@ -36,6 +36,7 @@ from taskbuilder.jobspec.instructions import CHOICE_TYPES
 from taskbuilder.jobspec.layout import BatchSpec, DatasetFieldRef
 from taskbuilder.jobspec import live
 from taskbuilder.jobspec.loading import load_spec_text, read_spec_file, validate_spec
+from taskbuilder.jobspec.payments import BonusSpec, RejectSpec, bonus_field, reject_field
 from taskbuilder.jobspec.problems import SpecProblem
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS, RunControl
 from taskbuilder.jobspec.study import StudySpec, is_study_text_field, known_study_fields
@@ -71,6 +72,8 @@ class AnnotationJob(RunControl, _JobParts):
     partial_results_every_seconds: int = live.PARTIAL_RESULTS_FIELD
     alerts: live.AlertSpec | None = live.ALERTS_FIELD
     quality: live.QualitySpec | None = live.QUALITY_FIELD
+    bonus: BonusSpec | None = bonus_field()
+    reject: RejectSpec | None = reject_field()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "AnnotationJob":

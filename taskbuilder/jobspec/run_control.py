@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from taskbuilder.jobspec.base import SpecModel, resolve_path
+from taskbuilder.jobspec.payments import PAYMENT_FIELDS
 
 
 class RunControl(SpecModel):
@@ -60,5 +61,5 @@ class RunControl(SpecModel):
 FORM_HIDDEN_FIELDS = ("fee_rate", "vat_rate", "wait_for_completion", "output_dir")
 """Spec fields the launch form leaves out: the retired rates, and the two that are flow parameters too."""
 
-# The job `name` steers the run too: given, it is the job key itself.
-RUN_CONTROL_FIELDS = frozenset({"name", *RunControl.model_fields})
+# The job `name` steers the run too: given, it is the job key itself; paying (`bonus`, `reject`) is run control too.
+RUN_CONTROL_FIELDS = frozenset({"name", *RunControl.model_fields, *PAYMENT_FIELDS})

@@ -6,7 +6,10 @@ Import from here: ``from taskbuilder.models import Dataset, ImportStatus``.
 
 from taskbuilder.models.requests import (
     DISPLAYED_FIELD_TYPES,
+    REJECTION_CATEGORIES,
+    REJECTION_MESSAGE_MIN_CHARS,
     BulkApproveRequest,
+    CreateBonusPaymentsRequest,
     ConfirmSubscriptionRequest,
     CreateBatchRequest,
     CreateDatasetRequest,
@@ -19,10 +22,12 @@ from taskbuilder.models.requests import (
     SetupBatchRequest,
     StudyCostRequest,
     TransitionStudyRequest,
+    TransitionSubmissionRequest,
     UpdateBatchRequest,
 )
 from taskbuilder.models.resources import (
     Batch,
+    BonusPayment,
     CalculatedCost,
     CostBreakdown,
     Dataset,

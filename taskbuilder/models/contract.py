@@ -97,6 +97,12 @@ class StudyCostContract(rs.StudyCost):
     """§5.5: ``rewards`` and ``bonuses`` (each may be null)."""
 
 
+class BonusPaymentContract(rs.BonusPayment):
+    """§7 "Bonus created": ``id`` and ``total_amount`` (minor units, not negative)."""
+
+    total_amount: float = Field(ge=0)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One endpoint: ``operation_id`` from §0 (``None`` when §0 lists none), its method and path template,
@@ -157,6 +163,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("count-study-submissions-by-status", "GET", _S + "/submissions/counts/", "§5.7", {200}),
     _ep("bulk-approve-submissions", "POST", "/api/v1/submissions/bulk-approve/", "§5.7", {200},
         request=rq.BulkApproveRequest),
+    _ep("transition-submission", "POST", "/api/v1/submissions/{submission_id}/transition/", "§5.7", {200},
+        request=rq.TransitionSubmissionRequest),
+    _ep("create-bonus-payments", "POST", "/api/v1/submissions/bonus-payments/", "§7", {201},
+        request=rq.CreateBonusPaymentsRequest, response=BonusPaymentContract),
+    _ep("pay-bonus-payments", "POST", "/api/v1/bulk-bonus-payments/{bonus_payment_id}/pay/", "§7", {202}),
     _ep(None, "GET", "/api/v1/users/me/", "prolific-api.md §7", {200}, response=rs.User),
     _ep(None, "GET", "/api/v1/workspaces/", "prolific-api.md §7", {200}, response=ResultsContract),
     _ep(None, "GET", "/api/v1/workspaces/{workspace_id}/balance/", "prolific-api.md §7", {200}, response=rs.WorkspaceBalance),

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from taskbuilder.jobspec.payments import REJECTION_CATEGORIES, REJECTION_MESSAGE_MIN_CHARS
+
 SchemaFieldType = Literal["text", "image_url", "audio_url", "video_url", "metadata", "task_group_id"]
 """The V4 schema field types (§1.1)."""
 DISPLAYED_FIELD_TYPES = ("text", "image_url", "audio_url", "video_url")
@@ -142,6 +144,29 @@ class BulkApproveRequest(RequestModel):
     """``POST /api/v1/submissions/bulk-approve/`` (§5.7): the ``submission_ids`` form."""
 
     submission_ids: list[str] = Field(min_length=1)
+
+
+class TransitionSubmissionRequest(RequestModel):
+    """``POST /api/v1/submissions/{id}/transition/`` (§5.7): ``action``; a REJECT needs ``message`` (≥ 100
+    characters) and ``rejection_category``."""
+
+    action: Literal["APPROVE", "REJECT"]
+    message: str | None = None
+    rejection_category: Literal[REJECTION_CATEGORIES] | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _reject_reason(self) -> TransitionSubmissionRequest:
+        if self.action == "REJECT" and (len(self.message or "") < REJECTION_MESSAGE_MIN_CHARS or not self.rejection_category):
+            raise ValueError(f"REJECT needs a message of at least {REJECTION_MESSAGE_MIN_CHARS} characters and a rejection_category")
+        return self
+
+
+class CreateBonusPaymentsRequest(RequestModel):
+    """``POST /api/v1/submissions/bonus-payments/`` (§7): ``study_id`` and ``csv_bonuses``
+    (``<participant_id>,<amount>`` lines, amounts decimals in the study's currency, major units)."""
+
+    study_id: str = Field(min_length=1)
+    csv_bonuses: str = Field(min_length=1)
 
 
 class CreateHookSecretRequest(RequestModel):

@@ -269,6 +269,19 @@ class Submission(ProlificModel):
     reward: int | None = None
 
 
+class BonusPayment(ProlificModel):
+    """A bulk bonus payment, as ``POST /api/v1/submissions/bonus-payments/`` answers it (§7, "Bonus created"):
+    ``id`` (to pay it with), ``study``, and ``amount``, ``fees``, ``vat``, ``total_amount`` in minor units
+    (``total_amount`` is what paying deducts from the balance)."""
+
+    id: str
+    study: str | None = None
+    amount: float | None = None
+    fees: float | None = None
+    vat: float | None = None
+    total_amount: float | None = None
+
+
 class ReportLocation(ProlificModel):
     """Where a batch report is (``GET /api/v1/data-collection/batches/{id}/report/``, §2.7).
 

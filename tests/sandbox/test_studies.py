@@ -121,7 +121,10 @@ def test_manual_review_waits_then_bulk_approve_completes(api, batch):
     # one by transition, one by ids, one by participant id
     response = api.post(f"/submissions/{waiting[0]['id']}/transition/", json={"action": "APPROVE"})
     assert response.status_code == 200 and response.json()["status"] == "APPROVED"
-    assert_error(api.post(f"/submissions/{waiting[0]['id']}/transition/", json={"action": "APPROVE"}), 400)
+    again = api.post(f"/submissions/{waiting[0]['id']}/transition/", json={"action": "APPROVE"})
+    assert again.status_code == 200 and again.json()["status"] == "APPROVED"  # §5.7: the second request is ignored
+    rejected = {"action": "REJECT", "message": "x" * 100, "rejection_category": "OTHER"}
+    assert_error(api.post(f"/submissions/{waiting[0]['id']}/transition/", json=rejected), 400)  # irreversible
     assert api.post("/submissions/bulk-approve/", json={"submission_ids": [waiting[1]["id"]]}).status_code == 200
     assert api.get(f"/studies/{study['id']}/").json()["status"] == "AWAITING REVIEW"
     assert api.post("/submissions/bulk-approve/", json={"study_id": study["id"],

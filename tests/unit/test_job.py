@@ -444,7 +444,8 @@ def test_no_run_control_field_changes_the_job_key(spec):
     changed = {"publish": True, "max_budget": 1, "fee_rate": 0.1, "vat_rate": 0.2, "min_hourly_reward_cents": 1,
                "require_approval": True, "wait_for_completion": False, "output_dir": "elsewhere/",
                "token_secret_block": "my-token", "approve_submissions": True, "min_agreement": 0.5,
-               "min_gold_accuracy": 0.5, "study_deadline_minutes": 60}
+               "min_gold_accuracy": 0.5, "study_deadline_minutes": 60, "bonus": {"per_submission_cents": 5},
+               "reject": {"below_agreement": 0.1, "category": "OTHER", "message": "m" * 100}}
     assert set(changed) == RUN_CONTROL_FIELDS - {"name"}
     assert AnnotationJob.from_dict({**spec, **changed}).job_key("a" * 64) == key
     assert AnnotationJob.from_dict({**spec, "workspace_id": "ws-2"}).job_key("a" * 64) != key

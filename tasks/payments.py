@@ -1,0 +1,206 @@
+"""Prefect tasks that pay people right: reject flagged submissions once, pay the job's bonuses exactly once.
+
+Endpoints (``../shared/docs/prolific-api-current.md``): ``GET /api/v1/studies/{id}/submissions/`` and
+``POST /api/v1/submissions/{id}/transition/`` (§5.7), ``POST /api/v1/submissions/bonus-payments/`` and
+``POST /api/v1/bulk-bonus-payments/{id}/pay/`` (§7), ``GET /api/v1/studies/{id}/cost/`` (§5.5),
+``POST /api/v1/study-cost-calculator/`` (§5.6), the balance (``prolific-api.md`` §7).
+
+**Exactly-once pay.** §7's pay call is not idempotent, so the job record's ``bonus_payment`` keeps the bulk bonus
+payment's id, its plan and its ``state`` (``created`` → ``paying`` → ``paid``; ``refused`` when over budget), and,
+written *before* each pay call, the study's bonuses (§5.5) and the balance as they were. A retry or a re-run reads
+that first: ``paid`` is never paid again; ``paying`` (a call sent, its answer unknown: lost, 500, time-out, a crash
+right after) is checked after a settle wait: the study's bonuses grew by the payment's amount, or the balance fell
+by its total, means it was paid; only when neither moved is the call sent again. The pay task has no Prefect
+retries of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from taskbuilder.cost import cents
+from taskbuilder.errors import ProlificError
+from taskbuilder.jobspec import AnnotationJob
+from taskbuilder.payments import (attention_failures, bonus_budget_problem, csv_bonuses, flagged_for_rejection,
+                                  plan_bonuses, plan_rejections)
+
+from tasks.connection import ProlificConnection, open_client
+from tasks.logs import run_logger
+from tasks.records import load_job_record, update_job_record
+from tasks.results import instruction_payloads
+from tasks.retry import API_TASK_OPTIONS
+from tasks.studies import list_submissions
+
+PAY_ATTEMPTS = 3
+"""Pay calls sent at most in one run, each only after the check says the earlier one did not pay."""
+
+
+@task(name="reject-submissions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def reject_submissions(connection: ProlificConnection, study_id: str, submission_ids: list[str], category: str,
+                       message: str) -> list[str]:
+    """REJECT each of ``submission_ids`` still AWAITING REVIEW (``POST /api/v1/submissions/{id}/transition/``
+    ``{action: REJECT, message, rejection_category}``, §5.7); return those the server shows REJECTED after.
+    Statuses are read first, so a retry or a re-run never sends a second REJECT for a submission."""
+    with open_client(connection) as client:
+        awaiting = {s.id for s in client.list_submissions(study_id) if str(s.status) == "AWAITING REVIEW"}
+        sent = [sid for sid in submission_ids if sid in awaiting]
+        for submission_id in sent:
+            client.transition_submission(submission_id, "REJECT", message=message, rejection_category=category)
+        rejected = {s.id for s in client.list_submissions(study_id) if str(s.status) == "REJECTED"}
+    run_logger().info("%d of %d flagged submissions are REJECTED (%d sent now)",
+                      len(rejected & set(submission_ids)), len(submission_ids), len(sent))
+    return [sid for sid in submission_ids if sid in rejected]
+
+
+def reject_flagged(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, responses: Any,
+                   result: Any, submissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Reject the submissions awaiting review of the participants ``job.reject`` flags (before any approval);
+    return the study's submissions as they are after (unchanged without ``reject``). The rejected ids and the
+    reasons go to the job record (``rejected_submissions``)."""
+    if job.reject is None:
+        return submissions
+    first_choice = next((i for i in instruction_payloads(job) if i.get("type") in ("multiple_choice", "multiple_choice_with_free_text")), None)
+    failed = attention_failures(responses, first_choice, job.dataset.attention_check_column,
+                                job.dataset.gold_column_in(list(responses.columns))) if first_choice else {}
+    flagged = flagged_for_rejection(job.reject, result.participants, failed)
+    chosen = plan_rejections(flagged, submissions)
+    rejected = reject_submissions(connection, study_id, chosen, job.reject.category, job.reject.message) if chosen else []
+    record = load_job_record(job_key, connection.base_url) or {}
+    done = sorted({*record.get("rejected_submissions", []), *rejected})
+    update_job_record(job_key, connection.base_url, rejected_submissions=done,
+                      rejection_reasons={**record.get("rejection_reasons", {}), **flagged})
+    return list_submissions(connection, study_id) if chosen else submissions
+
+
+@task(name="create-bonus-payment", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def create_bonus_payment(connection: ProlificConnection, study_id: str, plan: dict[str, int]) -> dict[str, Any]:
+    """``POST /api/v1/submissions/bonus-payments/`` with the plan as ``csv_bonuses`` (§7); return ``{id,
+    amount_cents, total_amount_cents}``. Pays nothing: a retry after a lost answer leaves an unpaid payment
+    behind (free), and only the id this returns is ever paid."""
+    with open_client(connection) as client:
+        payment = client.create_bonus_payments(study_id, csv_bonuses(plan))
+    return {"id": payment.id, "amount_cents": cents(payment.amount or 0), "total_amount_cents": cents(payment.total_amount or 0)}
+
+
+@task(name="read-spending", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def read_spending(connection: ProlificConnection, study_id: str, workspace_id: str, plan_cents: int = 0) -> dict[str, Any]:
+    """The study's cost so far and the paying balance: ``{rewards_cents, fees_cents, tax_cents, bonuses_cents
+    (with their fees and tax), bonus_rewards_cents, balance_cents, currency, plan_price_cents}``; the plan priced
+    by the account's calculator (``reward`` = the plan's cents, one place, §5.6) when ``plan_cents`` > 0."""
+    with open_client(connection) as client:
+        return _spending(client, study_id, workspace_id, plan_cents)
+
+
+def _spending(client: Any, study_id: str, workspace_id: str, plan_cents: int = 0) -> dict[str, Any]:
+    study = client.get_study(study_id)
+    cost = client.get_study_cost(study_id)
+    parts, bonuses = cost.rewards, cost.bonuses
+    balance = (client.get_workspace_balance(workspace_id).available_balance if study.project
+               else client.get_me().available_balance)
+    figures = {"rewards_cents": _amount(parts, "rewards"), "fees_cents": _amount(parts, "fees"), "tax_cents": _amount(parts, "tax"),
+               "bonus_rewards_cents": _amount(bonuses, "rewards"),
+               "bonuses_cents": sum(_amount(bonuses, name) for name in ("rewards", "fees", "tax")),
+               "balance_cents": balance, "currency": study.currency_code or "GBP"}
+    if plan_cents > 0:
+        figures["plan_price_cents"] = cents(client.calculate_study_cost(reward_cents=plan_cents, places=1).total_cost)
+    return figures
+
+
+def _amount(part: Any, name: str) -> int:
+    """One amount of a cost part (§5.5) in whole cents, rounded up; 0 when the part or the amount is absent."""
+    money = getattr(part, name, None) if part is not None else None
+    return cents(money.amount) if money is not None else 0
+
+
+def _was_paid(before: dict[str, Any], now: dict[str, Any], payment: dict[str, Any]) -> bool:
+    """The study's bonuses grew by the payment's amount, or the balance fell by its total, since ``before``."""
+    grew = now["bonus_rewards_cents"] >= before["bonus_rewards_cents"] + payment["amount_cents"]
+    fell = now["balance_cents"] is not None and before["balance_cents"] is not None and (
+        now["balance_cents"] <= before["balance_cents"] - payment["total_amount_cents"])
+    return grew or fell
+
+
+@task(name="pay-bonus-payment", retries=0, cache_policy=NO_CACHE)
+def pay_bonus_payment(connection: ProlificConnection, job_key: str, workspace_id: str, payment: dict[str, Any]) -> dict[str, Any]:
+    """Pay the recorded bulk bonus ``payment`` exactly once (module docstring); return it with ``state`` ``paid``.
+
+    ``POST /api/v1/bulk-bonus-payments/{id}/pay/`` (§7) is sent only after the record holds ``state: paying`` and
+    the figures before; a payment found ``paying`` is checked first. Raises the last API error when the payment
+    is still unpaid after :data:`PAY_ATTEMPTS` checked calls (the record stays ``paying``: a re-run checks it)."""
+    logger = run_logger()
+    settle_seconds = 2 * connection.timeouts.read_seconds
+    calls, last_error = 0, None
+    with open_client(connection) as client:
+        while True:
+            if payment["state"] == "paying":
+                time.sleep(settle_seconds)  # an unanswered call may still be running on the server
+                if _was_paid(payment["before"], _spending(client, payment["study_id"], workspace_id), payment):
+                    logger.info("Bonus payment %s was paid by an earlier call (checked): not paying again", payment["id"])
+                    break
+                if calls >= PAY_ATTEMPTS:
+                    raise last_error or RuntimeError(f"bonus payment {payment['id']} is unpaid")
+            payment = {**payment, "state": "paying", "before": _spending(client, payment["study_id"], workspace_id),
+                       "pay_calls": payment.get("pay_calls", 0) + 1}
+            update_job_record(job_key, connection.base_url, bonus_payment=payment)
+            calls += 1
+            try:
+                client.pay_bonus_payments(payment["id"])
+            except ProlificError as error:
+                last_error = error
+                logger.warning("The pay call of bonus payment %s failed (%s): checking before any other call", payment["id"], error)
+                continue
+            logger.info("Paid bonus payment %s (%d cents, %d with fees)", payment["id"], payment["amount_cents"], payment["total_amount_cents"])
+            break
+    payment = {**payment, "state": "paid"}
+    update_job_record(job_key, connection.base_url, bonus_payment=payment)
+    return payment
+
+
+def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, workspace_id: str,
+                    result: Any, submissions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pay ``job.bonus`` once (over ``max_budget``: nothing, and said so) and read what the job spent; return the
+    run summary's ``payments``: ``{bonus: {state, id, participants, amount_cents, total_amount_cents, plan} | None,
+    rejected_submissions: [...], spent: {rewards_cents, fees_cents, tax_cents, bonuses_cents, currency}, notes}``."""
+    record = load_job_record(job_key, connection.base_url) or {}
+    rejected_ids = set(record.get("rejected_submissions", []))
+    payment, notes = record.get("bonus_payment"), []
+    if job.bonus is not None and (payment is None or payment.get("state") == "refused"):
+        kept = [s for s in submissions if s["id"] not in rejected_ids]
+        plan, notes = plan_bonuses(job.bonus, result.participants, kept)
+        payment = _create_within_budget(connection, job, job_key, study_id, workspace_id, plan, notes) if plan else None
+    elif payment is not None and job.bonus is not None and payment.get("state") == "paid":
+        run_logger().info("Bonus payment %s of this job was paid before: nothing to pay", payment["id"])
+    if job.bonus is not None and payment is not None and payment.get("state") in ("created", "paying"):
+        payment = pay_bonus_payment(connection, job_key, workspace_id, payment)
+    spent = read_spending(connection, study_id, workspace_id)
+    if notes:
+        update_job_record(job_key, connection.base_url, notes=notes)
+    return {"bonus": payment and {k: v for k, v in payment.items() if k != "before"},
+            "rejected_submissions": sorted(rejected_ids),
+            "spent": {k: spent[k] for k in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents", "currency")}}
+
+
+def _create_within_budget(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, workspace_id: str,
+                          plan: dict[str, int], notes: list[str]) -> dict[str, Any] | None:
+    """The recorded bulk bonus payment of ``plan`` (``state: created``), or a ``refused`` record (and a note) when
+    paying it would pass ``max_budget``."""
+    plan_cents = sum(plan.values())
+    figures = read_spending(connection, study_id, workspace_id, plan_cents)
+    spent = figures["rewards_cents"] + figures["fees_cents"] + figures["tax_cents"] + figures["bonuses_cents"]
+    problem = bonus_budget_problem(plan_cents=plan_cents, plan_price_cents=figures["plan_price_cents"], spent_cents=spent,
+                                   max_budget_cents=job.max_budget, currency=figures["currency"])
+    base = {"study_id": study_id, "plan": plan, "participants": len(plan), "amount_cents": plan_cents}
+    if problem:
+        run_logger().warning("%s", problem)
+        notes.append(problem)
+        payment = {**base, "id": None, "state": "refused", "total_amount_cents": figures["plan_price_cents"], "reason": problem}
+        update_job_record(job_key, connection.base_url, bonus_payment=payment)
+        return payment
+    created = create_bonus_payment(connection, study_id, plan)
+    payment = {**base, **created, "state": "created", "pay_calls": 0}
+    update_job_record(job_key, connection.base_url, bonus_payment=payment)
+    return payment
