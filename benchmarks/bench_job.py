@@ -127,7 +127,6 @@ def _wait(read_status, done: set[str], interval_seconds: float) -> str:
 def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir: Path) -> dict:
     """Run ``job`` with plain httpx calls (the flow's requests, in its order) and the library's local steps."""
     from taskbuilder.aggregate import aggregate
-    from taskbuilder.cost import estimate_cost
     from taskbuilder.jobkey import sha256_file, tag_name
     from taskbuilder.outputs import write_outputs
     from taskbuilder.payloads import instructions_payload, study_payload
@@ -173,10 +172,9 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         study_id = api.post(studies, json=study_payload(job.study, batch_id, internal_name)).raise_for_status().json()["id"]
         assert [s["id"] for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name] == [study_id]
         study = api.get(f"{studies}{study_id}/").raise_for_status().json()
-        currency = api.get(f"{v1}/users/me/").raise_for_status().json().get("currency_code") or "GBP"
-        cost = estimate_cost(reward_cents=int(study["reward"]), places=int(study["total_available_places"] or 0),
-                             fee_rate=job.fee_rate, vat_rate=job.vat_rate, currency_code=currency, max_budget_cents=job.max_budget)
-        assert cost.within_budget
+        api.get(f"{v1}/users/me/").raise_for_status()
+        cost = api.get(f"{studies}{study_id}/cost/").raise_for_status().json()  # the draft's own cost, as the flow reads it
+        assert study["total_cost"] <= job.max_budget, (cost, job.max_budget)
         assert api.get(f"{studies}{study_id}/").json()["status"] == "UNPUBLISHED"
         api.post(f"{studies}{study_id}/transition/", json={"action": "PUBLISH"}).raise_for_status()
         _wait(lambda: api.get(f"{studies}{study_id}/").json()["status"], STUDY_DONE, interval_seconds)
@@ -206,7 +204,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
                     "batch": api.get(f"{batches}/{batch_id}/status").json()["status"],
                     "study": api.get(f"{studies}{study_id}/").json()["status"]}
     summary = {"job_key": job_key, "dataset_id": dataset_id, "batch_id": batch_id, "study_id": study_id,
-               "statuses": statuses, "outputs": outputs, "cost": cost.model_dump()}
+               "statuses": statuses, "outputs": outputs, "cost": cost}
     write_outputs(job.output_dir, files={"run.json": summary})
     return summary
 

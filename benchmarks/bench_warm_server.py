@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import PYTHON, REPO, Result, arguments, child_env, median, scratch, seconds  # noqa: E402
 
 POLL = ["--poll-seconds", "0.1", "--poll-max-seconds", "0.1"]
+COUNTER = Path(__file__).resolve().parent / "prefect_request_counter"
+"""Folder whose ``sitecustomize`` counts a process's Prefect API requests (the CLI runs' figure)."""
 
 
 def plain_child(spec: str, base_url: str, token: str, work_dir: str) -> None:
@@ -71,6 +73,9 @@ def main() -> None:
                         TASKBUILDER_LOCK_DIR=str(folder / "locks"))
         for name in ("PREFECT_API_URL", "PROLIFIC_API_URL", "PROLIFIC_WORKSPACE_ID"):
             env.pop(name, None)
+        counts_file = folder / "prefect-requests.jsonl"
+        counted_env = {**env, "TASKBUILDER_COUNT_PREFECT_REQUESTS": str(counts_file),
+                       "PYTHONPATH": os.pathsep.join([str(COUNTER), env["PYTHONPATH"]])}
         control = httpx.Client(base_url=sandbox.base_url, timeout=60)
 
         def fresh_sandbox() -> None:
@@ -93,7 +98,7 @@ def main() -> None:
                     job_folder = folder / f"{side}-{n}"
                     spec = write_job(job_folder, rows, f"bench-{side}-{n}-{uuid.uuid4().hex[:8]}")
                     if side == "cli":
-                        elapsed, _ = run_timed(cli(spec), env)
+                        elapsed, _ = run_timed(cli(spec), counted_env)
                         status = json.loads((job_folder / "out" / "run.json").read_text())["statuses"]["study"]
                     else:
                         elapsed, done = run_timed([PYTHON, str(Path(__file__).resolve()), "--plain-child", str(spec),
@@ -103,6 +108,7 @@ def main() -> None:
                         status = child["study"]
                     assert status in STUDY_DONE, (side, status)
                     samples[side].append(elapsed)
+            per_run = [json.loads(line)["requests"] for line in counts_file.read_text().splitlines()] if counts_file.exists() else []
             fresh_sandbox()
             specs = [write_job(folder / f"together-{i}", rows, f"bench-together-{i}-{uuid.uuid4().hex[:8]}") for i in range(2)]
             started = time.perf_counter()
@@ -119,12 +125,16 @@ def main() -> None:
             control.close()
             stop_server(home)
     t_cli, t_plain = median(samples["cli"]), median(samples["plain"])
+    totals = [sum(run.values()) for run in per_run]
     both_ok = codes == [0, 0] and set(creates.values()) == {2}
     result.details.update(samples=samples, server_start_seconds=server_start, warm_up_seconds=warm_up,
                           together_seconds=together_seconds, together_exit_codes=codes, together_creates=creates,
                           together_output_tails=[o[-1500:] for o in outputs] if not both_ok else [])
     result.add(f"CLI run of the job, whole process, median of {pairs}", seconds(t_cli), f"{seconds(t_plain)} (plain httpx script)",
                f"{t_cli / t_plain:.2f}x", "<= 2x", t_cli / t_plain <= 2.0)
+    result.add("  Prefect API requests per CLI run (median; by path in the details)", f"{median(totals):.0f}" if totals else "?",
+               "0 (no Prefect)", "-", "(reported)", None)
+    result.details["prefect_requests_per_run"] = per_run
     result.add("two CLI runs at once", f"exit {codes[0]} / {codes[1]} in {seconds(together_seconds)}", "-", "-",
                "both succeed", codes == [0, 0])
     result.add("  their creates (datasets / batches / studies)", " / ".join(str(v) for v in creates.values()), "-", "-",

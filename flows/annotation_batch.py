@@ -46,7 +46,7 @@ from tasks.payments import pay_job_bonuses, reject_flagged
 from tasks.preflight import preflight
 from tasks.logs import run_logger
 from tasks.reconcile import sweep_duplicates
-from tasks.records import load_job_record, now_iso, update_job_record
+from tasks.records import known_job_record, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
 from tasks.studies import (
@@ -279,7 +279,7 @@ def _schema_types(job: AnnotationJob, report: Any) -> dict[str, str]:
 
 def _published_before(job_key: str, connection: ProlificConnection) -> bool:
     """True when the job record says the job's study is past UNPUBLISHED (a re-run that resumes it)."""
-    record = load_job_record(job_key, connection.base_url) or {}
+    record = known_job_record(job_key, connection.base_url) or {}
     status = (record.get("statuses") or {}).get("study")
     return bool(record.get("study_id")) and status not in (None, StudyStatus.UNPUBLISHED)
 

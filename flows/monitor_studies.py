@@ -1,9 +1,12 @@
 """The study monitor: reconcile every recorded job that is not collected yet with its study on Prolific.
 
 Scheduled (deployments/prefect.yaml: every 5 minutes), so no worker waits on a study that runs for
-days; with Prolific's webhooks on (deployments/webhooks.py) it is the fallback. For each job record
-(:mod:`tasks.records`) with a study and no ``collected_at`` it reads the study
-(``GET /api/v1/studies/{id}/``) and applies :func:`tasks.records.collect_decision`:
+days; with Prolific's webhooks on (deployments/webhooks.py) it is the fallback. Its cost follows the
+active jobs, not every job ever run: the records with a study and no ``collected_at`` come from the index
+of active jobs (:mod:`tasks.active_jobs`, read in bulk: :func:`tasks.records.active_job_records`); their
+studies' statuses from the ACTIVE study list, one request per API for three jobs or more
+(:mod:`tasks.study_statuses`), and a ``GET /api/v1/studies/{id}/`` for each study not in it. For each such
+job it applies :func:`tasks.records.collect_decision`:
 
 - the status differs from the last one *announced* → emit ``prolific.study.status-changed``
   (:mod:`tasks.events`; the ``collect-report`` deployment's trigger acts on it) and store it as
@@ -29,7 +32,8 @@ from tasks.connection import ProlificConnection
 from tasks.events import emit_study_status_changed
 from tasks.live_results import monitor_partial_results
 from tasks.logs import run_logger
-from tasks.records import collect_decision, list_job_records, previous_status, update_job_record
+from tasks.records import active_job_records, collect_decision, previous_status, update_job_record
+from tasks.study_statuses import read_active_studies
 from tasks.studies import read_study_status
 
 
@@ -49,29 +53,48 @@ def monitor_studies(base_url: str | None = None) -> list[dict[str, Any]]:
     logger = run_logger()
     wanted = normalise_base_url(base_url) if base_url else None
     done: list[dict[str, Any]] = []
-    for record in list_job_records():
-        study_id = record.get("study_id")
-        if not study_id or record.get("collected_at"):
-            continue
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for record in active_job_records():
         if wanted and normalise_base_url(record["base_url"]) != wanted:
             continue
-        spec = record.get("spec") or {}
-        connection = ProlificConnection(base_url=record["base_url"], token_secret_block=spec.get("token_secret_block"))
-        try:
-            status = read_study_status(connection, study_id)
-        except ProlificError as error:
-            logger.warning("Could not read study %s of job %r: %s; trying again next run", study_id, record["job_key"], error)
-            continue
-        monitor_partial_results(record, status)  # live: partial results of a job nobody waits for
-        announce, collect = collect_decision(record, status)
-        if announce:
-            done.append(_announce(record, status))
-        elif status != (record.get("statuses") or {}).get("study"):
-            update_job_record(record["job_key"], record["base_url"], statuses={"study": status})
-        if collect and not announce:
-            done.append(_collect_here(record, status))
+        token_block = (record.get("spec") or {}).get("token_secret_block")
+        groups.setdefault((record["base_url"], token_block), []).append(record)
+    for (api_url, token_block), records in groups.items():
+        connection = ProlificConnection(base_url=api_url, token_secret_block=token_block)
+        listed = _listed_statuses(connection, [record["study_id"] for record in records])
+        for record in records:
+            status = listed.get(record["study_id"]) or _read_status(connection, record)
+            if status is None:
+                continue
+            monitor_partial_results(record, status)  # live: partial results of a job nobody waits for
+            announce, collect = collect_decision(record, status)
+            if announce:
+                done.append(_announce(record, status))
+            elif status != (record.get("statuses") or {}).get("study"):
+                update_job_record(record["job_key"], record["base_url"], statuses={"study": status})
+            if collect and not announce:
+                done.append(_collect_here(record, status))
     logger.info("%d status change(s) announced, %d collect(s) run here", sum("event_id" in d for d in done), sum("collected" in d for d in done))
     return done
+
+
+def _listed_statuses(connection: ProlificConnection, study_ids: list[str]) -> dict[str, str]:
+    """The statuses the ACTIVE study list gives (:func:`tasks.study_statuses.read_active_studies`); ``{}`` when
+    it cannot be read (each study is then read on its own)."""
+    try:
+        return read_active_studies(connection, study_ids)
+    except ProlificError as error:
+        run_logger().warning("Could not list the active studies on %s: %s; reading each study", connection.base_url, error)
+        return {}
+
+
+def _read_status(connection: ProlificConnection, record: dict[str, Any]) -> str | None:
+    """The study's status (``GET /api/v1/studies/{id}/``), ``None`` when it cannot be read (logged)."""
+    try:
+        return read_study_status(connection, record["study_id"])
+    except ProlificError as error:
+        run_logger().warning("Could not read study %s of job %r: %s; trying again next run", record["study_id"], record["job_key"], error)
+        return None
 
 
 def _announce(record: dict[str, Any], status: str) -> dict[str, Any]:

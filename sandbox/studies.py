@@ -218,6 +218,7 @@ def create(sb: State, req: Request) -> Response:
 def list_studies(sb: State, req: Request, project_id: str | None = None) -> Response:
     """``GET /studies/`` (paginated ``limit``/``offset``), optionally of one project."""
     status = req.query_value("status")
+    status = status.upper() if status is not None else None  # the CLI filters by lower-case names (API doc §5.2)
     if status is not None and status not in STATUSES:
         raise bad_request("status", f"must be one of {', '.join(STATUSES)}")
     studies = [s for s in sb.store.list("study") if (status is None or s["status"] == status)

@@ -28,7 +28,7 @@ from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
 from tasks.reconcile import oldest, settle_before_lookup
-from tasks.records import load_job_record, update_job_record
+from tasks.records import known_job_record, update_job_record
 from tasks.retry import API_TASK_OPTIONS
 
 UPLOAD_URL_MARGIN_SECONDS = 60.0
@@ -61,7 +61,7 @@ def create_dataset(
         logger.info("The job's batch uses dataset %s: not creating another", found)
         update_job_record(job_key, connection.base_url, dataset_id=found)
         return found
-    record = load_job_record(job_key, connection.base_url) or {}
+    record = known_job_record(job_key, connection.base_url) or {}
     attempts = int(record.get("dataset_create_attempts", 0)) + 1
     notes = []
     if attempts > 1:

@@ -74,6 +74,12 @@ class StudyEndpoints(ClientBase):
         studies = self._list(Study, "/api/v1/studies/", page_size=PAGE_SIZE)
         return [study for study in studies if status is None or study.status == status]
 
+    def list_studies_by_status(self, status: str) -> list[Study]:
+        """``GET /api/v1/studies/?status=<status, lower case>`` (all pages) → the studies the API lists for that
+        status (§5.2: statuses are filtered by their lower-case names). Each study carries its own ``status``:
+        callers use that, not the filter, so an API that ignored the filter would cost pages, not answers."""
+        return self._list(Study, "/api/v1/studies/", params={"status": status.lower()}, page_size=PAGE_SIZE)
+
     def transition_study(self, study_id: str, action: StudyAction) -> Study:
         """``POST /api/v1/studies/{study_id}/transition/`` ``{"action": …}`` (PUBLISH, PAUSE, START,
         STOP; §5.4) → the study. If the answer is empty or not a study object (undocumented), the

@@ -30,7 +30,7 @@ class _ClientWithoutTheBlockType:
     def __exit__(self, *exc_info):
         return False
 
-    def read_block_documents_by_type(self, slug):
+    def read_block_documents_by_type(self, slug, **page):  # offset, limit
         request = httpx.Request("GET", f"http://prefect/api/block_types/slug/{slug}/block_documents")
         response = httpx.Response(self.status_code, request=request)
         raise PrefectHTTPStatusError.from_httpx_error(httpx.HTTPStatusError("answer", request=request, response=response))
