@@ -151,9 +151,16 @@ def monitor_partial_results(record: dict[str, Any], status: str) -> dict[str, An
     ``partial_results_every_seconds`` have passed since the record's ``partial_results.as_of``, write the
     partial results as the flow's wait does; return the counts, or None when nothing was due (or it failed). The
     first time it sees the job ACTIVE it only marks the time (``partial_results.as_of``), like the wait."""
-    job = AnnotationJob.model_validate(record["spec"])
+    if status != StudyStatus.ACTIVE or not record.get("batch_id") or not record.get("output_location"):
+        return None
+    try:
+        job = AnnotationJob.model_validate(record.get("spec") or {})
+    except ValueError as error:  # a record this version cannot read as a job: the monitor goes on without partials
+        run_logger().warning("Partial results of job %r skipped: its stored spec does not read as a job (%s)",
+                             record.get("job_key"), str(error).splitlines()[0])
+        return None
     every = job.partial_results_every_seconds
-    if status != StudyStatus.ACTIVE or not every or not record.get("batch_id") or not record.get("output_location"):
+    if not every:
         return None
     last = (record.get("partial_results") or {}).get("as_of")
     if not last:  # first seen ACTIVE: start the clock, the first partial comes `every` later
