@@ -401,7 +401,8 @@ def _progress_bar() -> Iterator[None]:
             progress.stop()
 
 
-app.add_typer(__import__("flows.webhooks_cli", fromlist=["app"]).app, name="webhooks")  # taskbuilder webhooks subscribe
+app.add_typer(__import__("flows.webhooks_cli", fromlist=["app"]).app, name="webhooks")
+app.command()(__import__("flows.preview_cli", fromlist=["preview"]).preview)  # taskbuilder preview JOB.yaml  # taskbuilder webhooks subscribe
 
 
 def main() -> None:

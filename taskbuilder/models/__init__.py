@@ -40,6 +40,7 @@ from taskbuilder.models.resources import (
     Study,
     StudyCost,
     Submission,
+    TestStudy,
     UploadURL,
     User,
     Workspace,

@@ -150,6 +150,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("update-study", "PATCH", _S + "/", "§5.3", {200}, response=StudyContract),
     _ep(None, "DELETE", _S + "/", "prolific-api.md §6.2", {204}),
     _ep("publish-study", "POST", _S + "/transition/", "§5.4", {200}, request=rq.TransitionStudyRequest),
+    _ep("create-test-study", "POST", _S + "/test-study", "§5.9", {200, 201}, response=rs.TestStudy),
     _ep("get-study-cost", "GET", _S + "/cost/", "§5.5", {200}, response=StudyCostContract),
     _ep("calculate-study-cost", "POST", "/api/v1/study-cost-calculator/", "§5.6", {200},
         request=rq.StudyCostRequest, response=CalculatedCostContract),

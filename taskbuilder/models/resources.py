@@ -255,6 +255,14 @@ class CalculatedCost(ProlificModel):
     total_cost: float
 
 
+class TestStudy(ProlificModel):
+    """``POST /api/v1/studies/{id}/test-study`` (§5.9): the test study made of a draft, ``study_id`` and
+    ``study_url`` (where a test participant takes the task), each possibly ``None``."""
+
+    study_id: str | None = None
+    study_url: str | None = None
+
+
 class Submission(ProlificModel):
     """A submission (§5.7). ``time_taken`` in seconds [G]; ``reward`` in minor units."""
 
