@@ -24,12 +24,12 @@ def preview(
     hold: Annotated[bool, typer.Option(help="On the embedded sandbox, keep it serving the page until Enter.")] = True,
 ) -> None:
     """Create the job's draft (dataset, batch, study; not published) and a test study; print its URL."""
-    from flows.cli import _load_spec, _prefect_api
+    from flows.cli_support import load_spec, prefect_api
     from taskbuilder.jobspec import SpecError
     from taskbuilder.preflight import PreflightFailed, check_api_url
 
     try:
-        job = _load_spec(job_file)
+        job = load_spec(job_file)
     except SpecError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2)
@@ -40,12 +40,12 @@ def preview(
         except PreflightFailed as error:
             typer.echo(f"Refused, nothing was created: {error}", err=True)
             raise typer.Exit(2)
-        with _prefect_api(announce_always=False):
+        with prefect_api(announce_always=False):
             raise typer.Exit(_preview(job, api_url, output_dir, sandboxed=False))
     from flows.embedded_sandbox import running_sandbox
 
     typer.echo("No --api-url or PROLIFIC_API_URL: the draft is made on the embedded local sandbox (no account, no money).")
-    with _prefect_api(announce_always=False), running_sandbox() as sandbox_process:
+    with prefect_api(announce_always=False), running_sandbox() as sandbox_process:
         os.environ["PROLIFIC_API_TOKEN"] = sandbox_process.token
         os.environ.pop("PROLIFIC_WORKSPACE_ID", None)
         code = _preview(job, sandbox_process.base_url, output_dir, sandboxed=True)
