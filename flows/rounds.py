@@ -20,10 +20,12 @@ from typing import Any
 
 from taskbuilder.aggregate import select_submissions_to_approve
 from taskbuilder.cost import BudgetExceeded, JobPrice
+from taskbuilder.pilot import sample_rows
 from taskbuilder.report import CHOICE_TYPES
 from taskbuilder.rounds import below_target, label_confidence, use_dawid_skene, write_subset
 
 from flows.job_finish import base_summary, finish_job
+from flows.pilot import after_pilot, go_on, pilot_plan, pilot_report
 from flows.job_round import JobRun, RoundPlan, collect_round, draft_round, price_round, publish_gate, published_before
 from tasks.logs import run_logger
 from tasks.records import update_job_record
@@ -35,12 +37,15 @@ from tasks.studies import approve_submissions, list_submissions
 def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_before: bool) -> dict[str, Any]:
     """Run the job's rounds and write the merged outputs; return the run summary (as
     :func:`flows.annotation_batch.annotation_batch`, its ids those of round 1) with ``rounds``: a list of
-    ``{kind, number, study_id, datapoints, annotators_per_task, cost_cents}``, ``total_cost_cents`` and
-    ``below_target`` (row ids whose label stayed below ``target_confidence``). Raises as the single round does
-    (``CostRefused`` for round 1, ``PublishRejected``, typed API errors, ``ReportNotParsed``)."""
+    ``{kind, number, study_id, datapoints, annotators_per_task, cost_cents}``, ``total_cost_cents``,
+    ``below_target`` (row ids whose label stayed below ``target_confidence``) and, with a pilot, ``pilot`` (its
+    report). Raises as the single round does (``CostRefused`` for round 1, ``PublishRejected``, typed API
+    errors, ``ReportNotParsed``)."""
     job, connection = run.job, run.connection
-    adaptive = job.adaptive
-    plan = RoundPlan(run.job_key, 1, "main", upload_path, run.report.rows, adaptive.start_annotators)
+    if job.pilot is not None:
+        plan = pilot_plan(run, upload_path)
+    else:
+        plan = RoundPlan(run.job_key, 1, "main", upload_path, run.report.rows, job.adaptive.start_annotators)
     price = price_round(run, plan, job.max_budget, first_published_before)
     draft = draft_round(run, plan)
     summary = base_summary(run.job_key, run.version, draft, price)
@@ -59,6 +64,8 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
     rounds: list[dict[str, Any]] = []
     parsed: list[tuple[int, Any]] = []
     costs: dict[str, Any] = summary
+    queue: list[RoundPlan] = []
+    stay: list[str] = []
     while True:
         report_path, kept_at = collect_round(run, plan, draft)
         summary["outputs"][plan.report_name] = kept_at
@@ -66,18 +73,29 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
         rounds.append(_round_entry(plan, draft.study_id, costs, price))
         update_job_record(run.job_key, connection.base_url, rounds=rounds)
         responses, result = aggregate_rounds(job, parsed, kept_at)
-        again, stay = _below_target(job, responses, result)
-        if not again:
+        if plan.kind == "pilot":
+            report = pilot_report(run, plan, draft.study_id, result)
+            going_on = go_on(run, report)
+            summary["pilot"] = report.model_dump()
+            if not going_on:
+                break
+            pilot_ids = parsed[0][1].datapoints[_id_column(job, parsed[0][1])].astype(str).tolist()
+            queue = after_pilot(run, upload_path, plan, draft.study_id, pilot_ids)
+        if not queue and job.adaptive is not None:
+            again, stay = _below_target(job, responses, result)
+            if again:
+                queue = [_next_plan(run, upload_path, plan.number + 1, again, tuple(entry["study_id"] for entry in rounds))]
+        if not queue:
             break
+        plan = queue.pop(0)
         spent = sum(entry["cost_cents"] for entry in rounds)
-        plan = _next_plan(run, upload_path, plan.number + 1, again, tuple(entry["study_id"] for entry in rounds))
         try:
             price = price_round(run, plan, job.max_budget - spent, published_before(plan.key, connection))
         except BudgetExceeded as refusal:
-            note = f"round {plan.number} was not launched: {refusal} {len(again)} datapoints stay below the target confidence"
+            note = f"round {plan.number} was not launched: {refusal} {plan.rows} datapoints stay below the target confidence"
             run_logger().warning("%s", note)
             summary.setdefault("notes", []).append(note)
-            stay = stay + again
+            stay = stay + _row_ids(plan, job)
             break
         draft = draft_round(run, plan)
         costs = {"cost": {"quote": price.model_dump()}}
@@ -85,10 +103,23 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
 
     submissions = _approve_and_list(run, [entry["study_id"] for entry in rounds], result)
     total = sum(entry["cost_cents"] for entry in rounds)
-    result.summary.update(rounds=rounds, total_cost_cents=total, below_target=sorted(stay))
+    extra = {"rounds": rounds, "total_cost_cents": total, "below_target": sorted(set(stay))}
+    if "pilot" in summary:
+        extra["pilot"] = summary["pilot"]
+    result.summary.update(extra)
     summary["outputs"].update(write_results(responses, result, submissions, run.destination))
-    summary.update(rounds=rounds, total_cost_cents=total, below_target=sorted(stay))
+    summary.update(extra)
     return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
+
+
+def _id_column(job: Any, parsed: Any) -> str:
+    """The id column's name in a parsed report (the outputs may rename it)."""
+    return parsed.column_names.get(job.dataset.id_column, job.dataset.id_column)
+
+
+def _row_ids(plan: RoundPlan, job: Any) -> list[str]:
+    """The row ids in a round's file."""
+    return sample_rows(plan.upload_path, job.dataset.id_column, None, plan.rows, "all")
 
 
 def _round_entry(plan: RoundPlan, study_id: str, costs: dict[str, Any], price: JobPrice) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from taskbuilder.models.resources import (
     Project,
     ProlificModel,
     ReportLocation,
+    RewardRecommendation,
     SchemaField,
     Study,
     StudyCost,

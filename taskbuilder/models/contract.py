@@ -158,6 +158,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _ep("count-study-submissions-by-status", "GET", _S + "/submissions/counts/", "§5.7", {200}),
     _ep("bulk-approve-submissions", "POST", "/api/v1/submissions/bulk-approve/", "§5.7", {200},
         request=rq.BulkApproveRequest),
+    _ep(None, "GET", "/api/v1/reward-recommendations/", "§12", {200}),
     _ep(None, "GET", "/api/v1/users/me/", "prolific-api.md §7", {200}, response=rs.User),
     _ep(None, "GET", "/api/v1/workspaces/", "prolific-api.md §7", {200}, response=ResultsContract),
     _ep(None, "GET", "/api/v1/workspaces/{workspace_id}/balance/", "prolific-api.md §7", {200}, response=rs.WorkspaceBalance),

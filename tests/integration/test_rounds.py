@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+import yaml
 
 from flows.annotation_batch import annotation_batch
 from taskbuilder.client import ClientTimeouts
@@ -167,3 +168,49 @@ def test_crash_between_rounds_resumes_at_the_next_round(tmp_path, sandbox):
     assert start().wait(timeout=300) == 0, log.read_text()[-3000:]
     summary = json.loads((tmp_path / "job" / "out" / "run.json").read_text())
     _check_three_rounds(sandbox, summary, tmp_path / "job" / "out")
+
+
+PILOT = {"datapoints": 4, "annotators_per_task": 1, "min_agreement": 0.9, "max_time_ratio": 100, "then": "auto"}
+
+
+@pytest.mark.usefixtures("prefect_harness", "isolated_results")
+def test_a_pilot_below_its_thresholds_launches_nothing_more(tmp_path, sandbox):
+    sandbox.settings(**COIN_FLIPS)
+    before = _balance(sandbox)
+    spec = _annotators(write_small_job(tmp_path / "job", rows=ROWS, pilot={**PILOT, "annotators_per_task": 3}), 3)
+    summary = _run(sandbox, spec)
+    assert [r["kind"] for r in summary["rounds"]] == ["pilot"] and summary["rounds"][0]["datapoints"] == 4
+    assert summary["pilot"]["passed"] is False and "ends after the pilot" in summary["pilot"]["decision"]
+    assert _effects(sandbox)["studies"] == 1 and _effects(sandbox)["publishes per study"] == [1]
+    assert before - _balance(sandbox) == summary["total_cost_cents"]
+    sampled = pd.read_csv(tmp_path / "job" / "out" / "labels.csv", dtype=str)
+    assert len(sampled) == 4 and sampled["META_gold"].value_counts().to_dict() == {"positive": 2, "negative": 2}
+
+
+@pytest.mark.usefixtures("prefect_harness", "isolated_results")
+def test_a_passing_pilot_goes_on_and_pays_once_per_answer(tmp_path, sandbox):
+    sandbox.settings(**{**COIN_FLIPS, "accuracy_mean": 0.97})
+    before = _balance(sandbox)
+    spec = _annotators(write_small_job(tmp_path / "job", rows=ROWS, pilot={**PILOT, "min_agreement": -1.0}), 2)
+    summary = _run(sandbox, spec)
+    rounds = summary["rounds"]
+    assert [(r["kind"], r["datapoints"], r["annotators_per_task"]) for r in rounds] == [("pilot", 4, 1), ("main", 8, 2), ("main", 4, 1)]
+    report = summary["pilot"]
+    assert report["passed"] is True and report["median_minutes"] is not None and report["recommended_hourly_cents"]
+    assert report["full_job_places"] == 4 * 2 and report["full_job_cost_cents"] > 0
+    responses = pd.read_csv(tmp_path / "job" / "out" / "responses.csv", dtype=str, keep_default_na=False)
+    assert (responses.groupby("id").size() == 2).all() and responses["id"].nunique() == 12  # every row: 2 answers, no more
+    pilot_rows = set(responses.loc[responses["round"] == "1", "id"])
+    assert not pilot_rows & set(responses.loc[responses["round"] == "2", "id"])  # the pilot's rows are not asked again in full
+    assert set(responses.loc[responses["round"] == "3", "id"]) == pilot_rows
+    assert before - _balance(sandbox) == summary["total_cost_cents"]
+    assert _effects(sandbox)["publishes per study"] == [1, 1, 1]
+
+
+
+def _annotators(spec: Path, annotators: int) -> Path:
+    """``spec`` with ``study.annotators_per_task`` set to ``annotators``."""
+    data = yaml.safe_load(spec.read_text())
+    data["study"]["annotators_per_task"] = annotators
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    return spec
