@@ -1,4 +1,4 @@
-"""Run every benchmark (B1–B9) one after another and print all their tables, then a summary (``make bench``).
+"""Run every benchmark (B1–B10) one after another and print all their tables, then a summary (``make bench``).
 
 Each benchmark is its own script, run here as a child process with ``--json-out``; ``--quick`` passes small
 sizes to each, ``--only B1,B3`` runs a subset. Exit code 1 when a benchmark crashed (a missed goal is a
@@ -30,6 +30,7 @@ BENCHMARKS = [  # cheapest first; B4 (a whole Prefect stack and 2 x 50 jobs) las
     ("B8", "bench_warm_server.py"),
     ("B9", "bench_monitor.py"),
     ("B4", "bench_workers.py"),
+    ("B10", "bench_rounds.py"),
 ]
 
 

@@ -25,6 +25,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from flows.cli_support import load_spec as _load_spec, prefect_api as _prefect_api
+
 # Settings for the Prefect run this process starts (ephemeral server unless PREFECT_API_URL is set).
 for _name, _value in {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -264,45 +266,6 @@ def _run_job(
         return _run_flow(job, sandbox_process.base_url, output_dir, sandboxed=True, polling=polling or {})
 
 
-@contextmanager
-def _prefect_api(*, announce_always: bool) -> Iterator[None]:
-    """Run the flow against the Prefect API to use: an explicit one (``PREFECT_API_URL`` in the environment
-    or the profile, a test harness) wins; else the local server that stays (:mod:`flows.local_server`),
-    started when none runs, unless ``TASKBUILDER_LOCAL_SERVER=0`` (Prefect's temporary server then).
-    Says so when it starts the server (always, with ``announce_always``), and how to stop it."""
-    from flows.local_server import LocalServerError, ensure_server, local_server_wanted
-
-    if not local_server_wanted() or os.environ.get("PREFECT_API_URL"):
-        yield
-        return
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
-
-    settings = get_current_settings()
-    if settings.api.url:
-        yield
-        return
-    try:
-        server, started = ensure_server(Path(settings.home))
-    except LocalServerError as error:
-        typer.echo(f"Could not start the local Prefect server: {error}", err=True)
-        raise typer.Exit(1)
-    ui = server.url.removesuffix("/api")
-    if started:
-        typer.echo(f"Started a local Prefect server at {ui} (PREFECT_HOME {settings.home}); it keeps running for "
-                   "the next runs: `taskbuilder server stop` stops it.")
-    with temporary_settings({PREFECT_API_URL: server.url}):
-        yield
-    if announce_always and not started:
-        typer.echo(f"The local Prefect server at {ui} keeps running: `taskbuilder server stop` stops it.")
-
-
-def _load_spec(path: Path):
-    """The job spec in `path`, read by the one spec loader every entry point uses. Raises ``SpecError``."""
-    from taskbuilder.jobspec import AnnotationJob
-
-    return AnnotationJob.from_yaml(path)
-
-
 def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, polling: dict) -> int:
     from flows.annotation_batch import CostRefused, JobChanged, PublishRejected, annotation_batch
     from tasks.connection import ProlificConnection
@@ -403,6 +366,7 @@ def _progress_bar() -> Iterator[None]:
 
 app.add_typer(__import__("flows.webhooks_cli", fromlist=["app"]).app, name="webhooks")  # taskbuilder webhooks subscribe
 app.add_typer(__import__("flows.study_cli", fromlist=["app"]).app, name="study")  # taskbuilder study pause|resume|stop|add-places
+app.command()(__import__("flows.preview_cli", fromlist=["preview"]).preview)  # taskbuilder preview JOB.yaml
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from taskbuilder.aggregate import AggregateResult, aggregate
 from taskbuilder.outputs import write_outputs
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.payloads import batch_items_payload, instructions_payload
-from taskbuilder.report import read_report
+from taskbuilder.report import ParsedReport, read_report
 from taskbuilder.result_views import labels_view, participants_view, summary_markdown
 
 from tasks.logs import run_logger
@@ -51,11 +51,12 @@ class ReportNotParsed(RuntimeError):
 
 
 @task(name="keep-raw-report", cache_policy=NO_CACHE)
-def keep_raw_report(report_path: Path, destination: str) -> dict[str, str]:
+def keep_raw_report(report_path: Path, destination: str, name: str = "report.csv") -> dict[str, str]:
     """Write the downloaded report, byte for byte, to ``destination`` (folder or ``s3://`` prefix) as
-    ``report.csv`` before anything parses it; return ``{"report.csv": location}``."""
-    locations = write_outputs(destination, files={"report.csv": report_path})
-    run_logger().info("Kept the raw report at %s", locations["report.csv"])
+    ``name`` (``report.csv``; a later round's ``report-round-<n>.csv``) before anything parses it; return
+    ``{name: location}``."""
+    locations = write_outputs(destination, files={name: report_path})
+    run_logger().info("Kept the raw report at %s", locations[name])
     return locations
 
 
@@ -76,27 +77,36 @@ def aggregate_results(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             parsed = read_report(report_path, instructions, dataset_columns)
-            result = aggregate(
-                parsed,
-                instructions,
-                id_column=job.dataset.id_column,
-                gold_column=job.dataset.gold_column_in(list(parsed.column_names)),
-                attention_check_column=job.dataset.attention_check_column,
-                min_agreement=job.min_agreement,
-                min_gold_accuracy=job.min_gold_accuracy,
-            )
+            result = aggregate_parsed(job, parsed, instructions)
     except Exception as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise ReportNotParsed(
-            f"the report could not be turned into tables ({reason}); the raw report, as downloaded, is kept at "
-            f"{kept_at or report_path}"
-        ) from error
+        raise not_parsed(error, kept_at or report_path) from error
     for warning in caught:
         logger.warning("%s", warning.message)
     logger.info(
         "%d responses from %d participants → %d labels", len(parsed.responses), len(result.participants), len(result.labels)
     )
     return parsed.responses, result
+
+
+def aggregate_parsed(job: AnnotationJob, parsed: ParsedReport, instructions: list[dict[str, Any]]) -> AggregateResult:
+    """:func:`taskbuilder.aggregate.aggregate` of ``parsed`` with the job's columns and thresholds."""
+    return aggregate(
+        parsed,
+        instructions,
+        id_column=job.dataset.id_column,
+        gold_column=job.dataset.gold_column_in(list(parsed.column_names)),
+        attention_check_column=job.dataset.attention_check_column,
+        min_agreement=job.min_agreement,
+        min_gold_accuracy=job.min_gold_accuracy,
+    )
+
+
+def not_parsed(error: Exception, kept_at: Any) -> ReportNotParsed:
+    """The one-line :class:`ReportNotParsed` for ``error``, naming where the raw report is kept."""
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return ReportNotParsed(
+        f"the report could not be turned into tables ({reason}); the raw report, as downloaded, is kept at {kept_at}"
+    )
 
 
 @task(name="write-results", cache_policy=NO_CACHE)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from taskbuilder.client.base import ClientBase
 from taskbuilder.client.config import PAGE_SIZE
-from taskbuilder.models import Project, User, Workspace, WorkspaceBalance
+from taskbuilder.models import Project, RewardRecommendation, User, Workspace, WorkspaceBalance
 
 
 class AccountEndpoints(ClientBase):
@@ -38,3 +38,9 @@ class AccountEndpoints(ClientBase):
             Project, "/api/v1/workspaces/{workspace_id}/projects/",
             path_params={"workspace_id": workspace_id}, page_size=PAGE_SIZE,
         )
+
+    def get_reward_recommendations(self, workspace_id: str, currency: str) -> list[RewardRecommendation]:
+        """``GET /api/v1/reward-recommendations/?workspace_id=&currency=`` (§12 of the current facts, from the
+        official CLI) → Prolific's minimum and recommended hourly rewards, in minor units per hour."""
+        return self._list(RewardRecommendation, "/api/v1/reward-recommendations/",
+                          params={"workspace_id": workspace_id, "currency": currency})

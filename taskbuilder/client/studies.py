@@ -17,6 +17,7 @@ from taskbuilder.models import (
     StudyCost,
     StudyCostRequest,
     Submission,
+    TestStudy,
     TransitionStudyRequest,
 )
 
@@ -53,6 +54,12 @@ class StudyEndpoints(ClientBase):
         or ``None``."""
         params = {"is_projected": "true"} if projected else None
         return self._call(StudyCost, "GET", "/api/v1/studies/{study_id}/cost/", path_params={"study_id": study_id}, params=params)
+
+    def create_test_study(self, study_id: str) -> TestStudy:
+        """``POST /api/v1/studies/{study_id}/test-study`` ``{}`` (§5.9) → ``{study_id, study_url}`` of a test
+        study made from the draft ``study_id`` (shown to the workspace's test participants; nothing is paid).
+        The study must be UNPUBLISHED (else 400)."""
+        return self._call(TestStudy, "POST", "/api/v1/studies/{study_id}/test-study", path_params={"study_id": study_id}, json={})
 
     def update_study(self, study_id: str, **fields: Any) -> Study:
         """``PATCH /api/v1/studies/{study_id}/`` (§5.3) with ``fields`` as given → the study."""

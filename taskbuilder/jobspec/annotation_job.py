@@ -38,6 +38,7 @@ from taskbuilder.jobspec import live
 from taskbuilder.jobspec.loading import load_spec_text, read_spec_file, validate_spec
 from taskbuilder.jobspec.payments import BonusSpec, RejectSpec, bonus_field, reject_field
 from taskbuilder.jobspec.problems import SpecProblem
+from taskbuilder.jobspec.rounds import ROUND_FIELDS, AdaptiveSpec, PilotSpec, round_problems
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS, RunControl
 from taskbuilder.jobspec.study import StudySpec, is_study_text_field, known_study_fields
 
@@ -56,6 +57,8 @@ class _JobParts(SpecModel):
     batch: BatchSpec = Field(description="Batch name, task details, instructions or batch_items, tasks_per_group.")
     study: StudySpec = Field(
         description="The study: name, reward (cents), times (minutes), annotators_per_task, extra API fields.")
+    adaptive: AdaptiveSpec | None = Field(default=None, description="Adaptive overlap: more annotators only where labels are unsure.")
+    pilot: PilotSpec | None = Field(default=None, description="A pilot round on a sample before the rest of the job.")
 
 
 class AnnotationJob(RunControl, _JobParts):
@@ -93,9 +96,18 @@ class AnnotationJob(RunControl, _JobParts):
         if self.dataset.version == 3 and self.dataset.column_types:
             problems.append(("dataset.column_types", "column types are part of a V4 dataset's schema",
                              "remove dataset.version: 3, or remove column_types"))
+        problems += round_problems(self.adaptive, self.pilot, self.dataset.id_column, self._has_single_choice())
+        if (self.adaptive is not None or self.pilot is not None) and (self.bonus is not None or self.reject is not None):
+            field = "bonus" if self.bonus is not None else "reject"
+            problems.append((field, f"{field} works on a job of one study; adaptive and pilot run several studies",
+                             f"remove {field}, or remove adaptive/pilot (pay or reject by hand after a job in rounds)"))
         if problems:
             raise fail(problems)
         return self
+
+    def _has_single_choice(self) -> bool:
+        choices = self.choice_instructions()  # the first is the one the rounds judge
+        return bool(choices) and (getattr(choices[0], "answer_limit", None) or 1) == 1
 
     def _field_refs(self) -> set[str]:
         """The columns that `batch_items` show through dataset_field items."""
@@ -176,6 +188,9 @@ class AnnotationJob(RunControl, _JobParts):
         work = self.model_dump(mode="json", exclude=set(RUN_CONTROL_FIELDS) | live.LIVE_RUN_CONTROL_FIELDS)
         work.update(live.quality_work(self.quality))
         work["dataset"].pop("csv")
+        for name in ROUND_FIELDS:  # unset round fields leave the fingerprint (and job key) of older specs as it was
+            if work.get(name) is None:
+                work.pop(name, None)
         return hashlib.sha256(json.dumps([work, csv_sha256], sort_keys=True).encode()).hexdigest()
 
     def job_key(self, csv_sha256: str) -> str:

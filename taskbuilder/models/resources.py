@@ -255,6 +255,22 @@ class CalculatedCost(ProlificModel):
     total_cost: float
 
 
+class RewardRecommendation(ProlificModel):
+    """One entry of ``GET /api/v1/reward-recommendations/`` (§12): hourly rates in the currency's minor units."""
+
+    currency: str | None = None
+    min_reward_per_hour: int
+    recommended_reward_per_hour: int
+
+
+class TestStudy(ProlificModel):
+    """``POST /api/v1/studies/{id}/test-study`` (§5.9): the test study made of a draft, ``study_id`` and
+    ``study_url`` (where a test participant takes the task), each possibly ``None``."""
+
+    study_id: str | None = None
+    study_url: str | None = None
+
+
 class Submission(ProlificModel):
     """A submission (§5.7). ``time_taken`` in seconds [G]; ``reward`` in minor units."""
 

@@ -430,10 +430,10 @@ def test_round_trip_through_json_as_prefect_parameters_do(spec):
 def test_the_spec_lists_its_parts_before_money_and_run_control():
     """The field order is the spec's (Prefect's form, the "allowed here" hints), though the fields live in two models."""
     fields = list(AnnotationJob.model_fields)
-    assert fields[:6] == ["name", "workspace_id", "project_id", "dataset", "batch", "study"]
+    assert fields[:8] == ["name", "workspace_id", "project_id", "dataset", "batch", "study", "adaptive", "pilot"]
     from taskbuilder.jobspec.live import LIVE_RUN_CONTROL_FIELDS
 
-    assert set(fields[6:]) == (RUN_CONTROL_FIELDS - {"name"}) | LIVE_RUN_CONTROL_FIELDS and "publish" in fields[6:]
+    assert set(fields[8:]) == (RUN_CONTROL_FIELDS - {"name"}) | LIVE_RUN_CONTROL_FIELDS and "publish" in fields[8:]
     shown = [name for name in fields if name not in FORM_HIDDEN_FIELDS]
     assert list(AnnotationJob.model_json_schema()["properties"]) == shown
 

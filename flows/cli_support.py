@@ -1,0 +1,50 @@
+"""What the ``taskbuilder`` commands share (:mod:`flows.cli`, :mod:`flows.preview_cli`): the Prefect API a
+command's flow runs on, and the one spec loader. Heavy imports stay inside the functions (CLI start-up)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+
+@contextmanager
+def prefect_api(*, announce_always: bool) -> Iterator[None]:
+    """Run the flow against the Prefect API to use: an explicit one (``PREFECT_API_URL`` in the environment
+    or the profile, a test harness) wins; else the local server that stays (:mod:`flows.local_server`),
+    started when none runs, unless ``TASKBUILDER_LOCAL_SERVER=0`` (Prefect's temporary server then).
+    Says so when it starts the server (always, with ``announce_always``), and how to stop it."""
+    from flows.local_server import LocalServerError, ensure_server, local_server_wanted
+
+    if not local_server_wanted() or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    settings = get_current_settings()
+    if settings.api.url:
+        yield
+        return
+    try:
+        server, started = ensure_server(Path(settings.home))
+    except LocalServerError as error:
+        typer.echo(f"Could not start the local Prefect server: {error}", err=True)
+        raise typer.Exit(1)
+    ui = server.url.removesuffix("/api")
+    if started:
+        typer.echo(f"Started a local Prefect server at {ui} (PREFECT_HOME {settings.home}); it keeps running for "
+                   "the next runs: `taskbuilder server stop` stops it.")
+    with temporary_settings({PREFECT_API_URL: server.url}):
+        yield
+    if announce_always and not started:
+        typer.echo(f"The local Prefect server at {ui} keeps running: `taskbuilder server stop` stops it.")
+
+
+def load_spec(path: Path):
+    """The job spec in `path`, read by the one spec loader every entry point uses. Raises ``SpecError``."""
+    from taskbuilder.jobspec import AnnotationJob
+
+    return AnnotationJob.from_yaml(path)

@@ -1,0 +1,165 @@
+"""A job in rounds (issue 19): adaptive overlap, and a pilot before it, each round an ordinary exactly-once
+part of the job (:mod:`flows.job_round`).
+
+Adaptive overlap (``adaptive``): round 1 asks ``start_annotators`` per datapoint; after each round every
+answer so far is aggregated (:mod:`tasks.round_results`) and the datapoints below ``target_confidence``
+(:mod:`taskbuilder.rounds`) that have fewer than ``max_annotators`` answers go into a follow-up round asking
+one more annotator each. A follow-up round has its own dataset of those rows (the rows' bytes as uploaded),
+batch and study; its study keeps out the participants of every earlier round (``previous_studies_blocklist``,
+§12), and it is priced by the account's calculator first against what is left of ``max_budget``: a round that
+would pass it is not launched (the summary lists the datapoints that stayed below the target).
+
+A re-run finds each round's resources under its round key and publishes nothing twice; the rounds that are
+done are collected again (their reports are read again), so a crash between rounds resumes at the next one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from taskbuilder.aggregate import select_submissions_to_approve
+from taskbuilder.cost import BudgetExceeded, JobPrice
+from taskbuilder.pilot import sample_rows
+from taskbuilder.report import CHOICE_TYPES
+from taskbuilder.rounds import below_target, label_confidence, use_dawid_skene, write_subset
+
+from flows.job_finish import base_summary, finish_job
+from flows.pilot import after_pilot, go_on, pilot_plan, pilot_report
+from flows.job_round import JobRun, RoundPlan, collect_round, draft_round, price_round, publish_gate, published_before
+from tasks.logs import run_logger
+from tasks.quality import update_blocklist_group
+from tasks.records import update_job_record
+from tasks.results import instruction_payloads, write_results
+from tasks.round_results import aggregate_rounds, read_round_report
+from tasks.studies import approve_submissions, list_submissions
+
+
+def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_before: bool) -> dict[str, Any]:
+    """Run the job's rounds and write the merged outputs; return the run summary (as
+    :func:`flows.annotation_batch.annotation_batch`, its ids those of round 1) with ``rounds``: a list of
+    ``{kind, number, study_id, datapoints, annotators_per_task, cost_cents}``, ``total_cost_cents``,
+    ``below_target`` (row ids whose label stayed below ``target_confidence``) and, with a pilot, ``pilot`` (its
+    report). Raises as the single round does (``CostRefused`` for round 1, ``PublishRejected``, typed API
+    errors, ``ReportNotParsed``)."""
+    job, connection = run.job, run.connection
+    if job.pilot is not None:
+        plan = pilot_plan(run, upload_path)
+    else:
+        plan = RoundPlan(run.job_key, 1, "main", upload_path, run.report.rows, job.adaptive.start_annotators)
+    price = price_round(run, plan, job.max_budget, first_published_before)
+    draft = draft_round(run, plan)
+    summary = base_summary(run.job_key, run.version, draft, price)
+
+    def refuse(note: str) -> None:
+        summary["notes"] = [*summary.get("notes", []), note]
+        finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
+
+    if not publish_gate(run, plan, draft, price, summary, refuse):
+        return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
+    summary["published"] = True
+    if not wait:
+        run_logger().info("Study %s published; not waiting (wait_for_completion is false)", draft.study_id)
+        return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
+
+    rounds: list[dict[str, Any]] = []
+    parsed: list[tuple[int, Any]] = []
+    costs: dict[str, Any] = summary
+    queue: list[RoundPlan] = []
+    stay: list[str] = []
+    while True:
+        report_path, kept_at = collect_round(run, plan, draft)
+        summary["outputs"][plan.report_name] = kept_at
+        parsed.append((plan.number, read_round_report(job, report_path, kept_at, list(run.report.columns))))
+        rounds.append(_round_entry(plan, draft.study_id, costs, price))
+        update_job_record(run.job_key, connection.base_url, rounds=rounds)
+        responses, result = aggregate_rounds(job, parsed, kept_at)
+        if plan.kind == "pilot":
+            report = pilot_report(run, plan, draft.study_id, result)
+            going_on = go_on(run, report)
+            summary["pilot"] = report.model_dump()
+            if not going_on:
+                break
+            pilot_ids = parsed[0][1].datapoints[_id_column(job, parsed[0][1])].astype(str).tolist()
+            queue = after_pilot(run, upload_path, plan, draft.study_id, pilot_ids)
+        if not queue and job.adaptive is not None:
+            again, stay = _below_target(job, responses, result)
+            if again:
+                queue = [_next_plan(run, upload_path, plan.number + 1, again, tuple(entry["study_id"] for entry in rounds))]
+        if not queue:
+            break
+        plan = queue.pop(0)
+        spent = sum(entry["cost_cents"] for entry in rounds)
+        try:
+            price = price_round(run, plan, job.max_budget - spent, published_before(plan.key, connection))
+        except BudgetExceeded as refusal:
+            note = f"round {plan.number} was not launched: {refusal} {plan.rows} datapoints stay below the target confidence"
+            run_logger().warning("%s", note)
+            summary.setdefault("notes", []).append(note)
+            stay = stay + _row_ids(plan, job)
+            break
+        draft = draft_round(run, plan)
+        costs = {"cost": {"quote": price.model_dump()}}
+        publish_gate(run, plan, draft, price, costs, refuse)
+
+    update_blocklist_group(connection, run.job_key, run.workspace_id, job.quality, result.participants)  # live
+    submissions = _approve_and_list(run, [entry["study_id"] for entry in rounds], result)
+    total = sum(entry["cost_cents"] for entry in rounds)
+    extra = {"rounds": rounds, "total_cost_cents": total, "below_target": sorted(set(stay))}
+    if "pilot" in summary:
+        extra["pilot"] = summary["pilot"]
+    result.summary.update(extra)
+    summary["outputs"].update(write_results(responses, result, submissions, run.destination, job, summary["cost"]))
+    summary.update(extra)
+    return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
+
+
+def _id_column(job: Any, parsed: Any) -> str:
+    """The id column's name in a parsed report (the outputs may rename it)."""
+    return parsed.column_names.get(job.dataset.id_column, job.dataset.id_column)
+
+
+def _row_ids(plan: RoundPlan, job: Any) -> list[str]:
+    """The row ids in a round's file."""
+    return sample_rows(plan.upload_path, job.dataset.id_column, None, plan.rows, "all")
+
+
+def _round_entry(plan: RoundPlan, study_id: str, costs: dict[str, Any], price: JobPrice) -> dict[str, Any]:
+    """The summary's entry of a collected round; ``cost_cents`` is the checked cost before PUBLISH, or the
+    account's quote when the study was published by an earlier run."""
+    checked = (costs.get("cost") or {}).get("checked")
+    return {"kind": plan.kind, "number": plan.number, "study_id": study_id, "datapoints": plan.rows,
+            "annotators_per_task": plan.annotators_per_task,
+            "cost_cents": int(checked["checked_cents"]) if checked else int(price.quote_cents)}
+
+
+def _below_target(job: Any, responses: Any, result: Any) -> tuple[list[str], list[str]]:
+    """``(ask_again, stay_below)`` as row ids (``dataset.id_column``): the datapoints whose label of the first
+    choice instruction is below ``adaptive.target_confidence``, with fewer / with ``max_annotators`` answers."""
+    description = next(ins["description"] for ins in instruction_payloads(job) if ins["type"] in CHOICE_TYPES)
+    confidence = label_confidence(result.labels, description, use_dawid_skene(responses, description))
+    again, stay = below_target(confidence, job.adaptive.target_confidence, job.adaptive.max_annotators)
+    labels, id_column = result.labels, job.dataset.id_column
+    column = id_column if id_column in labels.columns else f"{id_column}_original"
+    row_of = dict(zip(labels["datapoint_id"].astype(str), labels[column].astype(str)))
+    return [row_of[d] for d in again], [row_of[d] for d in stay]
+
+
+def _next_plan(run: JobRun, upload_path: Path, number: int, row_ids: list[str], blocked: tuple[str, ...]) -> RoundPlan:
+    """Follow-up round ``number``: the rows ``row_ids`` of the job's upload file (their records' bytes as
+    uploaded), one annotator each, the participants of the studies ``blocked`` kept out."""
+    path = run.work_dir / f"round-{number}" / upload_path.name
+    rows = write_subset(upload_path, run.job.dataset.id_column, row_ids, path)
+    return RoundPlan(run.job_key, number, "followup", path, rows, 1, blocked)
+
+
+def _approve_and_list(run: JobRun, study_ids: list[str], result: Any) -> list[dict[str, Any]]:
+    """Every round's submissions (approving, when the spec says so, those the aggregation does not flag)."""
+    submissions = []
+    for study_id in study_ids:
+        listed = list_submissions(run.connection, study_id)
+        if run.job.approve_submissions:
+            approve_submissions(run.connection, study_id, select_submissions_to_approve(listed, result.participants))
+            listed = list_submissions(run.connection, study_id)
+        submissions += listed
+    return submissions
