@@ -1,4 +1,4 @@
-"""The ``taskbuilder`` command: run a job, validate input, start the sandbox, run the demo.
+"""The `taskbuilder` command: run, preview or validate a job, pause, resume, stop or add places to its study, start the sandbox, run the demo.
 
 An entry point like a deployment: it sits on top of the flows. Without ``--api-url`` (and without
 ``PROLIFIC_API_URL``) ``run`` starts the local sandbox and runs the job there, so nothing real is
