@@ -13,7 +13,6 @@ approval); 1 anything else failed (the message says what, and what to do).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli_support import load_spec as _load_spec, prefect_api as _prefect_api
+from flows.cli_support import load_spec as _load_spec, prefect_api as _prefect_api, refusals_without_traceback
 
 # Settings for the Prefect run this process starts (ephemeral server unless PREFECT_API_URL is set).
 for _name, _value in {
@@ -282,7 +281,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
     polling = PollSettings(**{**sandbox_polling, **deadline, **polling})
     try:
         refusals = (JobChanged, InputInvalid, CostRefused, PublishRejected, PreflightFailed, LegacyInstructionsRetired)
-        with _progress_bar(), _refusals_without_traceback(refusals):
+        with _progress_bar(), refusals_without_traceback(refusals):
             summary = annotation_batch(job=job, connection=connection, polling=polling, output_dir=output_dir)
     except PreflightFailed as error:
         typer.echo(f"Refused, nothing was created: {error}", err=True)
@@ -300,39 +299,46 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
         typer.echo(f"The job failed: {error}", err=True)
         return 1
     typer.echo(f"Job {summary['job_key']}: study {summary['study_id']} is {summary['statuses']['study']}")
+    for line in closing_lines(summary):
+        typer.echo(f"  {line}")
     for name, location in summary["outputs"].items():
         typer.echo(f"  {name}: {location}")
     return 0
 
 
-class _DropTraceback(logging.Filter):
-    """On a console handler: log an expected refusal (one of ``kinds``) as its one line, without the
-    traceback Prefect attaches when a flow run raises; the CLI then prints what to do."""
+def closing_lines(summary: dict) -> list[str]:
+    """What the run cost and paid, in the words of its summary (``run.json``): the study's checked cost (or the
+    quote), every round's studies and their total, the spending read after the study (rewards, fees, tax,
+    bonuses) and the bonus payment's state. Amounts are cents in the summary, shown in the study's currency."""
+    from taskbuilder.cost import money
 
-    def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
-        super().__init__()
-        self.kinds = kinds
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-@contextmanager
-def _refusals_without_traceback(kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
-    """While running the flow, Prefect's console handlers print refusals (budget, approval, a changed re-run,
-    bad input) without a traceback. Other exceptions keep theirs."""
-    handlers = {h for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "")
-                for h in logging.getLogger(name).handlers if isinstance(h, logging.StreamHandler)}
-    quiet = _DropTraceback(kinds)
-    for handler in handlers:
-        handler.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(quiet)
+    cost = summary.get("cost") or {}
+    checked, quote = cost.get("checked"), cost.get("quote") or {}
+    currency = (checked or quote).get("currency_code", "")
+    lines = []
+    if checked:
+        lines.append(f"cost: {money(checked['checked_cents'], currency)} (the study's own cost, checked before publishing)")
+    elif quote.get("quote_cents") is not None:
+        lines.append(f"cost: {money(quote['quote_cents'], currency)} quoted by the account's calculator"
+                     + ("" if summary.get("published") else "; nothing spent (not published)"))
+    if summary.get("rounds"):
+        studies = ", ".join(f"{r['kind']} {r['study_id']}" for r in summary["rounds"])
+        lines.append(f"rounds: {len(summary['rounds'])} ({studies}); total {money(summary['total_cost_cents'], currency)}")
+        if summary.get("below_target"):
+            lines.append(f"below the target confidence: {len(summary['below_target'])} datapoint(s) (summary.json below_target)")
+    payments = summary.get("payments") or {}
+    spent = payments.get("spent")
+    if spent and any(spent.get(k) for k in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents")):
+        unit = spent.get("currency") or currency
+        lines.append("spent: " + ", ".join(f"{name} {money(spent[f'{name}_cents'] or 0, unit)}"
+                                           for name in ("rewards", "fees", "tax", "bonuses")))
+    bonus = payments.get("bonus")
+    if bonus:
+        lines.append(f"bonus: {bonus.get('participants', 0)} participant(s), {money(bonus.get('amount_cents') or 0, currency)}, "
+                     f"{bonus.get('state')}")
+    if payments.get("rejected_submissions"):
+        lines.append(f"rejected: {len(payments['rejected_submissions'])} submission(s)")
+    return lines
 
 
 @contextmanager

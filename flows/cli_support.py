@@ -3,6 +3,7 @@ command's flow runs on, and the one spec loader. Heavy imports stay inside the f
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,3 +49,33 @@ def load_spec(path: Path):
     from taskbuilder.jobspec import AnnotationJob
 
     return AnnotationJob.from_yaml(path)
+
+
+class _DropTraceback(logging.Filter):
+    """On a console handler: log an expected refusal (one of ``kinds``) as its one line, without the
+    traceback Prefect attaches when a flow run raises; the CLI then prints what to do."""
+
+    def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextmanager
+def refusals_without_traceback(kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """While running the flow, Prefect's console handlers print refusals (budget, approval, a changed re-run,
+    bad input) without a traceback. Other exceptions keep theirs."""
+    handlers = {h for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "")
+                for h in logging.getLogger(name).handlers if isinstance(h, logging.StreamHandler)}
+    quiet = _DropTraceback(kinds)
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)

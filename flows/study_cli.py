@@ -71,6 +71,14 @@ def _control(command: str, job_file: Path, api_url: str | None, job_key: str | N
     if not base_url:
         typer.echo("No API root: give --api-url or set PROLIFIC_API_URL (the API the job ran on).", err=True)
         return 2
+    if not job.token_secret_block:  # answered before Prefect starts, as `run` does
+        from taskbuilder.credentials import MissingCredentials, resolve_api_token
+
+        try:
+            resolve_api_token()
+        except MissingCredentials as error:
+            typer.echo(str(error), err=True)
+            return 2
     if job_key is None:
         if not job.name and (job.dataset.csv.startswith("s3://") or not Path(job.dataset.csv).is_file()):
             typer.echo("The spec has no name and its dataset file is not here: give --job-key.", err=True)
@@ -78,10 +86,11 @@ def _control(command: str, job_file: Path, api_url: str | None, job_key: str | N
         job_key = job.name or job.job_key(sha256_file(Path(job.dataset.csv)))
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
     from flows import study_control
+    from flows.cli_support import refusals_without_traceback
 
     flows = {"pause": study_control.pause_study, "resume": study_control.resume_study, "stop": study_control.stop_study}
     try:
-        with _job_records_server():
+        with _job_records_server(), refusals_without_traceback((study_control.StudyControlRefused,)):
             if command == "add-places":
                 outcome = study_control.add_study_places(job_key, base_url, extra["places"], extra["again"], internal_name,
                                                          job.max_budget)

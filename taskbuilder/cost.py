@@ -21,10 +21,11 @@ import math
 
 from pydantic import BaseModel
 
+from taskbuilder.errors import Refusal
 from taskbuilder.models import Study, StudyCost
 
 
-class CostRefused(RuntimeError):
+class CostRefused(Refusal):
     """The job is not published (or not started) because of its cost; the message says why and what to do."""
 
 

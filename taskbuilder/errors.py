@@ -46,6 +46,11 @@ def _restore_error(cls: type[ProlificError], args: tuple[Any, ...], state: dict[
     return error
 
 
+class Refusal(RuntimeError):
+    """A step the job's own rules refused (over budget, a study in the wrong status, ...): not an API
+    failure and not a bug; never retried, shown as its one line."""
+
+
 class ProlificError(Exception):
     """Base of every error raised by ``taskbuilder``'s client layer.
 

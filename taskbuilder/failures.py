@@ -9,6 +9,7 @@ from typing import Literal
 
 from taskbuilder.errors import (
     ProlificError,
+    Refusal,
     RateLimited,
     ServerError,
     ServiceUnavailable,
@@ -57,6 +58,6 @@ def classify(exc: BaseException) -> FailureDecision:
         return FailureDecision("wait", reason, exc.retry_after_seconds)
     if isinstance(exc, UploadServerError):
         return FailureDecision("retry", reason)
-    if isinstance(exc, ProlificError):
+    if isinstance(exc, (ProlificError, Refusal)):
         return FailureDecision("stop", reason)
     return FailureDecision("stop", f"unexpected {type(exc).__name__} (a bug?): {reason}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from taskbuilder.errors import Refusal
 from taskbuilder.models import StudyStatus
 
 from tasks.connection import ProlificConnection, open_client
@@ -15,7 +16,7 @@ from tasks.records import load_job_record, update_job_record
 from tasks.retry import API_TASK_OPTIONS
 
 
-class PreviewRefused(RuntimeError):
+class PreviewRefused(Refusal):
     """The job's study is no longer a draft (published before): a test study is made from drafts only."""
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.errors import BadRequest
+from taskbuilder.errors import BadRequest, Refusal
 from taskbuilder.models import StudyAction, StudyStatus
 
 from tasks.connection import ProlificConnection, open_client
@@ -42,7 +42,7 @@ TRANSITIONS: dict[str, tuple[StudyAction, tuple[str, ...], tuple[str, ...], str]
 }
 
 
-class StudyControlRefused(RuntimeError):
+class StudyControlRefused(Refusal):
     """The command cannot apply to the study as it is (e.g. pausing an UNPUBLISHED study, places over budget);
     nothing was changed. The message says why and what to do."""
 

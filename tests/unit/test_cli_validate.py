@@ -73,7 +73,7 @@ def test_refusals_are_logged_without_traceback_other_errors_keep_it():
     import io
     import logging
 
-    from flows.cli import _refusals_without_traceback
+    from flows.cli_support import refusals_without_traceback as _refusals_without_traceback
 
     class Refused(Exception):
         pass
