@@ -189,6 +189,10 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
         payment = _create_within_budget(connection, job, job_key, study_id, workspace_id, plan, notes, unsent) if plan else None
     elif payment is not None and job.bonus is not None and payment.get("state") == "paid":
         run_logger().info("Bonus payment %s of this job was paid before: nothing to pay", payment["id"])
+        plan, _ = plan_bonuses(job.bonus, result.participants, [s for s in submissions if s["id"] not in rejected_ids])
+        if plan != payment.get("plan"):
+            notes = [_changed_after_paying(payment, plan)]
+            run_logger().warning("%s", notes[0])
     if job.bonus is not None and payment is not None and payment.get("state") in ("created", "paying"):
         payment = pay_bonus_payment(connection, job_key, workspace_id, payment)
     spent = read_spending(connection, study_id, workspace_id)
@@ -197,6 +201,16 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
     return {"bonus": payment and {k: v for k, v in payment.items() if k != "before"},
             "rejected_submissions": sorted(rejected_ids),
             "spent": {k: spent[k] for k in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents", "currency")}}
+
+
+def _changed_after_paying(payment: dict[str, Any], plan: dict[str, int]) -> str:
+    """The note of a bonus that differs from the one paid (bulk bonus payments are paid once per job)."""
+    paid = payment.get("plan") or {}
+    more = {p: cents - paid.get(p, 0) for p, cents in plan.items() if cents > paid.get(p, 0)}
+    return (f"the bonus in the spec now plans {sum(plan.values())} cents for {len(plan)} participant(s), but bonus payment "
+            f"{payment['id']} ({payment['amount_cents']} cents, {payment['participants']} participant(s)) was paid before "
+            f"and a job pays its bonuses once: nothing more was paid ({sum(more.values())} cents more for {len(more)} "
+            "participant(s) would match the spec; pay them from Prolific's app if you mean to)")
 
 
 def _create_within_budget(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, workspace_id: str,

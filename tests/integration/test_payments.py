@@ -201,3 +201,12 @@ def _ledger_study(sandbox) -> str:
         studies = api.get("/studies/").json()["results"]
     assert len(studies) == 1, [s["id"] for s in studies]
     return studies[0]["id"]
+
+
+def test_a_re_run_with_a_larger_bonus_after_paying_pays_nothing_more_and_says_so(tmp_path, sandbox):
+    sandbox.settings(**QUICK_SANDBOX)
+    balance_before = sandbox.settings()["account_balance_cents"]
+    summary = _run(sandbox, _job(tmp_path))
+    again = _run(sandbox, _job(tmp_path, name=summary["job_key"], bonus={"per_submission_cents": 40}))
+    _assert_paid_once(sandbox, again, balance_before)                              # the 25-cent plan, once
+    assert any("was paid before" in note and "nothing more was paid" in note for note in again["notes"]), again.get("notes")
