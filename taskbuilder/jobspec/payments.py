@@ -124,6 +124,9 @@ class BonusSpec(SpecModel):
     def _resolve_and_read(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if value.startswith("s3://"):  # an s3:// spec's relative bonus file points here too (launch-from-spec)
+            raise fail([("", f"{value}: a bonus file is read from the disk of the machine that runs the job, not from S3",
+                         "give bonus.csv as an absolute path on that machine, or use per_submission_cents")])
         value = resolve_path(value, info)
         if info.context is not None:  # a spec being loaded from a file: its bonus file is read now
             try:
