@@ -87,8 +87,8 @@ def load_spec(spec: str, overrides: dict[str, Any]) -> AnnotationJob:
 
 
 def _load_s3(uri: str, adjust: Any) -> AnnotationJob:
-    """The spec at ``s3://bucket/key``; relative ``dataset.csv`` and ``output_dir`` in it point into the spec's
-    folder in the bucket."""
+    """The spec at ``s3://bucket/key``; relative ``dataset.csv``, ``output_dir`` and ``bonus.csv`` in it point into
+    the spec's folder in the bucket (a bonus file in S3 is refused when the spec is read)."""
     import boto3
 
     bucket, _, key = uri[len("s3://"):].partition("/")
@@ -105,6 +105,9 @@ def _load_s3(uri: str, adjust: Any) -> AnnotationJob:
         if isinstance(dataset, dict) and isinstance(dataset.get("csv"), str):
             dataset["csv"] = _in_bucket(bucket, folder, dataset["csv"])
         data["output_dir"] = _in_bucket(bucket, folder, str(data.get("output_dir") or "out/")) + "/"
+        bonus = data.get("bonus")
+        if isinstance(bonus, dict) and isinstance(bonus.get("csv"), str):  # never a same-named file of the worker's
+            bonus["csv"] = _in_bucket(bucket, folder, bonus["csv"])
 
     return AnnotationJob.from_text(text, source=uri, adjust=into_bucket)
 

@@ -10,8 +10,10 @@ payment's id, its plan and its ``state`` (``created`` → ``paying`` → ``paid`
 written *before* each pay call, the study's bonuses (§5.5) and the balance as they were. A retry or a re-run reads
 that first: ``paid`` is never paid again; ``paying`` (a call sent, its answer unknown: lost, 500, time-out, a crash
 right after) is checked after a settle wait: the study's bonuses grew by the payment's amount, or the balance fell
-by its total, means it was paid; only when neither moved is the call sent again. The pay task has no Prefect
-retries of its own.
+by its total, means it was paid; only when neither moved is the call sent again, and in the same run only after an
+error *answer* (a status): a call that got no answer (time-out, connection lost) may still be running at Prolific,
+which pays asynchronously, so the run stops with :class:`PayOutcomeUnknown` instead and a later re-run checks
+again. The pay task has no Prefect retries of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.cost import cents
-from taskbuilder.errors import ProlificError
+from taskbuilder.errors import ConnectError, ProlificError, TransportError
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.payments import (attention_failures, bonus_budget_problem, csv_bonuses, flagged_for_rejection,
                                   plan_bonuses, plan_rejections)
@@ -37,6 +39,11 @@ from tasks.studies import list_submissions
 
 PAY_ATTEMPTS = 3
 """Pay calls sent at most in one run, each only after the check says the earlier one did not pay."""
+
+
+class PayOutcomeUnknown(RuntimeError):
+    """A pay call got no answer and the check after the settle wait shows no payment yet: the call may still be
+    running (§7 pays asynchronously), so it is not sent again in this run; the record stays ``paying``."""
 
 
 @task(name="reject-submissions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
@@ -133,7 +140,7 @@ def pay_bonus_payment(connection: ProlificConnection, job_key: str, workspace_id
     is still unpaid after :data:`PAY_ATTEMPTS` checked calls (the record stays ``paying``: a re-run checks it)."""
     logger = run_logger()
     settle_seconds = 2 * connection.timeouts.read_seconds
-    calls, last_error = 0, None
+    calls, last_error, unanswered = 0, None, False
     with open_client(connection) as client:
         while True:
             if payment["state"] == "paying":
@@ -141,6 +148,11 @@ def pay_bonus_payment(connection: ProlificConnection, job_key: str, workspace_id
                 if _was_paid(payment["before"], _spending(client, payment["study_id"], workspace_id), payment):
                     logger.info("Bonus payment %s was paid by an earlier call (checked): not paying again", payment["id"])
                     break
+                if unanswered:
+                    raise PayOutcomeUnknown(
+                        f"the pay call of bonus payment {payment['id']} got no answer ({last_error}) and the study's bonuses "
+                        f"and the balance have not moved after {settle_seconds:g} s; Prolific pays asynchronously, so it is "
+                        "not sent again now: re-run the job later (it checks first and pays only if still unpaid)")
                 if calls >= PAY_ATTEMPTS:
                     raise last_error or RuntimeError(f"bonus payment {payment['id']} is unpaid")
             payment = {**payment, "state": "paying", "before": _spending(client, payment["study_id"], workspace_id),
@@ -151,6 +163,7 @@ def pay_bonus_payment(connection: ProlificConnection, job_key: str, workspace_id
                 client.pay_bonus_payments(payment["id"])
             except ProlificError as error:
                 last_error = error
+                unanswered = isinstance(error, TransportError) and not isinstance(error, ConnectError)  # maybe sent
                 logger.warning("The pay call of bonus payment %s failed (%s): checking before any other call", payment["id"], error)
                 continue
             logger.info("Paid bonus payment %s (%d cents, %d with fees)", payment["id"], payment["amount_cents"], payment["total_amount_cents"])
@@ -168,12 +181,18 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
     record = load_job_record(job_key, connection.base_url) or {}
     rejected_ids = set(record.get("rejected_submissions", []))
     payment, notes = record.get("bonus_payment"), []
-    if job.bonus is not None and (payment is None or payment.get("state") == "refused"):
+    if job.bonus is not None and (payment is None or payment.get("state") in ("refused", "created")):
+        # "created": no pay call was sent, so this run's plan and max_budget decide (a changed spec is honoured)
         kept = [s for s in submissions if s["id"] not in rejected_ids]
         plan, notes = plan_bonuses(job.bonus, result.participants, kept)
-        payment = _create_within_budget(connection, job, job_key, study_id, workspace_id, plan, notes) if plan else None
+        unsent = payment if payment is not None and payment.get("state") == "created" and payment.get("plan") == plan else None
+        payment = _create_within_budget(connection, job, job_key, study_id, workspace_id, plan, notes, unsent) if plan else None
     elif payment is not None and job.bonus is not None and payment.get("state") == "paid":
         run_logger().info("Bonus payment %s of this job was paid before: nothing to pay", payment["id"])
+        plan, _ = plan_bonuses(job.bonus, result.participants, [s for s in submissions if s["id"] not in rejected_ids])
+        if plan != payment.get("plan"):
+            notes = [_changed_after_paying(payment, plan)]
+            run_logger().warning("%s", notes[0])
     if job.bonus is not None and payment is not None and payment.get("state") in ("created", "paying"):
         payment = pay_bonus_payment(connection, job_key, workspace_id, payment)
     spent = read_spending(connection, study_id, workspace_id)
@@ -184,10 +203,20 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
             "spent": {k: spent[k] for k in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents", "currency")}}
 
 
+def _changed_after_paying(payment: dict[str, Any], plan: dict[str, int]) -> str:
+    """The note of a bonus that differs from the one paid (bulk bonus payments are paid once per job)."""
+    paid = payment.get("plan") or {}
+    more = {p: cents - paid.get(p, 0) for p, cents in plan.items() if cents > paid.get(p, 0)}
+    return (f"the bonus in the spec now plans {sum(plan.values())} cents for {len(plan)} participant(s), but bonus payment "
+            f"{payment['id']} ({payment['amount_cents']} cents, {payment['participants']} participant(s)) was paid before "
+            f"and a job pays its bonuses once: nothing more was paid ({sum(more.values())} cents more for {len(more)} "
+            "participant(s) would match the spec; pay them from Prolific's app if you mean to)")
+
+
 def _create_within_budget(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, workspace_id: str,
-                          plan: dict[str, int], notes: list[str]) -> dict[str, Any] | None:
-    """The recorded bulk bonus payment of ``plan`` (``state: created``), or a ``refused`` record (and a note) when
-    paying it would pass ``max_budget``."""
+                          plan: dict[str, int], notes: list[str], unsent: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The recorded bulk bonus payment of ``plan`` (``state: created``; ``unsent``, a recorded one of the same plan
+    never paid, is reused), or a ``refused`` record (and a note) when paying it would pass ``max_budget``."""
     plan_cents = sum(plan.values())
     figures = read_spending(connection, study_id, workspace_id, plan_cents)
     spent = figures["rewards_cents"] + figures["fees_cents"] + figures["tax_cents"] + figures["bonuses_cents"]
@@ -200,6 +229,8 @@ def _create_within_budget(connection: ProlificConnection, job: AnnotationJob, jo
         payment = {**base, "id": None, "state": "refused", "total_amount_cents": figures["plan_price_cents"], "reason": problem}
         update_job_record(job_key, connection.base_url, bonus_payment=payment)
         return payment
+    if unsent is not None:
+        return unsent
     created = create_bonus_payment(connection, study_id, plan)
     payment = {**base, **created, "state": "created", "pay_calls": 0}
     update_job_record(job_key, connection.base_url, bonus_payment=payment)

@@ -23,12 +23,13 @@ submission transition `REJECT` (§5.7) with `message` and `category` sent as wri
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from taskbuilder.jobspec.base import SpecModel, fail, resolve_path
+from taskbuilder.jobspec.base import SpecModel, fail, positive_whole_number, resolve_path
 from taskbuilder.jobspec.hints import closest
 
 REJECTION_CATEGORIES = ("TOO_QUICKLY", "TOO_SLOWLY", "FAILED_INSTRUCTIONS", "INCOMP_LONGITUDINAL", "FAILED_CHECK",
@@ -40,6 +41,11 @@ PAYMENT_FIELDS = frozenset({"bonus", "reject"})
 """The spec's top-level fields of this module (run control: kept out of the job key)."""
 BONUS_CSV_COLUMNS = ("participant_id", "bonus_cents")
 """The header of a `bonus.csv` file."""
+_CENTS = re.compile(r"[0-9]+")
+"""A bonus amount in the file: ASCII digits only (no sign, decimals, or other scripts' digits)."""
+_OUTSIDE_ID = re.compile(r"^\s|\s$|[,\"\r\n]")
+"""What a participant id may not hold: space at either end (Prolific would read ``p1`` and `` p1`` as one
+participant, paid twice), or the comma, quote and line breaks of §7's ``csv_bonuses`` lines."""
 
 
 class BonusCsvError(ValueError):
@@ -69,13 +75,18 @@ def read_bonus_csv(path: str | Path) -> list[tuple[str, int]]:
         participant, amount = row[0], row[1].strip()
         if not participant.strip():
             problems.append(f"line {number}, column participant_id: empty; write the participant's Prolific id")
+        elif _OUTSIDE_ID.search(participant):
+            problems.append(f"line {number}, column participant_id: {participant!r} has spaces at an end, a comma, a "
+                            "quote or a line break; write the participant's Prolific id alone")
+            continue
         elif participant in seen:
             problems.append(f"line {number}, column participant_id: {participant!r} is also on line {seen[participant]}; "
                             "give each participant one line with the whole amount")
-        if not amount.isdigit() or int(amount) < 1:
+        whole = bool(_CENTS.fullmatch(amount)) and int(amount) >= 1
+        if not whole:
             problems.append(f"line {number}, column bonus_cents: {amount!r} is not a whole number of cents above 0 "
                             "(write 150 for 1.50)")
-        if participant.strip() and participant not in seen and amount.isdigit() and int(amount) >= 1:
+        if participant.strip() and participant not in seen and whole:
             seen[participant] = number
             lines.append((participant, int(amount)))
     if problems:
@@ -102,11 +113,20 @@ class BonusSpec(SpecModel):
     csv: str | None = Field(
         default=None, description="A CSV file (relative to the spec) with header participant_id,bonus_cents: exactly these are paid.")
 
+    @field_validator("per_submission_cents", mode="before")
+    @classmethod
+    def _whole_cents(cls, value: Any) -> Any:
+        return value if value is None else positive_whole_number(
+            value, "per_submission_cents", "write the bonus in whole cents, e.g. 50 for 0.50", "give 1 cent or more, or remove bonus")
+
     @field_validator("csv", mode="after")
     @classmethod
     def _resolve_and_read(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        if value.startswith("s3://"):  # an s3:// spec's relative bonus file points here too (launch-from-spec)
+            raise fail([("", f"{value}: a bonus file is read from the disk of the machine that runs the job, not from S3",
+                         "give bonus.csv as an absolute path on that machine, or use per_submission_cents")])
         value = resolve_path(value, info)
         if info.context is not None:  # a spec being loaded from a file: its bonus file is read now
             try:
@@ -135,6 +155,12 @@ class RejectSpec(SpecModel):
         default=None, ge=1, description="Reject this many attention-check rows answered wrong, or more.")
     category: str = Field(description=f"The rejection_category (§5.7): one of {', '.join(REJECTION_CATEGORIES)}.")
     message: str = Field(description=f"Shown to the participant, as written; at least {REJECTION_MESSAGE_MIN_CHARS} characters.")
+
+    @field_validator("failed_attention_checks", mode="before")
+    @classmethod
+    def _whole_count(cls, value: Any) -> Any:
+        return value if value is None else positive_whole_number(
+            value, "failed_attention_checks", "write a number of rows, e.g. 1", "give 1 or more, or remove the rule")
 
     @field_validator("category")
     @classmethod

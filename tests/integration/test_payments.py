@@ -5,10 +5,12 @@ bonuses over max_budget not paid and said so; rejections with the documented fie
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 import tasks.payments
 from flows.annotation_batch import annotation_batch
@@ -150,3 +152,61 @@ def _participants(sandbox, study_id: str) -> dict[str, set[str]]:
     for s in submissions:
         found.setdefault(s["participant_id"], set()).add(s["status"])
     return found
+
+
+def test_a_pay_call_still_running_past_the_check_is_never_sent_again(tmp_path, sandbox):
+    """The first pay call gets no answer and lands at the server only after the settle check (Prolific pays
+    asynchronously, §7): the run must not send a second pay call for it; a later re-run finds it paid."""
+    sandbox.settings(**QUICK_SANDBOX)
+    balance_before = sandbox.settings()["account_balance_cents"]
+    settle_seconds = 2 * SHORT_TIMEOUTS.read_seconds
+    sandbox.faults({"target": "api", "method": "POST", "path": PAY_PATH, "nth": 1, "effect": "delay",
+                    "delay_seconds": SHORT_TIMEOUTS.read_seconds + settle_seconds + 2})
+    spec = _job(tmp_path)
+    with pytest.raises(Exception, match="not sent again"):
+        _run(sandbox, spec)
+    time.sleep(3)                                                                   # the delayed call lands
+    assert list(_ledger(sandbox)["pay_calls"].values()) == [1], _ledger(sandbox)["pay_calls"]
+    summary = _run(sandbox, spec)                                                   # the re-run checks: paid
+    _assert_paid_once(sandbox, summary, balance_before)
+
+
+def test_a_payment_set_up_but_never_paid_is_checked_against_the_re_run_s_max_budget(tmp_path, sandbox, monkeypatch):
+    """A crash between setting up the bulk bonus payment and paying it, then a re-run with a lower max_budget:
+    the recorded (unpaid) payment must not be paid over the new budget."""
+    sandbox.settings(**QUICK_SANDBOX)
+    pay = tasks.payments.pay_bonus_payment
+
+    def crash_before_paying(*args, **kwargs):
+        raise SystemExit("crash before the pay call")
+
+    monkeypatch.setattr(tasks.payments, "pay_bonus_payment", crash_before_paying)
+    spec = _job(tmp_path)
+    with pytest.raises(BaseException):
+        _run(sandbox, spec)
+    assert sandbox.count("POST", "/api/v1/submissions/bonus-payments") == 1 and _ledger(sandbox)["entries"] == []
+    monkeypatch.setattr(tasks.payments, "pay_bonus_payment", pay)
+    with _api(sandbox) as api:
+        study_cost = api.post("/study-cost-calculator/", json={"reward": 150, "total_available_places": 4}).json()["total_cost"]
+    name = yaml.safe_load(spec.read_text())["name"]
+    again = _run(sandbox, _job(tmp_path, name=name, max_budget=int(study_cost) + 10))  # the bonuses no longer fit
+    assert again["study_id"] == _ledger_study(sandbox)                                # the same job, resumed
+    assert again["payments"]["bonus"]["state"] == "refused"
+    assert _ledger(sandbox)["entries"] == []
+
+
+def _ledger_study(sandbox) -> str:
+    """The one study bonus payments were set up for."""
+    with _api(sandbox) as api:
+        studies = api.get("/studies/").json()["results"]
+    assert len(studies) == 1, [s["id"] for s in studies]
+    return studies[0]["id"]
+
+
+def test_a_re_run_with_a_larger_bonus_after_paying_pays_nothing_more_and_says_so(tmp_path, sandbox):
+    sandbox.settings(**QUICK_SANDBOX)
+    balance_before = sandbox.settings()["account_balance_cents"]
+    summary = _run(sandbox, _job(tmp_path))
+    again = _run(sandbox, _job(tmp_path, name=summary["job_key"], bonus={"per_submission_cents": 40}))
+    _assert_paid_once(sandbox, again, balance_before)                              # the 25-cent plan, once
+    assert any("was paid before" in note and "nothing more was paid" in note for note in again["notes"]), again.get("notes")

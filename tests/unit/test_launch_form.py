@@ -216,3 +216,30 @@ def test_pasted_yaml_with_overrides_reports_every_problem_naming_the_form(tmp_pa
         load_spec(broken, {})
     assert "study.reward" in str(caught.value) and "study.estimated_completion_time" in str(caught.value)
     assert "pasted spec" in str(caught.value)
+
+
+def test_an_s3_spec_s_relative_bonus_file_is_never_read_from_the_worker_s_folder(tmp_path, monkeypatch):
+    """A relative bonus.csv in an s3:// spec sits beside the spec in the bucket: a file of that name in the worker's
+    working directory must not decide who is paid; the spec is refused naming the field."""
+    import boto3
+
+    from flows.launch_from_spec import load_spec
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["bonus"] = {"csv": "bonuses.csv"}
+    text = yaml.safe_dump(data)
+
+    class FakeS3:
+        class exceptions:
+            NoSuchKey = KeyError
+
+        def get_object(self, Bucket, Key):
+            assert (Bucket, Key) == ("jobs", "review/job.yaml")
+            return {"Body": type("Body", (), {"read": lambda self: text.encode()})()}
+
+    monkeypatch.setattr(boto3, "client", lambda name: FakeS3())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bonuses.csv").write_text("participant_id,bonus_cents\nsomeone-else,5000\n")
+    with pytest.raises(InputInvalid) as caught:
+        load_spec("s3://jobs/review/job.yaml", {})
+    assert "bonus.csv" in str(caught.value) and "s3://jobs/review/bonuses.csv" in str(caught.value)

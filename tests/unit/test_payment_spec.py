@@ -77,6 +77,30 @@ def test_bonus_file_is_read_when_the_spec_is_loaded(spec, tmp_path):
     assert AnnotationJob.from_dict(spec, base_dir=tmp_path).bonus.csv == str(tmp_path / "bonuses.csv")
 
 
+
+def test_a_bonus_file_naming_one_participant_twice_in_disguise_is_refused(spec, tmp_path):
+    """Spaces round an id (the API reads `p1` and ` p1` as one participant: paid twice), a comma or quote in an id
+    (it would split §7's line), and digits other than ASCII ones (`²` crashed the reader, `１２` read as 12)."""
+    (tmp_path / "bonuses.csv").write_text('participant_id,bonus_cents\np1,50\n p1,50\np1 ,20\n"p2,p3",5\np4,²\np5,１２\n',
+                                          encoding="utf-8")
+    spec["bonus"] = {"csv": "bonuses.csv"}
+    message = _problems(spec, base_dir=tmp_path)["bonus.csv"][0]
+    for line, cell in ((3, "' p1'"), (4, "'p1 '"), (5, "'p2,p3'")):
+        assert f"line {line}, column participant_id: {cell} has spaces at an end, a comma" in message
+    assert "line 6, column bonus_cents: '²'" in message and "line 7, column bonus_cents: '１２'" in message
+
+
+@pytest.mark.parametrize("field,value", [("per_submission_cents", True), ("per_submission_cents", "1.5")])
+def test_bonus_cents_that_are_not_whole_numbers_are_refused(spec, field, value):
+    spec["bonus"] = {field: value}
+    assert "whole number" in _problems(spec)[f"bonus.{field}"][0]
+
+
+def test_a_boolean_attention_check_count_is_refused(spec):
+    spec["reject"] = {"failed_attention_checks": True, "category": "FAILED_CHECK", "message": MESSAGE}
+    assert "whole number" in _problems(spec)["reject.failed_attention_checks"][0]
+
+
 def test_paying_fields_stay_out_of_the_job_key(spec):
     plain = AnnotationJob.from_dict(spec)
     spec["bonus"] = {"per_submission_cents": 50}
