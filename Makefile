@@ -26,11 +26,17 @@ demo: install
 	$(VENV)/bin/taskbuilder demo
 	@$(VENV)/bin/taskbuilder server status >/dev/null 2>&1 && echo "A local Prefect server keeps running for later runs; '$(VENV)/bin/taskbuilder server stop' stops it." || true
 
+# Four test processes on any machine: most of the suite waits on the sandbox's statuses and on Prefect
+# (about 17 CPU-minutes in a 59-minute serial run), so four overlap well even on two cores. TEST_WORKERS=0 runs
+# serially. A module's tests that share a started stack stay on one worker (tests/conftest.py).
+TEST_WORKERS ?= 4
+PYTEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
 test: install browser
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 test-fast: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 bench: install
 	$(PY) benchmarks/run_all.py

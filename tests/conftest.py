@@ -155,6 +155,17 @@ def isolated_results(tmp_path, monkeypatch):
         yield tmp_path / "storage"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n N`` (``make test``), keep a module's tests on one worker when they share a
+    module-scoped fixture (a Prefect stack, a PostgreSQL cluster, a started server): started once, not once
+    per worker that happens to draw one of its tests. ``--dist loadgroup`` reads this group."""
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for defs in (definitions.name2fixturedefs.values() if definitions else ()) for d in defs}
+        if "module" in scopes:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 _EXIT_STATUS: int | None = None
 
 
