@@ -46,6 +46,11 @@ def _restore_error(cls: type[ProlificError], args: tuple[Any, ...], state: dict[
     return error
 
 
+class BadInput(ValueError):
+    """What the user gave is wrong (a file, the job spec, a name the workspace lacks): not an API failure and
+    not a bug; never retried, shown as its one line, which says what to fix."""
+
+
 class Refusal(RuntimeError):
     """A step the job's own rules refused (over budget, a study in the wrong status, ...): not an API
     failure and not a bug; never retried, shown as its one line."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from taskbuilder.errors import (
+    BadInput,
     ProlificError,
     Refusal,
     RateLimited,
@@ -43,7 +44,8 @@ def classify(exc: BaseException) -> FailureDecision:
     :class:`UploadSlowDown` → wait (its Retry-After or ``None``); :class:`UploadServerError` → retry;
     every other status error (400/401/403/404/409/410/422…), :class:`UploadRejected`,
     :class:`DatasetProcessingFailed`, :class:`BatchSetupFailed`, :class:`WaitTimedOut`,
-    :class:`MissingCredentials`, :class:`UnexpectedResponse` and any other exception (a bug) → stop.
+    :class:`MissingCredentials`, :class:`UnexpectedResponse`, a :class:`Refusal` or :class:`BadInput` (said as
+    they are) and any other exception (said as a likely bug) → stop.
     """
     reason = redact_text(str(exc)) or type(exc).__name__
     if isinstance(exc, TransportError):
@@ -58,6 +60,6 @@ def classify(exc: BaseException) -> FailureDecision:
         return FailureDecision("wait", reason, exc.retry_after_seconds)
     if isinstance(exc, UploadServerError):
         return FailureDecision("retry", reason)
-    if isinstance(exc, (ProlificError, Refusal)):
+    if isinstance(exc, (ProlificError, Refusal, BadInput)):
         return FailureDecision("stop", reason)
     return FailureDecision("stop", f"unexpected {type(exc).__name__} (a bug?): {reason}")

@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.csv_table import CsvReadError
+from taskbuilder.errors import BadInput
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.upload_preparation import prepare_upload
 from taskbuilder.dataset_file import validate_dataset_file
@@ -26,7 +27,7 @@ from taskbuilder.validation import ValidationReport
 from tasks.logs import run_logger
 
 
-class InputInvalid(ValueError):
+class InputInvalid(BadInput):
     """The CSV or the job spec has errors; the message lists every one (file, record, column, fix)."""
 
 
