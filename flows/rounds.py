@@ -22,7 +22,7 @@ from taskbuilder.aggregate import select_submissions_to_approve
 from taskbuilder.cost import BudgetExceeded, JobPrice
 from taskbuilder.pilot import sample_rows
 from taskbuilder.report import CHOICE_TYPES
-from taskbuilder.rounds import below_target, label_confidence, use_dawid_skene, write_subset
+from taskbuilder.rounds import below_target, confidence_rule, label_confidence, write_subset
 
 from flows.job_finish import base_summary, finish_job
 from flows.pilot import after_pilot, go_on, pilot_plan, pilot_report
@@ -137,7 +137,7 @@ def _below_target(job: Any, responses: Any, result: Any) -> tuple[list[str], lis
     """``(ask_again, stay_below)`` as row ids (``dataset.id_column``): the datapoints whose label of the first
     choice instruction is below ``adaptive.target_confidence``, with fewer / with ``max_annotators`` answers."""
     description = next(ins["description"] for ins in instruction_payloads(job) if ins["type"] in CHOICE_TYPES)
-    confidence = label_confidence(result.labels, description, use_dawid_skene(responses, description))
+    confidence = label_confidence(result.labels, description, confidence_rule(responses, description), responses)
     again, stay = below_target(confidence, job.adaptive.target_confidence, job.adaptive.max_annotators)
     labels, id_column = result.labels, job.dataset.id_column
     column = id_column if id_column in labels.columns else f"{id_column}_original"

@@ -1,11 +1,13 @@
 """Rounds of one job (issue 19): their keys, which datapoints a follow-up round asks again, and the files of
 a round's datapoints. No Prefect; the flows (``flows/job_round.py``, ``flows/rounds.py``) use it.
 
-Confidence of a datapoint's label (the first choice instruction, single-select): the Dawid-Skene posterior of
-its label (``ds_confidence`` of :func:`taskbuilder.aggregate.aggregate`, our numpy EM checked against crowd-kit)
-when the participants gave at least :data:`MIN_ANSWERS_PER_PARTICIPANT` answers each (median), else the
-majority share (``confidence``), since a confusion matrix from a handful of answers says little. A tie (or no
-label) is never confident.
+Confidence of a datapoint's label (the first choice instruction, single-select), by the median answers per
+participant (:func:`confidence_rule`): from :data:`MIN_ANSWERS_PER_PARTICIPANT`, the full Dawid-Skene posterior
+(``ds_confidence`` of :func:`taskbuilder.aggregate.aggregate`, our numpy EM checked against crowd-kit); from
+:data:`MIN_ANSWERS_FOR_ONE_COIN`, the posterior of the one-coin Dawid-Skene model with a Beta prior
+(:mod:`taskbuilder.one_coin`: one accuracy per participant, shrunk toward the pool's, fitted over every answer of
+the job so far), since a confusion matrix from ~10 answers says little but one accuracy does; below that, the
+majority share (``confidence``). A majority tie (or no label) is never confident, whatever the posterior says.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from taskbuilder.jsonl import is_jsonl
+from taskbuilder.one_coin import one_coin_labels
 
 MIN_ANSWERS_PER_PARTICIPANT = 20
-"""Median answers per participant from which the Dawid-Skene posterior is used (else the majority share)."""
+"""Median answers per participant from which the full Dawid-Skene posterior is used."""
+MIN_ANSWERS_FOR_ONE_COIN = 5
+"""Median answers per participant from which the one-coin posterior is used (below: the majority share)."""
+DAWID_SKENE, ONE_COIN, MAJORITY_SHARE = "dawid_skene", "one_coin", "majority_share"
 PREVIOUS_STUDIES_BLOCKLIST = "previous_studies_blocklist"
 """The study filter that keeps the participants of the listed studies out (§12 of the current facts)."""
 
@@ -36,22 +42,44 @@ def blocklist_filter(study_ids: Iterable[str]) -> dict:
     return {"filter_id": PREVIOUS_STUDIES_BLOCKLIST, "selected_values": list(dict.fromkeys(study_ids))}
 
 
+def _median_answers(responses: pd.DataFrame, instruction: str) -> float:
+    """Median answers per participant to ``instruction`` (its description, as in ``responses``); 0 for none."""
+    answered = responses.loc[responses["instruction"] == instruction]
+    return float(answered.groupby("participant_id").size().median()) if len(answered) else 0.0
+
+
 def use_dawid_skene(responses: pd.DataFrame, instruction: str) -> bool:
     """True when the participants answered ``instruction`` (its description, as in ``responses``) at least
     :data:`MIN_ANSWERS_PER_PARTICIPANT` times each, as a median."""
-    answered = responses.loc[responses["instruction"] == instruction]
-    if answered.empty:
-        return False
-    return float(answered.groupby("participant_id").size().median()) >= MIN_ANSWERS_PER_PARTICIPANT
+    return _median_answers(responses, instruction) >= MIN_ANSWERS_PER_PARTICIPANT
 
 
-def label_confidence(labels: pd.DataFrame, instruction: str, dawid_skene: bool) -> pd.DataFrame:
+def confidence_rule(responses: pd.DataFrame, instruction: str) -> str:
+    """Which posterior judges ``instruction``'s labels: :data:`DAWID_SKENE`, :data:`ONE_COIN` or
+    :data:`MAJORITY_SHARE`, by the median answers per participant (see the module's docstring)."""
+    median = _median_answers(responses, instruction)
+    return (DAWID_SKENE if median >= MIN_ANSWERS_PER_PARTICIPANT
+            else ONE_COIN if median >= MIN_ANSWERS_FOR_ONE_COIN else MAJORITY_SHARE)
+
+
+def label_confidence(labels: pd.DataFrame, instruction: str, dawid_skene: bool | str,
+                     responses: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per datapoint of ``instruction``: ``datapoint_id``, ``answers`` (votes counted), ``confidence`` (0–1, 0 for
-    a tie or no label) from ``labels`` (:func:`taskbuilder.aggregate.aggregate`'s table)."""
+    a majority tie or no label) from ``labels`` (:func:`taskbuilder.aggregate.aggregate`'s table).
+
+    ``dawid_skene``: a rule of :func:`confidence_rule` (True / False stand for :data:`DAWID_SKENE` /
+    :data:`MAJORITY_SHARE`); :data:`ONE_COIN` needs ``responses`` (every answer of the job so far) and raises
+    ``ValueError`` without them."""
+    rule = dawid_skene if isinstance(dawid_skene, str) else DAWID_SKENE if dawid_skene else MAJORITY_SHARE
     rows = labels.loc[labels["instruction"] == instruction]
     answers = rows["votes"].map(lambda text: sum(json.loads(text or "{}").values()))
     tie = rows["tie"].astype(str).str.lower().isin(("true", "1"))
-    if dawid_skene:
+    if rule == ONE_COIN:
+        if responses is None:
+            raise ValueError("the one-coin confidence needs the responses (every answer of the job so far)")
+        fitted = one_coin_labels(responses, rows, instruction)
+        value = fitted["oc_confidence"].where(fitted["oc_label"] != "").set_axis(rows.index)
+    elif rule == DAWID_SKENE:
         value = pd.to_numeric(rows["ds_confidence"], errors="coerce").where(rows["ds_label"].astype(str) != "")
     else:
         value = pd.to_numeric(rows["confidence"], errors="coerce").where(rows["label"].astype(str) != "")
