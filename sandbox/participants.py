@@ -206,7 +206,9 @@ def answer_group(sb: State, study: dict, submission: dict) -> list[dict]:
     instructions = batches.task_instructions(batch)
     gold_id = next((i["id"] for i in instructions if i["type"] in CHOICE_TYPES), None)
     gold_column = _gold_column(sb.settings.gold_column, datasets.metadata_columns(dataset))
-    rng = random.Random(f"{sb.settings.seed}:answers:{submission['arrival']}")
+    # Seeded by participant and arrival: a study's n-th submission must not replay the draws of another
+    # study's n-th (a follow-up round over the same datapoints then erred where the first round erred).
+    rng = random.Random(f"{sb.settings.seed}:answers:{submission['participant_number']}:{submission['arrival']}")
     person = participant(sb, submission["participant_number"])
     records = []
     for datapoint in submission["datapoints"]:

@@ -18,12 +18,13 @@ LABELS = {"positive": "Positive", "neutral": "Neutral", "negative": "Negative"}
 
 
 def run_job(api, control, workspace_id, tmp_path, csv_text, instructions, annotators=1, tasks_per_group=None,
-            **settings):
+            study_fields=None, **settings):
     """Upload, set up, publish with auto-approval, wait for COMPLETED; the report as a DataFrame (inline)."""
     control.post("/_sandbox/settings", json={"report_delivery": "inline", **settings}).raise_for_status()
     dataset = ready_dataset(api, workspace_id, write_csv(tmp_path, csv_text))
     batch = ready_batch(api, workspace_id, dataset["id"], instructions, tasks_per_group)
-    study = create_study(api, batch["id"], annotators_per_task=annotators, completion_codes=AUTO_APPROVE)
+    study = create_study(api, batch["id"], annotators_per_task=annotators, completion_codes=AUTO_APPROVE,
+                         **(study_fields or {}))
     publish(api, study["id"])
     study_in(api, study["id"], ("COMPLETED",))
     text = api.get(f"/data-collection/batches/{batch['id']}/report/").text
@@ -121,3 +122,18 @@ def test_same_seed_same_answers(api, control, workspace_id, tmp_path):
     first = answers()
     control.post("/_sandbox/reset").raise_for_status()
     pd.testing.assert_frame_equal(first, answers())
+
+
+def test_a_second_study_over_the_same_datapoints_errs_independently(api, control, workspace_id, tmp_path):
+    """A follow-up round (other participants, the same datapoints in the same task groups) must not replay the
+    first study's draws: with every participant at accuracy 0.5, two studies' answers agree about half the time,
+    not always (the n-th submission of each study was once seeded alike)."""
+    csv_text = sentences_csv(60)
+    model = {"accuracy_mean": 0.5, "accuracy_spread": 0.0, "careless_share": 0.0, "return_rate": 0.0, "timeout_rate": 0.0}
+    first, study = run_job(api, control, workspace_id, tmp_path, csv_text, [SENTIMENT], **model)
+    blocklist = {"filters": [{"filter_id": "previous_studies_blocklist", "selected_values": [study["id"]]}]}
+    second, _ = run_job(api, control, workspace_id, tmp_path, csv_text, [SENTIMENT], study_fields=blocklist, **model)
+    by_question = [dict(zip(report["id"], report["Annotator1_Response"])) for report in (first, second)]
+    assert set(first["Annotator1_ID"]).isdisjoint(set(second["Annotator1_ID"]))
+    same = sum(by_question[0][key] == by_question[1][key] for key in by_question[0])
+    assert same <= 45, f"{same} of 60 answers alike: the second study's participants replayed the first's draws"
