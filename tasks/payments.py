@@ -28,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.cost import cents, money
 from taskbuilder.errors import ConnectError, ProlificError, TransportError
+from taskbuilder.job_spending import part_cents
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.pay_evidence import payment_evidence
 from taskbuilder.payments import (attention_failures, bonus_budget_problem, csv_bonuses, flagged_for_rejection,
@@ -118,19 +119,13 @@ def _spending(client: Any, study_id: str, workspace_id: str, plan_cents: int = 0
     parts, bonuses = cost.rewards, cost.bonuses
     balance = (client.get_workspace_balance(workspace_id).available_balance if study.project
                else client.get_me().available_balance)
-    figures = {"rewards_cents": _amount(parts, "rewards"), "fees_cents": _amount(parts, "fees"), "tax_cents": _amount(parts, "tax"),
-               "bonus_rewards_cents": _amount(bonuses, "rewards"),
-               "bonuses_cents": sum(_amount(bonuses, name) for name in ("rewards", "fees", "tax")),
+    figures = {"rewards_cents": part_cents(parts, "rewards"), "fees_cents": part_cents(parts, "fees"), "tax_cents": part_cents(parts, "tax"),
+               "bonus_rewards_cents": part_cents(bonuses, "rewards"),
+               "bonuses_cents": sum(part_cents(bonuses, name) for name in ("rewards", "fees", "tax")),
                "balance_cents": balance, "currency": study.currency_code or "GBP"}
     if plan_cents > 0:
         figures["plan_price_cents"] = cents(client.calculate_study_cost(reward_cents=plan_cents, places=1).total_cost)
     return figures
-
-
-def _amount(part: Any, name: str) -> int:
-    """One amount of a cost part (§5.5) in whole cents, rounded up; 0 when the part or the amount is absent."""
-    money = getattr(part, name, None) if part is not None else None
-    return cents(money.amount) if money is not None else 0
 
 
 @task(name="pay-bonus-payment", retries=0, cache_policy=NO_CACHE)
