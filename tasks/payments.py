@@ -179,7 +179,7 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
     """Pay ``job.bonus`` once (over ``max_budget``: nothing, and said so) and read what the job spent; return the
     run summary's ``payments``: ``{bonus: {state, id, participants, amount_cents, total_amount_cents, plan} | None,
     rejected_submissions: [...], spent: {rewards_cents, fees_cents, tax_cents, bonuses_cents, currency}}``, also
-    stored as the record's ``payments`` (collect-report's ``run.json``: :func:`recorded_payments`).
+    kept for collect-report's ``run.json`` (:func:`last_payments`).
 
     With a bonus, everything from reading the record to recording the payment runs under the job's pay lock
     (:func:`tasks.pay_lock.pay_lock`, one payer across machines); raises
@@ -190,10 +190,14 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
         return _pay_job_bonuses(connection, job, job_key, study_id, workspace_id, result, submissions)
 
 
-def recorded_payments(job_key: str, base_url: str) -> dict[str, Any] | None:
-    """The ``payments`` the job's last pay step stored in its record (:func:`pay_job_bonuses`' answer), read from
-    the Prefect server; ``None`` before any."""
-    return (load_job_record(job_key, base_url) or {}).get("payments")
+_last_payments: dict[tuple[str, str], dict[str, Any]] = {}
+"""(job key, API root) → what this process's last pay step of the job answered (no Prefect request to keep it)."""
+
+
+def last_payments(job_key: str, base_url: str) -> dict[str, Any] | None:
+    """The ``payments`` of this process's last pay step of the job (:func:`pay_job_bonuses`' answer: the run
+    summary's shape, for collect-report's ``run.json``); ``None`` when this process ran none."""
+    return _last_payments.get((job_key, base_url))
 
 
 def _pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, workspace_id: str,
@@ -219,7 +223,9 @@ def _pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key
     payments = {"bonus": payment and {k: v for k, v in payment.items() if k != "before"},
                 "rejected_submissions": sorted(rejected_ids),
                 "spent": {k: spent[k] for k in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents", "currency")}}
-    update_job_record(job_key, connection.base_url, payments=payments, notes=notes)
+    if notes:
+        update_job_record(job_key, connection.base_url, notes=notes)
+    _last_payments[(job_key, connection.base_url)] = payments
     return payments
 
 
