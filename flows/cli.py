@@ -333,9 +333,11 @@ def closing_lines(summary: dict) -> list[str]:
         lines.append("spent: " + ", ".join(f"{name} {money(spent[f'{name}_cents'] or 0, unit)}"
                                            for name in ("rewards", "fees", "tax", "bonuses")))
     bonus = payments.get("bonus")
-    if bonus:
-        lines.append(f"bonus: {bonus.get('participants', 0)} participant(s), {money(bonus.get('amount_cents') or 0, currency)}, "
-                     f"{bonus.get('state')}")
+    if bonus:  # one unit, the study's currency, as the other lines: the amount and what it costs with fees and VAT
+        unit = bonus.get("currency") or (spent or {}).get("currency") or currency
+        with_fees = f" ({money(bonus['total_amount_cents'], unit)} with fees and VAT)" if bonus.get("total_amount_cents") else ""
+        lines.append(f"bonus: {bonus.get('participants', 0)} participant(s), {money(bonus.get('amount_cents') or 0, unit)}"
+                     f"{with_fees}, {bonus.get('state')}")
     if payments.get("rejected_submissions"):
         lines.append(f"rejected: {len(payments['rejected_submissions'])} submission(s)")
     return lines

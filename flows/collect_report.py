@@ -29,7 +29,7 @@ from tasks.connection import ProlificConnection
 from tasks.live_results import raise_alert_once
 from tasks.logs import run_logger
 from tasks.quality import update_blocklist_group
-from tasks.payments import pay_job_bonuses, reject_flagged
+from tasks.payments import pay_job_bonuses, last_payments, reject_flagged
 from tasks.records import list_job_records, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
@@ -146,6 +146,7 @@ def _write_run_json(record: dict[str, Any], status: str, outputs: dict[str, str]
         "published": True,
         "outputs": outputs,
         "notes": [*record.get("notes", []), *notes],
+        "payments": last_payments(record["job_key"], record["base_url"]),  # the shape of the flow run's run.json (issue 21)
         "collected_by": "collect-report",
     }
     path = work_dir / "run.json"

@@ -9,10 +9,12 @@ Endpoints (``../shared/docs/prolific-api-current.md``): ``GET /api/v1/studies/{i
 payment's id, its plan and its ``state`` (``created`` → ``paying`` → ``paid``; ``refused`` when over budget), and,
 written *before* each pay call, the study's bonuses (§5.5) and the balance as they were. A retry or a re-run reads
 that first: ``paid`` is never paid again; ``paying`` (a call sent, its answer unknown: lost, 500, time-out, a crash
-right after) is checked after a settle wait: the study's bonuses grew by the payment's amount, or the balance fell
-by its total, means it was paid; only when neither moved is the call sent again, and in the same run only after an
+right after) is checked after a settle wait against evidence of *this* payment
+(:mod:`taskbuilder.pay_evidence`): the study's bonuses grew by exactly its amount means paid; only when they did
+not move (and the balance did not fall by its total) is the call sent again, and in the same run only after an
 error *answer* (a status): a call that got no answer (time-out, connection lost) may still be running at Prolific,
 which pays asynchronously, so the run stops with :class:`PayOutcomeUnknown` instead and a later re-run checks
+again. Anything else is unclear and stops the run (:class:`PayEvidenceUnclear`, saying what to check), never paid
 again. The pay task has no Prefect retries of its own.
 """
 
@@ -24,14 +26,17 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.cost import cents
+from taskbuilder.cost import cents, money
 from taskbuilder.errors import ConnectError, ProlificError, TransportError
+from taskbuilder.job_spending import part_cents
 from taskbuilder.jobspec import AnnotationJob
+from taskbuilder.pay_evidence import payment_evidence
 from taskbuilder.payments import (attention_failures, bonus_budget_problem, csv_bonuses, flagged_for_rejection,
                                   plan_bonuses, plan_rejections)
 
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
+from tasks.pay_lock import pay_lock
 from tasks.records import load_job_record, update_job_record
 from tasks.results import instruction_payloads
 from tasks.retry import API_TASK_OPTIONS
@@ -44,6 +49,12 @@ PAY_ATTEMPTS = 3
 class PayOutcomeUnknown(RuntimeError):
     """A pay call got no answer and the check after the settle wait shows no payment yet: the call may still be
     running (§7 pays asynchronously), so it is not sent again in this run; the record stays ``paying``."""
+
+
+class PayEvidenceUnclear(PayOutcomeUnknown):
+    """The figures after a pay call neither show this payment paid nor show it unpaid
+    (:func:`taskbuilder.pay_evidence.payment_evidence`): nothing more is sent, by this run or a re-run, until
+    someone checks; the message says what to check. The record stays ``paying``."""
 
 
 @task(name="reject-submissions", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
@@ -108,27 +119,13 @@ def _spending(client: Any, study_id: str, workspace_id: str, plan_cents: int = 0
     parts, bonuses = cost.rewards, cost.bonuses
     balance = (client.get_workspace_balance(workspace_id).available_balance if study.project
                else client.get_me().available_balance)
-    figures = {"rewards_cents": _amount(parts, "rewards"), "fees_cents": _amount(parts, "fees"), "tax_cents": _amount(parts, "tax"),
-               "bonus_rewards_cents": _amount(bonuses, "rewards"),
-               "bonuses_cents": sum(_amount(bonuses, name) for name in ("rewards", "fees", "tax")),
+    figures = {"rewards_cents": part_cents(parts, "rewards"), "fees_cents": part_cents(parts, "fees"), "tax_cents": part_cents(parts, "tax"),
+               "bonus_rewards_cents": part_cents(bonuses, "rewards"),
+               "bonuses_cents": sum(part_cents(bonuses, name) for name in ("rewards", "fees", "tax")),
                "balance_cents": balance, "currency": study.currency_code or "GBP"}
     if plan_cents > 0:
         figures["plan_price_cents"] = cents(client.calculate_study_cost(reward_cents=plan_cents, places=1).total_cost)
     return figures
-
-
-def _amount(part: Any, name: str) -> int:
-    """One amount of a cost part (§5.5) in whole cents, rounded up; 0 when the part or the amount is absent."""
-    money = getattr(part, name, None) if part is not None else None
-    return cents(money.amount) if money is not None else 0
-
-
-def _was_paid(before: dict[str, Any], now: dict[str, Any], payment: dict[str, Any]) -> bool:
-    """The study's bonuses grew by the payment's amount, or the balance fell by its total, since ``before``."""
-    grew = now["bonus_rewards_cents"] >= before["bonus_rewards_cents"] + payment["amount_cents"]
-    fell = now["balance_cents"] is not None and before["balance_cents"] is not None and (
-        now["balance_cents"] <= before["balance_cents"] - payment["total_amount_cents"])
-    return grew or fell
 
 
 @task(name="pay-bonus-payment", retries=0, cache_policy=NO_CACHE)
@@ -145,9 +142,12 @@ def pay_bonus_payment(connection: ProlificConnection, job_key: str, workspace_id
         while True:
             if payment["state"] == "paying":
                 time.sleep(settle_seconds)  # an unanswered call may still be running on the server
-                if _was_paid(payment["before"], _spending(client, payment["study_id"], workspace_id), payment):
-                    logger.info("Bonus payment %s was paid by an earlier call (checked): not paying again", payment["id"])
+                verdict, why = payment_evidence(payment["before"], _spending(client, payment["study_id"], workspace_id), payment)
+                if verdict == "paid":
+                    logger.info("Bonus payment %s was paid by an earlier call (%s): not paying again", payment["id"], why)
                     break
+                if verdict == "unknown":
+                    raise PayEvidenceUnclear(why)
                 if unanswered:
                     raise PayOutcomeUnknown(
                         f"the pay call of bonus payment {payment['id']} got no answer ({last_error}) and the study's bonuses "
@@ -166,7 +166,8 @@ def pay_bonus_payment(connection: ProlificConnection, job_key: str, workspace_id
                 unanswered = isinstance(error, TransportError) and not isinstance(error, ConnectError)  # maybe sent
                 logger.warning("The pay call of bonus payment %s failed (%s): checking before any other call", payment["id"], error)
                 continue
-            logger.info("Paid bonus payment %s (%d cents, %d with fees)", payment["id"], payment["amount_cents"], payment["total_amount_cents"])
+            logger.info("Paid bonus payment %s (%s, %s with fees and VAT)", payment["id"],
+                        money(payment["amount_cents"], _currency(payment)), money(payment["total_amount_cents"], _currency(payment)))
             break
     payment = {**payment, "state": "paid"}
     update_job_record(job_key, connection.base_url, bonus_payment=payment)
@@ -177,7 +178,30 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
                     result: Any, submissions: list[dict[str, Any]]) -> dict[str, Any]:
     """Pay ``job.bonus`` once (over ``max_budget``: nothing, and said so) and read what the job spent; return the
     run summary's ``payments``: ``{bonus: {state, id, participants, amount_cents, total_amount_cents, plan} | None,
-    rejected_submissions: [...], spent: {rewards_cents, fees_cents, tax_cents, bonuses_cents, currency}, notes}``."""
+    rejected_submissions: [...], spent: {rewards_cents, fees_cents, tax_cents, bonuses_cents, currency}}``, also
+    kept for collect-report's ``run.json`` (:func:`last_payments`).
+
+    With a bonus, everything from reading the record to recording the payment runs under the job's pay lock
+    (:func:`tasks.pay_lock.pay_lock`, one payer across machines); raises
+    :class:`tasks.pay_lock.PayLockUnavailable` (nothing paid) when it cannot be taken."""
+    if job.bonus is None:
+        return _pay_job_bonuses(connection, job, job_key, study_id, workspace_id, result, submissions)
+    with pay_lock(job_key, connection.base_url):
+        return _pay_job_bonuses(connection, job, job_key, study_id, workspace_id, result, submissions)
+
+
+_last_payments: dict[tuple[str, str], dict[str, Any]] = {}
+"""(job key, API root) → what this process's last pay step of the job answered (no Prefect request to keep it)."""
+
+
+def last_payments(job_key: str, base_url: str) -> dict[str, Any] | None:
+    """The ``payments`` of this process's last pay step of the job (:func:`pay_job_bonuses`' answer: the run
+    summary's shape, for collect-report's ``run.json``); ``None`` when this process ran none."""
+    return _last_payments.get((job_key, base_url))
+
+
+def _pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, workspace_id: str,
+                     result: Any, submissions: list[dict[str, Any]]) -> dict[str, Any]:
     record = load_job_record(job_key, connection.base_url) or {}
     rejected_ids = set(record.get("rejected_submissions", []))
     payment, notes = record.get("bonus_payment"), []
@@ -196,21 +220,28 @@ def pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key:
     if job.bonus is not None and payment is not None and payment.get("state") in ("created", "paying"):
         payment = pay_bonus_payment(connection, job_key, workspace_id, payment)
     spent = read_spending(connection, study_id, workspace_id)
+    payments = {"bonus": payment and {k: v for k, v in payment.items() if k != "before"},
+                "rejected_submissions": sorted(rejected_ids),
+                "spent": {k: spent[k] for k in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents", "currency")}}
     if notes:
         update_job_record(job_key, connection.base_url, notes=notes)
-    return {"bonus": payment and {k: v for k, v in payment.items() if k != "before"},
-            "rejected_submissions": sorted(rejected_ids),
-            "spent": {k: spent[k] for k in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents", "currency")}}
+    _last_payments[(job_key, connection.base_url)] = payments
+    return payments
 
 
 def _changed_after_paying(payment: dict[str, Any], plan: dict[str, int]) -> str:
     """The note of a bonus that differs from the one paid (bulk bonus payments are paid once per job)."""
-    paid = payment.get("plan") or {}
+    paid, unit = payment.get("plan") or {}, _currency(payment)
     more = {p: cents - paid.get(p, 0) for p, cents in plan.items() if cents > paid.get(p, 0)}
-    return (f"the bonus in the spec now plans {sum(plan.values())} cents for {len(plan)} participant(s), but bonus payment "
-            f"{payment['id']} ({payment['amount_cents']} cents, {payment['participants']} participant(s)) was paid before "
-            f"and a job pays its bonuses once: nothing more was paid ({sum(more.values())} cents more for {len(more)} "
-            "participant(s) would match the spec; pay them from Prolific's app if you mean to)")
+    return (f"the bonus in the spec now plans {money(sum(plan.values()), unit)} for {len(plan)} participant(s), but bonus "
+            f"payment {payment['id']} ({money(payment['amount_cents'], unit)}, {payment['participants']} participant(s)) was "
+            f"paid before and a job pays its bonuses once: nothing more was paid ({money(sum(more.values()), unit)} more "
+            f"for {len(more)} participant(s) would match the spec; pay them from Prolific's app if you mean to)")
+
+
+def _currency(payment: dict[str, Any]) -> str:
+    """The study's currency of a recorded payment (older records: the figures read before its pay call)."""
+    return payment.get("currency") or (payment.get("before") or {}).get("currency") or ""
 
 
 def _create_within_budget(connection: ProlificConnection, job: AnnotationJob, job_key: str, study_id: str, workspace_id: str,
@@ -222,7 +253,7 @@ def _create_within_budget(connection: ProlificConnection, job: AnnotationJob, jo
     spent = figures["rewards_cents"] + figures["fees_cents"] + figures["tax_cents"] + figures["bonuses_cents"]
     problem = bonus_budget_problem(plan_cents=plan_cents, plan_price_cents=figures["plan_price_cents"], spent_cents=spent,
                                    max_budget_cents=job.max_budget, currency=figures["currency"])
-    base = {"study_id": study_id, "plan": plan, "participants": len(plan), "amount_cents": plan_cents}
+    base = {"study_id": study_id, "plan": plan, "participants": len(plan), "amount_cents": plan_cents, "currency": figures["currency"]}
     if problem:
         run_logger().warning("%s", problem)
         notes.append(problem)

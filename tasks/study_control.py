@@ -5,7 +5,8 @@ Endpoints (../shared/docs/prolific-api-current.md): ``GET /api/v1/studies/{id}/`
 PAUSED) or ``PATCH /api/v1/studies/{id}/`` (§5.3: ``total_available_places``, and
 ``data_collection_metadata.annotators_per_task`` when the places need more annotators per task group than the
 study has: places may not exceed task groups × annotators per task) priced first with
-``POST /api/v1/study-cost-calculator/`` (§5.6).
+``POST /api/v1/study-cost-calculator/`` (§5.6), against ``max_budget`` with the whole job's spending (every
+round's study, §5.5, and the bonuses paid and planned).
 
 Exactly once: the study's status is read before acting, so a repeated command (or a retry after a lost answer)
 finds the study paused/active/stopped already and does nothing; a transition answered 400 is read again (an
@@ -24,9 +25,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.errors import BadRequest, Refusal
+from taskbuilder.job_spending import places_budget_problem
 from taskbuilder.models import StudyAction, StudyStatus
 
 from tasks.connection import ProlificConnection, open_client
+from tasks.job_spending import SpendingUnknown, read_job_spending
 from tasks.logs import run_logger
 from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.retry import API_TASK_OPTIONS
@@ -103,8 +106,9 @@ def add_places(
 ) -> ControlOutcome:
     """Add ``places`` places to the ACTIVE or PAUSED study, once (see the module docstring); return the outcome.
 
-    The new total is priced with the account's calculator (reward × places, fees and VAT) and refused over
-    ``max_budget_cents`` (the spec's ``max_budget``). Raises :class:`StudyControlRefused` (not running, over
+    The new total is priced with the account's calculator (reward × places, fees and VAT) and, with the rest of
+    the job's spending (its other rounds' studies, bonuses paid and planned: :mod:`tasks.job_spending`), refused
+    over ``max_budget_cents`` (the spec's ``max_budget``). Raises :class:`StudyControlRefused` (not running, over
     budget, ``places`` below 1, the same request done already without ``again``) before anything changes.
     """
     if places < 1:
@@ -130,11 +134,14 @@ def add_places(
         if status not in (StudyStatus.ACTIVE, StudyStatus.PAUSED):
             raise StudyControlRefused(f"cannot add places to study {study_id}: it is {status}; places are added to an "
                                       "ACTIVE or PAUSED study (change the spec of an unpublished one). Nothing was changed.")
-        cost = client.calculate_study_cost(reward_cents=int(study.reward or 0), places=target)
-        if cost.total_cost > max_budget_cents:
-            raise StudyControlRefused(
-                f"{target} places cost {cost.total_cost / 100:.2f} {study.currency_code or ''} (the account's calculator), "
-                f"over max_budget {max_budget_cents / 100:.2f}: raise max_budget in the job spec to add them. Nothing was changed.")
+        try:
+            spending = read_job_spending(client, job_key, connection.base_url, record, study, target)
+        except SpendingUnknown as error:
+            raise StudyControlRefused(str(error)) from None
+        problem = places_budget_problem(spending, study_id=study_id, places=target, max_budget_cents=max_budget_cents,
+                                        currency=study.currency_code or "")
+        if problem:
+            raise StudyControlRefused(problem)
         request = {"study_id": study_id, "added": pending["added"] if resuming else places,
                    "from_places": pending["from_places"] if resuming else current, "to_places": target, "at": now_iso(),
                    "done": False}

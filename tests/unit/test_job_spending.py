@@ -1,0 +1,30 @@
+"""The whole job's spending for add-places (taskbuilder/job_spending.py, tasks/job_spending.py's bonus rule)."""
+
+from __future__ import annotations
+
+from taskbuilder.job_spending import JobSpending, places_budget_problem
+from tasks.job_spending import planned_bonus_cents
+
+
+def test_every_part_counts_and_the_refusal_names_them():
+    spending = JobSpending(places_cents=1000, bonuses_paid_cents=50, other_studies_cents={"st2": 400},
+                           bonuses_planned_cents=200, planned_from="bonus payment bp1, not paid yet")
+    assert spending.total_cents == 1650
+    assert places_budget_problem(spending, study_id="st1", places=9, max_budget_cents=1650, currency="GBP") is None
+    problem = places_budget_problem(spending, study_id="st1", places=9, max_budget_cents=1649, currency="GBP")
+    assert problem and "16.50 GBP" in problem and "over max_budget 16.49 GBP" in problem
+    assert "study st2 4.00 GBP" in problem and "bonuses planned 2.00 GBP" in problem and "Nothing was changed" in problem
+
+
+def test_planned_bonuses_are_none_once_paid_the_recorded_amount_or_the_rule_at_every_place():
+    rule = {"spec": {"bonus": {"per_submission_cents": 25}}}
+    assert planned_bonus_cents(rule, 20)[0] == 500
+    assert planned_bonus_cents({**rule, "bonus_payment": {"state": "created", "id": "bp", "amount_cents": 75}}, 20)[0] == 75
+    assert planned_bonus_cents({**rule, "bonus_payment": {"state": "paid", "amount_cents": 75}}, 20)[0] == 0
+    assert planned_bonus_cents({"spec": {"bonus": None}}, 20)[0] == 0
+
+
+def test_a_bonus_file_counts_its_sum(tmp_path):
+    path = tmp_path / "bonus.csv"
+    path.write_text("participant_id,bonus_cents\np1,150\np2,40\n")
+    assert planned_bonus_cents({"spec": {"bonus": {"csv": str(path)}}}, 20) == (190, f"the bonus file {path}")
