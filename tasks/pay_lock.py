@@ -15,6 +15,8 @@ per job with a bonus), like the webhook event claims.
 
 from __future__ import annotations
 
+from taskbuilder.errors import Refusal
+
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -26,7 +28,7 @@ PAY_LEASE_SECONDS = 120.0
 """The slot's lease; Prefect renews it at 75 % while the pay step runs."""
 
 
-class PayLockUnavailable(RuntimeError):
+class PayLockUnavailable(Refusal):
     """The job's pay lock could not be taken (Prefect unreachable, the limit changed by hand, another payer
     holding it too long): nothing was paid; the message says what to do."""
 

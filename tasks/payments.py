@@ -27,7 +27,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.cost import cents, money
-from taskbuilder.errors import ConnectError, ProlificError, TransportError
+from taskbuilder.errors import ConnectError, ProlificError, TransportError, Refusal
 from taskbuilder.job_spending import part_cents
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.pay_evidence import payment_evidence
@@ -46,7 +46,7 @@ PAY_ATTEMPTS = 3
 """Pay calls sent at most in one run, each only after the check says the earlier one did not pay."""
 
 
-class PayOutcomeUnknown(RuntimeError):
+class PayOutcomeUnknown(Refusal):
     """A pay call got no answer and the check after the settle wait shows no payment yet: the call may still be
     running (§7 pays asynchronously), so it is not sent again in this run; the record stays ``paying``."""
 

@@ -40,9 +40,12 @@ def test_a_job_in_rounds_names_every_study_and_the_total():
 
 def test_refusals_stop_without_being_called_a_bug():
     from tasks.inputs import InputInvalid
+    from tasks.pay_lock import PayLockUnavailable
+    from tasks.payments import PayEvidenceUnclear, PayOutcomeUnknown
 
     bad_group = InputInvalid("quality: the workspace w1 has no participant group named 'x'")
-    for refusal in (StudyControlRefused("cannot pause: it is COMPLETED"), PreviewRefused("no"), BudgetExceeded("over"), bad_group):
+    for refusal in (StudyControlRefused("cannot pause: it is COMPLETED"), PreviewRefused("no"), BudgetExceeded("over"), bad_group,
+                    PayLockUnavailable("lock"), PayOutcomeUnknown("no answer"), PayEvidenceUnclear("unclear")):
         decision = classify(refusal)
         assert decision.action == "stop" and "a bug?" not in decision.reason
     assert "a bug?" in classify(KeyError("x")).reason
