@@ -153,8 +153,9 @@ def pilot_cost_warning(run: JobRun, pilot: RoundPlan, currency_code: str) -> str
     reward = job.study.reward
     cost_with, cost_plain = price_places(run.connection, reward, with_pilot), price_places(run.connection, reward, plain)
     warning = (f"the pilot makes the job cost more: with it the pilot, main and top-up rounds need {with_pilot} places "
-               f"({money(cost_with, currency_code)}), without it the job needs {plain} places ({money(cost_plain, currency_code)}), because "
-               f"{pilot.rows} pilot datapoints and the {rest} others each end in a smaller task group of "
-               f"tasks_per_group {size} that costs full places. Pick pilot.datapoints a multiple of {size} to pay no more.")
+               f"({money(cost_with, currency_code)}), without it the job needs {plain} places ({money(cost_plain, currency_code)}): "
+               f"the pilot's {pilot.rows} datapoints and the {rest} others fill task groups of {size} (tasks_per_group) "
+               "less well, and a smaller last group costs full places, in the pilot and again in its top-up. Pick "
+               f"pilot.datapoints a multiple of {size} to pay no more.")
     run_logger().warning("%s", warning)
     return warning

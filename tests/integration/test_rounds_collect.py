@@ -146,3 +146,26 @@ def test_a_pilot_waiting_for_its_reviewer_never_holds_the_monitor(tmp_path, sand
     responses = pd.read_csv(tmp_path / "job" / "out" / "responses.csv", dtype=str, keep_default_na=False)
     assert (responses.groupby("id").size() == 2).all() and responses["id"].nunique() == 12
     assert "ann approved" in summary["pilot"]["decision"]
+    assert any("the pilot makes the job cost more" in note for note in summary["notes"]), summary["notes"]
+
+
+def test_a_follow_up_refused_by_its_cost_check_ends_the_job_with_the_earlier_outputs(tmp_path, sandbox):
+    sandbox.settings(**COIN_FLIPS)
+    out = tmp_path / "job" / "out"
+    job_key = _run(sandbox, _spec(tmp_path, wait_for_completion=False))["job_key"]
+    record = load_job_record(job_key, sandbox.base_url)
+    _wait_finished(sandbox, record["study_id"])
+    sandbox.settings(account_balance_cents=1)  # round 2's PUBLISH check: the balance does not cover it
+    _monitor_until_collected(sandbox, job_key)
+    summary = json.loads((out / "run.json").read_text())
+    assert [r["kind"] for r in summary["rounds"]] == ["main"]
+    assert "round 2 (followup" in summary["stopped"] and "balance" in summary["stopped"], summary["stopped"]
+    written = json.loads((out / "summary.json").read_text())
+    assert written["stopped"] == summary["stopped"] and written["below_target"] == summary["below_target"]
+    labels = pd.read_csv(out / "labels.csv", dtype=str, keep_default_na=False)
+    assert len(labels) == 12  # round 1's answers, merged and written
+    unsure = set(labels.loc[labels["confidence"].astype(float) < 0.99, "id"])
+    assert unsure and set(summary["below_target"]) == unsure
+    effects = _effects(sandbox)
+    assert effects["studies"] == 2 and effects["publishes per study"] == [1]  # round 2 made, never published
+    assert not load_job_record(job_key, sandbox.base_url).get("collect_error")
