@@ -205,13 +205,12 @@ def publish_round(run: JobRun, plan: RoundPlan, draft: RoundDraft) -> str:
     return publish_study(run.connection, plan.key, draft.study_id)
 
 
-def collect_round(run: JobRun, plan: RoundPlan, draft: RoundDraft) -> tuple[Path, str]:
-    """Wait for the round's study, download its batch report and keep it raw at the output location (as
+def collect_round(run: JobRun, plan: RoundPlan, draft: RoundDraft, earlier: list[tuple[int, Any]] | None = None) -> tuple[Path, str]:
+    """Wait for the round's study (writing live partial results, merged with ``earlier``: the parsed reports of
+    the rounds before), download its batch report and keep it raw at the output location (as
     :attr:`RoundPlan.report_name`) before anything parses it; return ``(local path, kept location)``."""
-    observer = None
-    if plan.number == 1:  # live partial results: the job's first round (later rounds are short follow-ups)
-        observer = LiveResults(run.job, run.connection, run.job_key, draft.batch_id, run.destination,
-                               list(run.report.columns), run.work_dir)
+    observer = LiveResults(run.job, run.connection, run.job_key, draft.batch_id, run.destination,
+                           list(run.report.columns), run.work_dir, earlier=earlier, round_number=plan.number)
     wait_for_study(run.connection, draft.study_id, run.polling, observer)
     local = fetch_report(run.connection, draft.batch_id, run.work_dir / plan.report_name)
     kept = keep_raw_report(local, run.destination, plan.report_name)

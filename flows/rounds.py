@@ -87,7 +87,7 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
             summary.update(rounds=rounds, waiting_for_round=plan.number)
             run_logger().info("Round %d (study %s) is running: collect-report goes on when it finishes", plan.number, draft.study_id)
             return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
-        report_path, kept_at = collect_round(run, plan, draft)
+        report_path, kept_at = collect_round(run, plan, draft, list(parsed))
         summary["outputs"][plan.report_name] = kept_at
         parsed.append((plan.number, read_round_report(job, report_path, kept_at, list(run.report.columns))))
         batches.append((plan.number, draft.batch_id))

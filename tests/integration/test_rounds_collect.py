@@ -17,7 +17,8 @@ from flows.monitor_studies import monitor_studies
 from tasks.records import active_job_records, load_job_record
 
 from tests.integration.jobs import write_small_job
-from tests.integration.test_rounds import COIN_FLIPS, PILOT, ROWS, _annotators, _balance, _check_three_rounds, _effects, _run, _spec
+from tests.integration.test_rounds import (COIN_FLIPS, PILOT, ROWS, _annotators, _balance, _check_three_rounds, _effects, _run, _spec,
+                                          _study)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "isolated_results")]
 
@@ -169,3 +170,28 @@ def test_a_follow_up_refused_by_its_cost_check_ends_the_job_with_the_earlier_out
     effects = _effects(sandbox)
     assert effects["studies"] == 2 and effects["publishes per study"] == [1]  # round 2 made, never published
     assert not load_job_record(job_key, sandbox.base_url).get("collect_error")
+
+
+def test_partial_results_of_a_later_round_hold_every_round_so_far(tmp_path, sandbox):
+    from flows.monitor_studies import watched_view
+    from tasks.live_results import monitor_partial_results
+
+    sandbox.settings(**COIN_FLIPS)
+    out = tmp_path / "job" / "out"
+    job_key = _run(sandbox, _spec(tmp_path, wait_for_completion=False, partial_results_every_seconds=1))["job_key"]
+    _wait_finished(sandbox, load_job_record(job_key, sandbox.base_url)["study_id"])
+    sandbox.settings(participant_arrival_per_second=0.5, submission_seconds=3.0)  # round 2 runs for a while
+    assert collect_report(job_key, sandbox.base_url)["waiting_for_round"] == 2
+    view = lambda: watched_view(load_job_record(job_key, sandbox.base_url))  # noqa: E731
+    assert view()["watching_round"] == 2
+    counts, deadline = None, time.monotonic() + 60
+    while not (counts and counts["answers"]) and time.monotonic() < deadline:
+        counts = monitor_partial_results(view(), "ACTIVE")
+        time.sleep(0.5)
+    assert counts and counts["answers"], "no partial result of round 2 was written"
+    summary = json.loads((out / "summary.json").read_text())
+    responses = pd.read_csv(out / "responses.csv", dtype=str, keep_default_na=False)
+    labels = pd.read_csv(out / "labels.csv", dtype=str, keep_default_na=False)
+    assert summary["partial"] is True and summary["counts"] == counts
+    assert set(responses["round"]) == {"1", "2"} and len(labels) == 12  # round 1's answers are kept in the partial
+    assert counts["answers"] == (responses["round"] == "2").sum() and counts["places_total"] == _study(sandbox, view()["study_id"])["total_available_places"]
