@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from prefect import flow
 
 from taskbuilder.aggregate import select_submissions_to_approve
@@ -76,12 +76,21 @@ def annotation_batch(
     never published), ``PublishRejected``, the typed API errors
     of :mod:`taskbuilder.errors` after retries, ``WaitTimedOut``.
     """
-    logger = run_logger()
     job, connection, polling, output_dir = launch_parameters(job, connection, polling, output_dir)
     connection = connection or ProlificConnection(token_secret_block=job.token_secret_block)
     polling = polling or PollSettings(study_timeout_seconds=job.study_deadline_minutes * 60)
     wait = job.wait_for_completion if wait_for_completion is None else wait_for_completion
     destination = output_dir or job.output_dir
+    return run_job(job, connection, polling, wait, destination)
+
+
+def run_job(job: AnnotationJob, connection: ProlificConnection, polling: PollSettings, wait: bool, destination: str,
+            advance_job_key: str | None = None) -> dict[str, Any]:
+    """The flow's body (see :func:`annotation_batch`): checks, input staged and validated, then the job under its
+    lock. ``advance_job_key``: the collect path of a job in rounds (:mod:`flows.rounds_collect`): the job of that
+    key goes on from its finished rounds without waiting; raises :class:`JobChanged` when the input now makes
+    another key, and :class:`JobBusy` when another run on this host holds the job's lock."""
+    logger = run_logger()
     preflight(connection.base_url, destination, [job.dataset.csv])
     with work_folder("taskbuilder-", discard_on=(InputInvalid, CostRefused, PublishRejected)) as work_dir:
         csv_path = stage_csv(job.dataset.csv, work_dir / "input")
@@ -90,11 +99,26 @@ def annotation_batch(
         csv_sha256 = sha256_file(upload_path)
         job_key = job.job_key(csv_sha256)
         logger.info("Job key %r", job_key)
+        if advance_job_key is not None and job_key != advance_job_key:
+            raise JobChanged(f"the input of job {advance_job_key!r} now makes the job key {job_key!r}: its CSV changed "
+                             "since the job was launched, so its next round cannot be made. Restore the original CSV.")
 
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        with FileLock(LOCK_DIR / f"{storage_slug(job_key, connection.base_url)}.lock"):
+        lock = FileLock(LOCK_DIR / f"{storage_slug(job_key, connection.base_url)}.lock")
+        try:
+            lock.acquire(timeout=-1 if advance_job_key is None else 0)
+        except Timeout:
+            raise JobBusy(f"job {job_key!r} is being run by another run on this host; it goes on with the rounds") from None
+        try:
             _refuse_changed_job(job_key, connection, job.work_fingerprint(csv_sha256))
-            return _run_locked(job, job_key, connection, polling, wait, destination, upload_path, report, work_dir, csv_sha256)
+            return _run_locked(job, job_key, connection, polling, wait, destination, upload_path, report, work_dir,
+                               csv_sha256, advance_job_key is not None)
+        finally:
+            lock.release()
+
+
+class JobBusy(RuntimeError):
+    """Another run on this host holds the job's lock (the collect path does not wait for it)."""
 
 
 def _run_locked(
@@ -108,6 +132,7 @@ def _run_locked(
     report: Any,
     work_dir: Path,
     csv_sha256: str,
+    advance: bool = False,
 ) -> dict[str, Any]:
     logger = run_logger()
     workspace_id = _workspace_id(job, connection)
@@ -119,6 +144,7 @@ def _run_locked(
         output_location=destination,
         fingerprint=job.work_fingerprint(csv_sha256),
         dataset_columns=list(report.columns),
+        polling=polling.model_dump(mode="json"),
     )
     group_filters = quality_filters(connection, workspace_id, job.quality)  # live: groups found before anything is created
     project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
@@ -126,7 +152,7 @@ def _run_locked(
     if job.adaptive is not None or job.pilot is not None:
         from flows.rounds import run_rounds
 
-        return run_rounds(run, upload_path, wait, published_before(job_key, connection))
+        return run_rounds(run, upload_path, wait, published_before(job_key, connection), advance)
 
     plan = RoundPlan(job_key, 1, "main", upload_path, report.rows, job.study.annotators_per_task)
     price = price_round(run, plan, job.max_budget, published_before(job_key, connection))

@@ -83,3 +83,29 @@ def record_decision(approval: PublishApproval, study_id: str, cost: PublishCost,
     )
     update_job_record(job_key, base_url, approval=decision)
     return decision
+
+
+def mark_awaiting_review(job_key: str, base_url: str, what: str | None) -> None:
+    """Store in the job record that this flow run waits for a reviewer (``awaiting_review``: ``{flow_run_id,
+    what, since}``), or, with ``what`` None, that it does not any more. The study monitor leaves a job that
+    waits for a reviewer to that flow run (``flows.monitor_studies``): it never pauses itself."""
+    waiting = {"flow_run_id": str(flow_run.id) if flow_run.id else None, "what": what, "since": now_iso()} if what else None
+    update_job_record(job_key, base_url, awaiting_review=waiting)
+
+
+def reviewer_waits_elsewhere(record: dict[str, Any]) -> str | None:
+    """The id of another flow run that waits for a reviewer for this job (the record's ``awaiting_review``, that
+    run still paused, suspended or running), else None. A run resumed after its suspension is not "another"."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    run_id = (record.get("awaiting_review") or {}).get("flow_run_id")
+    if not run_id or run_id == str(flow_run.id or ""):
+        return None
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(run_id)).state
+    except Exception:  # noqa: BLE001 - a run that cannot be read waits for nobody
+        return None
+    return run_id if state is not None and state.type.value in ("PAUSED", "RUNNING", "PENDING", "SCHEDULED") else None

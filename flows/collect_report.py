@@ -8,6 +8,10 @@ Safe to trigger twice: runs for one job serialise on a file lock (one host); a j
 ``collected_at`` (set when the outputs are written) is not collected again, and a run whose
 downloaded report has the same SHA-256 as the one already written (``report_sha256`` in the record)
 does not write or approve anything again.
+
+A job in rounds (a pilot, adaptive overlap) goes on here (:mod:`flows.rounds_collect`): its current round is
+collected and the next one launched, the outputs written after the last; a job waiting for a reviewer in
+another flow run is left to that run.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from taskbuilder.jobkey import sha256_file, storage_slug
 from taskbuilder.jobspec import AnnotationJob
 
 from flows.annotation_batch import LOCK_DIR
+from flows.approval import reviewer_waits_elsewhere
+from flows.rounds_collect import collect_rounds, in_rounds, watched_round
 from tasks.connection import ProlificConnection
 from tasks.live_results import raise_alert_once
 from tasks.logs import run_logger
 from tasks.quality import update_blocklist_group
 from tasks.payments import pay_job_bonuses, last_payments, reject_flagged
-from tasks.records import list_job_records, load_job_record, now_iso, update_job_record
+from tasks.records import ROUND_KEY, is_round_record, list_job_records, load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
 from tasks.results import aggregate_results, keep_raw_report, write_results
 from tasks.studies import STUDY_DONE, approve_submissions, list_submissions, read_study_status
@@ -60,8 +66,16 @@ def collect_report(job_key: str, base_url: str | None = None) -> dict[str, Any]:
     message says where), or the typed API errors after retries.
     """
     record = find_job_record(job_key, base_url)
+    if is_round_record(record):  # a later round's study (a webhook finds its round's record): the job goes on
+        job_key = record.get("round_of") or ROUND_KEY.sub("", record["job_key"])
+        record = find_job_record(job_key, record["base_url"])
     base_url = record["base_url"]
     job = AnnotationJob.model_validate(record["spec"])
+    waiting = reviewer_waits_elsewhere(record)
+    if waiting:
+        run_logger().info("Job %r waits for a reviewer in flow run %s; nothing to do here", job_key, waiting)
+        return {"job_key": job_key, "study_id": record["study_id"], "status": (record.get("statuses") or {}).get("study"),
+                "report_sha256": None, "outputs": record.get("outputs") or {}, "written": False, "waiting_for_reviewer": waiting}
     connection = ProlificConnection(base_url=base_url, token_secret_block=job.token_secret_block)
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     with FileLock(LOCK_DIR / f"collect-{storage_slug(job_key, base_url)}.lock"):
@@ -70,12 +84,19 @@ def collect_report(job_key: str, base_url: str | None = None) -> dict[str, Any]:
             run_logger().info("Job %r was collected at %s (outputs written before to %s); nothing to do", job_key, record["collected_at"], record["output_location"])
             return {"job_key": job_key, "study_id": record["study_id"], "status": (record.get("statuses") or {}).get("study"),
                     "report_sha256": record.get("report_sha256"), "outputs": record.get("outputs") or {}, "written": False}
-        status = read_study_status(connection, record["study_id"])
+        number, study_id = watched_round(record) if in_rounds(job) else (1, record["study_id"])
+        status = read_study_status(connection, study_id)
+        if status not in STUDY_DONE and number > 1:
+            run_logger().info("Round %d (study %s) of job %r is %s; nothing to collect yet", number, study_id, job_key, status)
+            return {"job_key": job_key, "study_id": study_id, "status": status, "report_sha256": None,
+                    "outputs": record.get("outputs") or {}, "written": False, "waiting_for_round": number}
         if status not in STUDY_DONE:
             raise StudyNotFinished(
-                f"study {record['study_id']} of job {job_key!r} is {status}; collect-report runs once it is AWAITING "
+                f"study {study_id} of job {job_key!r} is {status}; collect-report runs once it is AWAITING "
                 "REVIEW or COMPLETED (the monitor-studies deployment triggers it)"
             )
+        if in_rounds(job):
+            return collect_rounds(job, connection, record, status)
         with work_folder("taskbuilder-collect-") as work_dir:
             return _collect(job, connection, record, status, work_dir)
 

@@ -148,6 +148,8 @@ def draft_round(run: JobRun, plan: RoundPlan) -> RoundDraft:
     """Create (or find) the round's dataset, batch and study; return them (the study UNPUBLISHED unless a
     run before published it). Every create is ``create_once`` under the round key."""
     job, connection, key = run.job, run.connection, plan.key
+    if plan.number > 1:  # first: a round's record is part of the job, never a job of its own (tasks.records)
+        update_job_record(key, connection.base_url, round_of=run.job_key, round=plan.number, kind=plan.kind)
     batch_name = tag_name(job.batch.name, key)
     dataset_id, import_id, batch_items = _dataset(run, plan, batch_name)
     task_details = job.batch.task_details.model_dump(mode="json") if job.batch.task_details else None
@@ -203,13 +205,12 @@ def publish_round(run: JobRun, plan: RoundPlan, draft: RoundDraft) -> str:
     return publish_study(run.connection, plan.key, draft.study_id)
 
 
-def collect_round(run: JobRun, plan: RoundPlan, draft: RoundDraft) -> tuple[Path, str]:
-    """Wait for the round's study, download its batch report and keep it raw at the output location (as
+def collect_round(run: JobRun, plan: RoundPlan, draft: RoundDraft, earlier: list[tuple[int, Any]] | None = None) -> tuple[Path, str]:
+    """Wait for the round's study (writing live partial results, merged with ``earlier``: the parsed reports of
+    the rounds before), download its batch report and keep it raw at the output location (as
     :attr:`RoundPlan.report_name`) before anything parses it; return ``(local path, kept location)``."""
-    observer = None
-    if plan.number == 1:  # live partial results: the job's first round (later rounds are short follow-ups)
-        observer = LiveResults(run.job, run.connection, run.job_key, draft.batch_id, run.destination,
-                               list(run.report.columns), run.work_dir)
+    observer = LiveResults(run.job, run.connection, run.job_key, draft.batch_id, run.destination,
+                           list(run.report.columns), run.work_dir, earlier=earlier, round_number=plan.number)
     wait_for_study(run.connection, draft.study_id, run.polling, observer)
     local = fetch_report(run.connection, draft.batch_id, run.work_dir / plan.report_name)
     kept = keep_raw_report(local, run.destination, plan.report_name)
@@ -319,9 +320,11 @@ def publish_gate(run: JobRun, plan: RoundPlan, draft: RoundDraft, price: JobPric
         run_logger().info("publish is false: study %s stays UNPUBLISHED (set publish: true to spend money)", draft.study_id)
         return False
     if run.job.require_approval and cost is not None:
-        from flows.approval import record_decision, request_publish_approval
+        from flows.approval import mark_awaiting_review, record_decision, request_publish_approval
 
+        mark_awaiting_review(run.job_key, run.connection.base_url, f"publishing round {plan.number} (study {draft.study_id})")
         approval = request_publish_approval(draft.study_id, cost)
+        mark_awaiting_review(run.job_key, run.connection.base_url, None)
         summary["approval"] = record_decision(approval, draft.study_id, cost, plan.key, run.connection.base_url)
         if not approval.approve:
             refuse(f"publishing rejected by {approval.reviewer}: {approval.comment}")

@@ -16,13 +16,16 @@ from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment
 
-from taskbuilder.cost import task_group_count
+from taskbuilder.cost import money, task_group_count
 from taskbuilder.pilot import PilotReport, pilot_timing, reward_for_rate, sample_rows, thresholds_met
 from taskbuilder.report import CHOICE_TYPES
 from taskbuilder.rounds import write_subset
 
+from flows.approval import mark_awaiting_review
 from flows.job_round import JobRun, RoundPlan
+from tasks.logs import run_logger
 from tasks.pilot_figures import price_places, reward_recommendation
+from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.results import instruction_payloads
 from tasks.studies import list_submissions
 
@@ -75,22 +78,45 @@ def pilot_report(run: JobRun, plan: RoundPlan, study_id: str, result: Any) -> Pi
 
 
 def go_on(run: JobRun, report: PilotReport) -> bool:
-    """Decide after the pilot (``pilot.then``); the decision is written into ``report.decision``."""
+    """Decide after the pilot (``pilot.then``), once per job: the decision is written into ``report.decision`` and
+    stored in the job record (``pilot_decision``: ``{go_on, decision, at}``), where a re-run or the next collect
+    finds it (a reviewer is asked once). With ``approval`` the job record says that this flow run waits for the
+    reviewer (``awaiting_review``) while it does."""
+    job_key, base_url = run.job_key, run.connection.base_url
+    stored = (load_job_record(job_key, base_url) or {}).get("pilot_decision")
+    if stored:
+        report.decision = stored["decision"]
+        return bool(stored["go_on"])
     then = run.job.pilot.then
     if then == "stop":
         report.decision = "then: stop, the job ends after the pilot"
     elif then == "auto":
         report.decision = "then: auto, " + ("going on" if report.passed else "the job ends after the pilot")
-    create_markdown_artifact(key=PILOT_KEY, markdown=f"# Pilot of job {run.job_key}\n\n{report.to_markdown()}", description="The pilot's report")
+    create_markdown_artifact(key=PILOT_KEY, markdown=f"# Pilot of job {job_key}\n\n{report.to_markdown()}", description="The pilot's report")
+    going = then == "auto" and report.passed
     if then == "approval":
         wanted = PilotApproval.with_initial_data(description=f"Go on after the pilot?\n\n{report.to_markdown()}", approve=False)
+        mark_awaiting_review(job_key, base_url, "the pilot's report (go on after the pilot?)")
         if deployment.id:
             answer = suspend_flow_run(wait_for_input=wanted, timeout=7 * 24 * 3600, key=PILOT_KEY)
         else:
             answer = pause_flow_run(wait_for_input=wanted, timeout=7 * 24 * 3600, poll_interval=2, key=PILOT_KEY)
         report.decision = f"then: approval, {answer.reviewer} {'approved' if answer.approve else 'declined'}: {answer.comment}"
-        return bool(answer.approve)
-    return then == "auto" and report.passed
+        going = bool(answer.approve)
+    update_job_record(job_key, base_url, pilot_decision={"go_on": going, "decision": report.decision, "at": now_iso()},
+                      awaiting_review=None)
+    run_logger().info("%s", pilot_sentence(report))
+    return going
+
+
+def pilot_sentence(report: PilotReport) -> str:
+    """The pilot's decision as one plain sentence (the run's log)."""
+    alphas = ", ".join(f"α of {name!r} {'undefined' if alpha is None else f'{alpha:.2f}'}"
+                       for name, alpha in report.krippendorff_alpha.items())
+    ratio = "unknown" if report.time_ratio is None else f"{report.time_ratio:.2f}"
+    return (f"Pilot (round 1): {report.datapoints:,} datapoints × {report.annotators_per_task} answers; {alphas} "
+            f"(goes on at ≥ {report.min_agreement}); {ratio} times the estimated minutes (goes on at ≤ "
+            f"{report.max_time_ratio}); thresholds {'met' if report.passed else 'not met'}; {report.decision}.")
 
 
 def after_pilot(run: JobRun, upload_path: Any, pilot: RoundPlan, pilot_study_id: str, pilot_ids: list[str]) -> list[RoundPlan]:
@@ -109,3 +135,27 @@ def after_pilot(run: JobRun, upload_path: Any, pilot: RoundPlan, pilot_study_id:
         rows = write_subset(upload_path, job.dataset.id_column, pilot_ids, path)
         plans.append(RoundPlan(run.job_key, number, "main", path, rows, wanted - pilot.annotators_per_task, (pilot_study_id,)))
     return plans
+
+
+def pilot_cost_warning(run: JobRun, pilot: RoundPlan, currency_code: str) -> str | None:
+    """A warning, before anything is created, when the pilot's rounds (the pilot, the other rows, the pilot rows'
+    top-up) need more places than the job without a pilot (task groups split badly: a last, smaller group costs
+    full places, twice over with the top-up), with both figures priced by the account's calculator
+    (``POST /api/v1/study-cost-calculator/``, §5.6); None when they need no more."""
+    job, size = run.job, run.job.batch.tasks_per_group
+    wanted, rest = main_annotators(run), run.report.rows - pilot.rows
+    pilot_groups = task_group_count(pilot.rows, size)
+    with_pilot = (pilot_groups * pilot.annotators_per_task + task_group_count(rest, size) * wanted
+                  + pilot_groups * max(0, wanted - pilot.annotators_per_task))
+    plain = task_group_count(run.report.rows, size) * wanted
+    if with_pilot <= plain:
+        return None
+    reward = job.study.reward
+    cost_with, cost_plain = price_places(run.connection, reward, with_pilot), price_places(run.connection, reward, plain)
+    warning = (f"the pilot makes the job cost more: with it the pilot, main and top-up rounds need {with_pilot} places "
+               f"({money(cost_with, currency_code)}), without it the job needs {plain} places ({money(cost_plain, currency_code)}): "
+               f"the pilot's {pilot.rows} datapoints and the {rest} others fill task groups of {size} (tasks_per_group) "
+               "less well, and a smaller last group costs full places, in the pilot and again in its top-up. Pick "
+               f"pilot.datapoints a multiple of {size} to pay no more.")
+    run_logger().warning("%s", warning)
+    return warning

@@ -19,37 +19,48 @@ from pathlib import Path
 from typing import Any
 
 from taskbuilder.aggregate import select_submissions_to_approve
-from taskbuilder.cost import BudgetExceeded, JobPrice
+from taskbuilder.cost import BalanceTooLow, BudgetExceeded, JobPrice, money
 from taskbuilder.pilot import sample_rows
 from taskbuilder.report import CHOICE_TYPES
 from taskbuilder.rounds import below_target, confidence_rule, label_confidence, write_subset
 
 from flows.job_finish import base_summary, finish_job
-from flows.pilot import after_pilot, go_on, pilot_plan, pilot_report
-from flows.job_round import JobRun, RoundPlan, collect_round, draft_round, price_round, publish_gate, published_before
+from flows.pilot import after_pilot, go_on, pilot_cost_warning, pilot_plan, pilot_report
+from flows.job_round import (JobRun, PublishRejected, RoundPlan, collect_round, draft_round, price_round, publish_gate,
+                             published_before)
 from tasks.logs import run_logger
 from tasks.quality import update_blocklist_group
-from tasks.records import update_job_record
+from tasks.records import load_job_record, update_job_record
 from tasks.results import instruction_payloads, write_results
 from tasks.round_results import aggregate_rounds, read_round_report
-from tasks.studies import approve_submissions, list_submissions
+from tasks.studies import STUDY_DONE, approve_submissions, list_submissions, read_study_status
 
 
-def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_before: bool) -> dict[str, Any]:
+def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_before: bool, advance: bool = False) -> dict[str, Any]:
     """Run the job's rounds and write the merged outputs; return the run summary (as
     :func:`flows.annotation_batch.annotation_batch`, its ids those of round 1) with ``rounds``: a list of
     ``{kind, number, study_id, datapoints, annotators_per_task, cost_cents}``, ``total_cost_cents``,
-    ``below_target`` (row ids whose label stayed below ``target_confidence``) and, with a pilot, ``pilot`` (its
-    report). Raises as the single round does (``CostRefused`` for round 1, ``PublishRejected``, typed API
-    errors, ``ReportNotParsed``)."""
+    ``below_target`` (row ids whose label stayed below ``target_confidence``), ``stopped`` (why a round was not
+    launched, when one was refused) and, with a pilot, ``pilot`` (its report).
+
+    ``wait`` false (a launch that does not wait): round 1 is published and the run ends. ``advance`` (the collect
+    path, :mod:`flows.rounds_collect`): the rounds are walked without waiting; each finished round is collected,
+    the next one decided, priced, made and published, and the run ends at the first round still running
+    (``waiting_for_round``: its number) or, after the last, with the job's outputs. The round being run is the
+    job record's ``current_round`` (what the study monitor watches). Raises as the single round does
+    (``CostRefused`` for round 1, ``PublishRejected``, typed API errors, ``ReportNotParsed``); a later round that
+    its cost check or its reviewer refuses ends the job with the earlier rounds' outputs."""
     job, connection = run.job, run.connection
     if job.pilot is not None:
         plan = pilot_plan(run, upload_path)
     else:
         plan = RoundPlan(run.job_key, 1, "main", upload_path, run.report.rows, job.adaptive.start_annotators)
     price = price_round(run, plan, job.max_budget, first_published_before)
+    run_logger().info("%s", round_sentence(job, plan, price, job.max_budget))
+    warning = pilot_cost_warning(run, plan, price.currency_code) if plan.kind == "pilot" else None  # before any create
     draft = draft_round(run, plan)
     summary = base_summary(run.job_key, run.version, draft, price)
+    summary["notes"] = [warning] if warning else []
 
     def refuse(note: str) -> None:
         summary["notes"] = [*summary.get("notes", []), note]
@@ -58,19 +69,28 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
     if not publish_gate(run, plan, draft, price, summary, refuse):
         return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
     summary["published"] = True
-    if not wait:
-        run_logger().info("Study %s published; not waiting (wait_for_completion is false)", draft.study_id)
+    watch_round(run, plan, draft, [])
+    if not wait and not advance:
+        run_logger().info("Study %s published; not waiting (wait_for_completion is false): collect-report collects each "
+                          "round when the study monitor or a webhook sees it finish, and launches the next", draft.study_id)
         return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
 
     rounds: list[dict[str, Any]] = []
     parsed: list[tuple[int, Any]] = []
+    batches: list[tuple[int, str]] = []
     costs: dict[str, Any] = summary
     queue: list[RoundPlan] = []
     stay: list[str] = []
+    stopped = None
     while True:
-        report_path, kept_at = collect_round(run, plan, draft)
+        if advance and read_study_status(connection, draft.study_id) not in STUDY_DONE:
+            summary.update(rounds=rounds, waiting_for_round=plan.number)
+            run_logger().info("Round %d (study %s) is running: collect-report goes on when it finishes", plan.number, draft.study_id)
+            return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
+        report_path, kept_at = collect_round(run, plan, draft, list(parsed))
         summary["outputs"][plan.report_name] = kept_at
         parsed.append((plan.number, read_round_report(job, report_path, kept_at, list(run.report.columns))))
+        batches.append((plan.number, draft.batch_id))
         rounds.append(_round_entry(plan, draft.study_id, costs, price))
         update_job_record(run.job_key, connection.base_url, rounds=rounds)
         responses, result = aggregate_rounds(job, parsed, kept_at)
@@ -89,29 +109,63 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
         if not queue:
             break
         plan = queue.pop(0)
-        spent = sum(entry["cost_cents"] for entry in rounds)
+        left = job.max_budget - sum(entry["cost_cents"] for entry in rounds)
         try:
-            price = price_round(run, plan, job.max_budget - spent, published_before(plan.key, connection))
-        except BudgetExceeded as refusal:
-            note = f"round {plan.number} was not launched: {refusal} {plan.rows} datapoints stay below the target confidence"
-            run_logger().warning("%s", note)
-            summary.setdefault("notes", []).append(note)
+            price = price_round(run, plan, left, published_before(plan.key, connection))
+            run_logger().info("%s", round_sentence(job, plan, price, left))
+            draft = draft_round(run, plan)
+            costs = {"cost": {"quote": price.model_dump()}}
+            publish_gate(run, plan, draft, price, costs, lambda note: None)
+        except (BudgetExceeded, BalanceTooLow, PublishRejected) as refusal:
+            stopped = f"round {plan.number} ({plan.kind}, {plan.rows} datapoints) was not launched: {refusal}"
+            run_logger().warning("The job ends with the rounds it has: %s", stopped)
+            summary["notes"].append(stopped)
             stay = stay + _row_ids(plan, job)
             break
-        draft = draft_round(run, plan)
-        costs = {"cost": {"quote": price.model_dump()}}
-        publish_gate(run, plan, draft, price, costs, refuse)
+        watch_round(run, plan, draft, batches)
 
     update_blocklist_group(connection, run.job_key, run.workspace_id, job.quality, result.participants)  # live
     submissions = _approve_and_list(run, [entry["study_id"] for entry in rounds], result)
     total = sum(entry["cost_cents"] for entry in rounds)
-    extra = {"rounds": rounds, "total_cost_cents": total, "below_target": sorted(set(stay))}
+    extra: dict[str, Any] = {"rounds": rounds, "total_cost_cents": total, "below_target": sorted(set(stay))}
+    if stopped:
+        extra["stopped"] = stopped
     if "pilot" in summary:
         extra["pilot"] = summary["pilot"]
     result.summary.update(extra)
     summary["outputs"].update(write_results(responses, result, submissions, run.destination, job, summary["cost"]))
     summary.update(extra)
     return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
+
+
+def round_sentence(job: Any, plan: RoundPlan, price: JobPrice, left_cents: int) -> str:
+    """The round about to be made, as one plain sentence for the run's log: which datapoints get how many
+    answers, the account's price, and what is left of ``max_budget`` after it."""
+    answers = plan.annotators_per_task
+    each = f"{answers} answer{'s' if answers != 1 else ''} each"
+    if plan.kind == "followup":
+        what = f"{plan.rows:,} datapoints below {job.adaptive.target_confidence} get {answers} more answer{'s' if answers != 1 else ''} each"
+    elif plan.kind == "main" and plan.blocked_study_ids:
+        what = f"the pilot's {plan.rows:,} datapoints get the {each} they lack (the pilot's participants kept out)"
+    elif plan.kind == "main" and plan.number > 1:
+        what = f"the {plan.rows:,} datapoints not in the pilot get {each}"
+    else:
+        what = f"{plan.rows:,} datapoints get {each} ({plan.kind})"
+    quote = price.quote_cents
+    return (f"Round {plan.number}: {what}; priced {money(quote, price.currency_code)}, "
+            f"{money(left_cents - quote, price.currency_code)} left of max_budget")
+
+
+def watch_round(run: JobRun, plan: RoundPlan, draft: Any, collected: list[tuple[int, str]]) -> None:
+    """Make round ``plan`` the job record's ``current_round`` (``{number, key, kind, study_id, batch_id,
+    earlier_batches}``: the study the monitor watches, and the batches of the rounds before it, for partial
+    results), unless the record is at that round or a later one already (a re-run walking the rounds)."""
+    current = (load_job_record(run.job_key, run.connection.base_url) or {}).get("current_round") or {}
+    if current.get("number", 0) > plan.number or current.get("study_id") == draft.study_id:
+        return
+    update_job_record(run.job_key, run.connection.base_url, current_round={
+        "number": plan.number, "key": plan.key, "kind": plan.kind, "study_id": draft.study_id, "batch_id": draft.batch_id,
+        "earlier_batches": [[number, batch_id] for number, batch_id in collected]})
 
 
 def _id_column(job: Any, parsed: Any) -> str:

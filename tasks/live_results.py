@@ -9,6 +9,8 @@ files of :func:`tasks.results.write_results` replace them. A Prefect progress ar
 
 Two callers: the flow's wait (:class:`LiveResults` is the ``observer`` of :func:`tasks.studies.wait_for_study`)
 and the study monitor (:func:`monitor_partial_results`, for jobs launched with ``wait_for_completion: false``).
+In a later round of a job in rounds the answers so far are merged with the earlier rounds' (the partial files
+hold every round; the counts are the running round's study).
 A partial read that fails is logged and skipped: it never fails the job.
 
 The alert (``alerts:``): logged, a markdown artifact (key ``job-alert``) and the Prefect event
@@ -29,37 +31,38 @@ from typing import Any, Callable
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.events import emit_event
 
-from taskbuilder.aggregate import AggregateResult, aggregate
+from taskbuilder.aggregate import AggregateResult
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.live_progress import alert_message, partial_summary, study_progress
 from taskbuilder.models import Study, StudyStatus
 from taskbuilder.outputs import write_outputs
-from taskbuilder.report import read_report
+from taskbuilder.report import ParsedReport, read_report
 
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
 from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.reports import fetch_report
-from tasks.results import instruction_payloads
+from tasks.results import aggregate_parsed, instruction_payloads
+from tasks.round_results import merge_rounds
 from tasks.study_control import control_study
 
 JOB_ALERT = "prolific.job.alert"
 PARTIAL_FILES = ("responses.csv", "labels.csv", "summary.json")
 
 
-def read_answers_so_far(job: AnnotationJob, report_path: Path, dataset_columns: list[str] | None) -> tuple[Any, AggregateResult]:
+def read_answers_so_far(job: AnnotationJob, report_path: Path, dataset_columns: list[str] | None,
+                        earlier: list[tuple[int, ParsedReport]] | None = None, round_number: int = 1) -> tuple[Any, AggregateResult]:
     """The tidy responses and their aggregation from a report downloaded while the study runs (the same parse
-    and aggregation as the final results; their warnings, e.g. datapoints without answers yet, are dropped)."""
+    and aggregation as the final results; their warnings, e.g. datapoints without answers yet, are dropped).
+    ``earlier``: the parsed reports of the job's earlier rounds (a later round, ``round_number``): the answers
+    so far are merged with theirs (:func:`tasks.round_results.merge_rounds`; ``responses`` gains ``round``)."""
     instructions = instruction_payloads(job)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parsed = read_report(report_path, instructions, dataset_columns)
-        result = aggregate(
-            parsed, instructions, id_column=job.dataset.id_column,
-            gold_column=job.dataset.gold_column_in(list(parsed.column_names)),
-            attention_check_column=job.dataset.attention_check_column,
-            min_agreement=job.min_agreement, min_gold_accuracy=job.min_gold_accuracy,
-        )
+        if earlier:
+            parsed = merge_rounds(job, [*earlier, (round_number, parsed)])
+        result = aggregate_parsed(job, parsed, instructions)
     return parsed.responses, result
 
 
@@ -74,9 +77,11 @@ class LiveResults:
 
     def __init__(self, job: AnnotationJob, connection: ProlificConnection, job_key: str, batch_id: str,
                  destination: str, dataset_columns: list[str] | None, work_dir: Path,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, earlier: list[tuple[int, ParsedReport]] | None = None,
+                 round_number: int = 1) -> None:
         self.job, self.connection, self.job_key, self.batch_id = job, connection, job_key, batch_id
         self.destination, self.dataset_columns, self.work_dir, self.clock = destination, dataset_columns, work_dir, clock
+        self.earlier, self.round_number = list(earlier or []), round_number
         self.last_at: float | None = None
         self.artifact_id: Any = None
 
@@ -99,10 +104,11 @@ class LiveResults:
         """Read the answers so far, write the partial files and the progress artifact, check the alert;
         return the counts (:meth:`StudyProgress.counts`)."""
         report_path = fetch_report.fn(self.connection, self.batch_id, self.work_dir / "partial-report.csv")
-        responses, result = read_answers_so_far(self.job, report_path, self.dataset_columns)
+        responses, result = read_answers_so_far(self.job, report_path, self.dataset_columns, self.earlier, self.round_number)
+        this_round = responses.loc[responses["round"] == self.round_number] if self.earlier else responses
         metadata = study.data_collection_metadata or {}
         progress = study_progress(
-            responses, result, status=str(study.status), places_total=int(study.total_available_places or 0),
+            this_round, result, status=str(study.status), places_total=int(study.total_available_places or 0),
             task_groups_total=int(metadata.get("total_task_groups") or 0),
             annotators_per_task=int(metadata.get("annotators_per_task") or self.job.study.annotators_per_task),
             published_at=study.published_at,
@@ -173,12 +179,26 @@ def monitor_partial_results(record: dict[str, Any], status: str) -> dict[str, An
         with open_client(connection) as client:
             study = client.get_study(record["study_id"])
         with tempfile.TemporaryDirectory(prefix="taskbuilder-partial-") as scratch:
+            number = int(record.get("watching_round") or 1)
+            earlier = _earlier_rounds(job, connection, record, Path(scratch)) if number > 1 else None
             live = LiveResults(job, connection, record["job_key"], record["batch_id"], record["output_location"],
-                               record.get("dataset_columns"), Path(scratch))
+                               record.get("dataset_columns"), Path(scratch), earlier=earlier, round_number=number)
             return live.write_partial(study)
     except Exception as error:  # noqa: BLE001 - never fail the monitor for a partial result
         run_logger().warning("Partial results of job %r skipped this time: %s", record["job_key"], error)
         return None
+
+
+def _earlier_rounds(job: AnnotationJob, connection: ProlificConnection, record: dict[str, Any], scratch: Path) -> list[tuple[int, ParsedReport]]:
+    """The parsed final reports of the rounds before the one the monitor watches (``current_round.earlier_batches``,
+    each ``GET /api/v1/data-collection/batches/{id}/report/``, §2.7)."""
+    earlier = []
+    for number, batch_id in (record.get("current_round") or {}).get("earlier_batches") or []:
+        path = fetch_report.fn(connection, batch_id, scratch / f"report-round-{number}.csv")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            earlier.append((int(number), read_report(path, instruction_payloads(job), record.get("dataset_columns"))))
+    return earlier
 
 
 def _age_seconds(iso_time: str) -> float:

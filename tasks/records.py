@@ -28,6 +28,7 @@ under ``value``) are read as they are; fields written later overlay them.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from typing import Any
 from uuid import UUID
@@ -186,7 +187,7 @@ def _index(client: Any, name: str, fields: dict[str, Any], record: dict[str, Any
     variable = active_variable_name(name, RECORD_PREFIX)
     if fields.get("collected_at"):
         mark_done(client, variable)
-    elif fields.get("study_id") and not record.get("collected_at"):
+    elif fields.get("study_id") and not record.get("collected_at") and not is_round_record(record):
         mark_active(client, variable, name)
 
 
@@ -261,12 +262,12 @@ def active_job_records() -> list[dict[str, Any]]:
     if not index_is_built():
         with get_client(sync_client=True) as client:
             for record in list_job_records():
-                if record.get("study_id") and not record.get("collected_at"):
+                if record.get("study_id") and not record.get("collected_at") and not is_round_record(record):
                     name = record_name(record["job_key"], record["base_url"])
                     mark_active(client, active_variable_name(name, RECORD_PREFIX), name)
         mark_index_built()
     records = read_job_records(active_record_names())
-    done = [r for r in records if r.get("collected_at") or not r.get("study_id")]
+    done = [r for r in records if r.get("collected_at") or not r.get("study_id") or is_round_record(r)]
     if done:
         with get_client(sync_client=True) as client:
             for record in done:
@@ -292,6 +293,14 @@ def list_job_records() -> list[dict[str, Any]]:
 
 
 STUDY_FINISHED = ("AWAITING REVIEW", "COMPLETED")
+ROUND_KEY = re.compile(r"-round-\d+$")
+
+
+def is_round_record(record: dict[str, Any]) -> bool:
+    """Whether ``record`` is the record of round n > 1 of a job (``round_of``: the job key; records written
+    before ``round_of`` was kept: a round key with no spec). The job's own record is the one the monitor watches
+    (its ``current_round``); a round's record holds only that round's ids and statuses."""
+    return bool(record.get("round_of")) or (not record.get("spec") and bool(ROUND_KEY.search(str(record.get("job_key") or ""))))
 
 
 def now_iso() -> str:

@@ -161,3 +161,35 @@ def test_signed_webhooks_from_the_sandbox_write_outputs_without_a_monitor_run(st
     wait_until(submission_events, 30, "the submission event")
     time.sleep(3)  # the server stores events in batches: a second one would be there by now
     assert len(submission_events()) == 1
+
+
+def test_a_job_in_rounds_without_waiting_goes_on_through_the_monitor_and_its_trigger(stack, tmp_path):
+    """Adaptive overlap launched by the deployment (wait_for_completion false): each finished round is announced
+    by the monitor, the trigger's collect-report run launches the next round, the last writes the outputs."""
+    from tests.integration.test_rounds import ADAPTIVE, ROWS
+
+    job = job_parameters(tmp_path / "rounds", rows=ROWS, adaptive=ADAPTIVE)
+    stack.wait_for_state(stack.run_deployment(LAUNCH, {"job": job, "polling": FAST_POLLING}), {"COMPLETED"}, 240)
+    out = Path(job["output_dir"])
+    numbers = []
+    with httpx.Client(base_url=stack.sandbox.base_url, headers={"Authorization": f"Token {stack.sandbox.token}"}) as api:
+        for _ in range(6):
+            record = record_of(job["name"])
+            if record.get("collected_at"):
+                break
+            current = record.get("current_round") or {"number": 1, "study_id": record["study_id"]}
+            numbers.append(current["number"])
+            wait_until(lambda: api.get(f"/api/v1/studies/{current['study_id']}/").json()["status"] in ("AWAITING REVIEW", "COMPLETED"), 120, "round finished")
+            run_monitor(stack)
+            wait_until(lambda: record_of(job["name"]).get("collected_at") or (record_of(job["name"]).get("current_round") or {}).get("number", 1) > current["number"],
+                       180, f"round {current['number']} collected and the next launched")
+        requests = api.get("/_sandbox/requests").json()["requests"]
+    record = record_of(job["name"])
+    assert record.get("collected_at") and (out / "labels.csv").is_file(), numbers
+    summary = json.loads((out / "run.json").read_text())
+    assert len(summary["rounds"]) >= 2 and [r["number"] for r in summary["rounds"]] == list(range(1, len(summary["rounds"]) + 1))
+    studies = {r["study_id"] for r in summary["rounds"]}
+    publishes = [r["path"].split("/")[4] for r in requests if r["method"] == "POST" and r["path"].rstrip("/").endswith("/transition")
+                 and 200 <= r["status"] < 300 and r["path"].split("/")[4] in studies]
+    assert sorted(publishes) == sorted(studies), "a round's study was published twice, or not at all"
+    assert all(r["state"]["type"] == "COMPLETED" for r in collect_runs(stack, job["name"]))
