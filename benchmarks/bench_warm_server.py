@@ -24,15 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import PYTHON, REPO, Result, arguments, child_env, median, scratch, seconds  # noqa: E402
+from benchmarks.common import PYTHON, REPO, Result, arguments, byte_compile_project, child_env, median, scratch, seconds  # noqa: E402
 
 POLL = ["--poll-seconds", "0.1", "--poll-max-seconds", "0.1"]
 COUNTER = Path(__file__).resolve().parent / "prefect_request_counter"
 """Folder whose ``sitecustomize`` counts a process's Prefect API requests (the CLI runs' figure)."""
 
 
-def plain_child(spec: str, base_url: str, token: str, work_dir: str) -> None:
-    """The baseline process: B3's plain script on ``spec``; prints ``{"study": status, "prefect_imported": bool}``."""
+def plain_child(spec: str, base_url: str, token: str, work_dir: str, interval_seconds: str = "0.1") -> None:
+    """The baseline process: B3's plain script on ``spec`` (polling every ``interval_seconds``); prints
+    ``{"study": status, "prefect_imported": bool}``. B4 runs it too."""
     from taskbuilder.payloads import instructions_payload
 
     # plain_job takes the instructions' payload from tasks.results (a Prefect task module); give it the same
@@ -43,7 +44,7 @@ def plain_child(spec: str, base_url: str, token: str, work_dir: str) -> None:
     from benchmarks.bench_job import plain_job
     from taskbuilder.jobspec import AnnotationJob
 
-    summary = plain_job(AnnotationJob.from_yaml(Path(spec)), base_url, token, 0.1, Path(work_dir))
+    summary = plain_job(AnnotationJob.from_yaml(Path(spec)), base_url, token, float(interval_seconds), Path(work_dir))
     print(json.dumps({"study": summary["statuses"]["study"], "prefect_imported": "prefect" in sys.modules}))
 
 
@@ -59,6 +60,7 @@ def run_timed(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.C
 def main() -> None:
     args = arguments(__doc__.split("\n\n")[0])
     rows, pairs = (300, 2) if args.quick else (3000, 3)
+    byte_compile_project()  # as make install leaves it (both sides import the project's modules)
     from benchmarks.bench_job import SANDBOX_SETTINGS, STUDY_DONE, write_job
     from flows.embedded_sandbox import running_sandbox
     from flows.local_server import ensure_server, stop_server
@@ -146,6 +148,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--plain-child":
-        plain_child(*sys.argv[2:6])
+        plain_child(*sys.argv[2:7])
     else:
         main()

@@ -191,3 +191,76 @@ def machine_cpu_seconds() -> tuple[float, float]:
     tick = os.sysconf("SC_CLK_TCK")
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def _proc_table() -> dict[int, tuple[int, float, float]]:
+    """pid → (parent pid, own CPU seconds, CPU seconds of its reaped children), from ``/proc/<pid>/stat``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[int, float, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based from state
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick)
+    return table
+
+
+def process_tree_cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each named process tree: the root, its live descendants,
+    and every descendant already ended and reaped (the kernel adds those to their parent's children time).
+    ``roots``: name → pid (a server, the database's postmaster, a worker). A descendant of two roots counts
+    for the nearer. Differences of two readings give a phase's CPU per tree."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    owned = set(roots.values())
+    totals: dict[str, float] = {}
+    for name, root in roots.items():
+        total, todo = 0.0, [root]
+        while todo:
+            pid = todo.pop()
+            if pid not in table:
+                continue
+            _, own, reaped = table[pid]
+            total += own + reaped
+            todo += [child for child in children.get(pid, []) if child not in owned]
+        totals[name] = total
+    return totals
+
+
+def command_line(pid: int) -> str:
+    """The command line of process ``pid`` (``""`` when it is gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of process ``pid`` (0 when it is gone)."""
+    return _proc_table().get(pid, (0, 0.0, 0.0))[0]
+
+
+def pids_whose_command(contains: str) -> list[int]:
+    """PIDs whose command line contains ``contains``, only the topmost of such trees (a process whose
+    parent's command line does not contain it: a postmaster, not its backends)."""
+    return [pid for pid, (ppid, _, _) in _proc_table().items()
+            if contains in command_line(pid) and pid != os.getpid() and contains not in command_line(ppid)]
+
+
+PROJECT_PACKAGES = ("taskbuilder", "tasks", "flows", "deployments", "sandbox")
+
+
+def byte_compile_project() -> None:
+    """Byte-compile the project's packages as ``make install`` does (an editable install is not compiled by
+    pip; with ``PYTHONDONTWRITEBYTECODE`` every measured process would compile them again). Up-to-date files
+    are skipped."""
+    import compileall
+
+    for package in PROJECT_PACKAGES:
+        compileall.compile_dir(str(REPO / package), quiet=1, workers=0)

@@ -17,7 +17,7 @@ put an HTTPS reverse proxy in front: Prolific only delivers to public https URLs
    true}`` and nothing emitted: an error answer would make Prolific retry and may disable the
    subscription.
 
-Then ``study.status.change`` of a recorded job (:mod:`tasks.records`) follows the monitor's rule
+Then ``study.status.change`` of an active job (:mod:`tasks.active_jobs`, its record :mod:`tasks.records`) follows the monitor's rule
 (:func:`tasks.records.collect_decision`): a status not announced before → ``prolific.study.status-changed``
 (:mod:`tasks.events`, the event collect-report's trigger acts on), stored as announced and seen; a
 finished, published study of a job not collected yet → the event again (the earlier collect failed or
@@ -101,17 +101,20 @@ def handle_study_status_change(payload: dict[str, Any]) -> dict[str, Any]:
     """Apply the monitor's rule to a verified ``study.status.change`` payload; return what was done.
 
     ``payload``: ``{"resource_id": <study id>, "event_type": "study.status.change", "status": <new>}``.
-    The job is found by study id among the job records.
+    The job is found by study id among the records of the active jobs only (a study, not collected:
+    :func:`tasks.records.active_job_records`, two Prefect requests for up to 200 active jobs), so a
+    delivery costs what the active jobs cost, not every job ever run; a collected job's study is not
+    among them and gets nothing, as the rule says.
     """
     from tasks.events import emit_study_status_changed
-    from tasks.records import collect_decision, list_job_records, previous_status, update_job_record
+    from tasks.records import active_job_records, collect_decision, previous_status, update_job_record
 
     study_id, status = str(payload.get("resource_id") or ""), str(payload.get("status") or "")
     if not study_id or not status:
         return {"emitted": False, "reason": "no resource_id or status in the payload"}
-    records = [record for record in list_job_records() if record.get("study_id") == study_id]
+    records = [record for record in active_job_records() if record.get("study_id") == study_id]
     if not records:
-        return {"emitted": False, "reason": f"study {study_id} belongs to no recorded job"}
+        return {"emitted": False, "reason": f"study {study_id} belongs to no active job (none recorded, or collected)"}
     record = records[0]
     announce, collect = collect_decision(record, status)
     if not (announce or collect):

@@ -10,8 +10,6 @@ from pathlib import Path
 
 from typing import Any
 
-import boto3
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -33,6 +31,8 @@ class InputInvalid(BadInput):
 
 def _retry_s3_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry an S3 read only on connection trouble or a 5xx, never on credentials or a missing key."""
+    from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
     try:
         state.result()
     except (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError):
@@ -59,6 +59,9 @@ def stage_csv(csv: str, work_dir: Path) -> Path:
                                "path in the job spec: relative to the spec file, or in a form launch to the form's base "
                                "folder (TASKBUILDER_FORM_BASE_DIR, else the worker's working directory).")
         return path
+    import boto3  # only for an s3:// CSV: a local run never pays its import (~0.15 s)
+    from botocore.exceptions import ClientError, NoCredentialsError
+
     bucket, _, key = csv[len("s3://"):].partition("/")
     target = work_dir / Path(key).name
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -107,8 +107,9 @@ def wait_for_study(
     (:class:`taskbuilder.models.Study`), e.g. :class:`tasks.live_results.LiveResults` (partial results).
 
     Raises :class:`WaitTimedOut` after ``polling.study_timeout_seconds``. Logs progress and keeps a
-    Prefect progress artifact (key ``study-<id>-progress``) at places taken / total places × 100,
-    also reported to in-process listeners (:mod:`tasks.progress`, the CLI's bar).
+    Prefect progress artifact (key ``study-<id>-progress``) at places taken / total places × 100, updated
+    (and logged) only when the status or the places change (one API request each), also reported after
+    every poll to in-process listeners (:mod:`tasks.progress`, the CLI's bar).
     """
     logger = run_logger()
     artifact_id = create_progress_artifact(0.0, key=f"study-{study_id}-progress".lower(), description=f"Places taken of study {study_id}")
@@ -121,13 +122,17 @@ def wait_for_study(
             places.update(taken=int(study.places_taken or 0), total=int(study.total_available_places or 0))
             return str(study.status)
 
+        shown: dict[str, str] = {}
+
         def on_poll(current: str, elapsed: float) -> None:
             done = current in STUDY_DONE
             percent = 100.0 if done else study_progress_percent(places["taken"], places["total"])
             description = f"Study {study_id}: {current}, {places['taken']}/{places['total']} places taken"
-            update_progress_artifact(artifact_id, percent, description=description)
             report_progress(f"study-{study_id}", percent, description)
-            logger.info("Study %s is %s, %d/%d places taken, after %.0f s", study_id, current, places["taken"], places["total"], elapsed)
+            if shown.get("description") != description:  # the artifact and the log change only with the figure
+                shown["description"] = description
+                update_progress_artifact(artifact_id, percent, description=description)
+                logger.info("Study %s is %s, %d/%d places taken, after %.0f s", study_id, current, places["taken"], places["total"], elapsed)
             if observer is not None and not done:
                 observer(seen["study"], elapsed)
 

@@ -1,7 +1,7 @@
 """Bench-only: count the Prefect API requests of this process (B4, B8). Put this folder on ``PYTHONPATH`` with
 ``TASKBUILDER_COUNT_PREFECT_REQUESTS=<file>``: every request sent by Prefect's sync and async HTTP clients is
 counted by ``"METHOD /path-with-ids-replaced"``, and the counts are appended to the file as one JSON line at exit
-(after Prefect's own exit drains, which send logs and events). Not imported by the project."""
+(after Prefect's exit drains, which send logs and events: at exit, or in ``os._exit`` once the CLI drained them). Not imported by the project."""
 
 import atexit
 import collections
@@ -57,8 +57,20 @@ if _OUT:
 
     sys.meta_path.insert(0, _AfterPrefectClient())
 
+    _written: list[bool] = []
+
     def _write() -> None:
-        with open(_OUT, "a") as out:
-            out.write(json.dumps({"pid": os.getpid(), "requests": dict(_seen)}) + "\n")
+        if not _written:
+            _written.append(True)
+            with open(_OUT, "a") as out:
+                out.write(json.dumps({"pid": os.getpid(), "requests": dict(_seen)}) + "\n")
 
     atexit.register(_write)
+    _os_exit = os._exit
+
+    def _exit_after_writing(code: int) -> None:
+        """The CLI ends with ``os._exit`` once Prefect's drains are done (``flows.cli_support.exit_now``): write first."""
+        _write()
+        _os_exit(code)
+
+    os._exit = _exit_after_writing
