@@ -106,19 +106,21 @@ def handle_study_status_change(payload: dict[str, Any]) -> dict[str, Any]:
     delivery costs what the active jobs cost, not every job ever run; a collected job's study is not
     among them and gets nothing, as the rule says.
     """
+    from flows.monitor_studies import store_seen, watched_view
     from tasks.events import emit_study_status_changed
-    from tasks.records import active_job_records, collect_decision, previous_status, update_job_record
+    from tasks.records import active_job_records, collect_decision, previous_status
 
     study_id, status = str(payload.get("resource_id") or ""), str(payload.get("status") or "")
     if not study_id or not status:
         return {"emitted": False, "reason": "no resource_id or status in the payload"}
-    records = [record for record in active_job_records() if record.get("study_id") == study_id]
+    # A job in rounds is watched by its current round's study, as the monitor watches it (watched_view).
+    records = [watched for watched in map(watched_view, active_job_records()) if watched.get("study_id") == study_id]
     if not records:
         return {"emitted": False, "reason": f"study {study_id} belongs to no active job (none recorded, or collected)"}
     record = records[0]
     announce, collect = collect_decision(record, status)
     if not (announce or collect):
-        update_job_record(record["job_key"], record["base_url"], statuses={"study": status})
+        store_seen(record, status)
         why = "is collected" if record.get("collected_at") else f"was announced as {status} before"
         return {"emitted": False, "reason": f"job {record['job_key']!r} {why}", "job_key": record["job_key"]}
     previous = previous_status(record, status)
@@ -126,7 +128,7 @@ def handle_study_status_change(payload: dict[str, Any]) -> dict[str, Any]:
         study_id=study_id, batch_id=record.get("batch_id"), job_key=record["job_key"], status=status,
         previous_status=previous, base_url=record["base_url"],
     )
-    update_job_record(record["job_key"], record["base_url"], statuses={"study": status}, announced_status=status)
+    store_seen(record, status, announced=True)
     logger.info("Study %s of job %r: %s → %s (webhook)", study_id, record["job_key"], previous, status)
     return {"emitted": True, "event_id": event_id, "job_key": record["job_key"], "status": status, "previous_status": previous}
 

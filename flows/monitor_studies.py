@@ -79,7 +79,7 @@ def monitor_studies(base_url: str | None = None) -> list[dict[str, Any]]:
             if announce:
                 done.append(_announce(record, status))
             elif status != (record.get("statuses") or {}).get("study"):
-                _store_seen(record, status)
+                store_seen(record, status)
             if collect and not announce:
                 done.append(_collect_here(record, status))
     logger.info("%d status change(s) announced, %d collect(s) run here", sum("event_id" in d for d in done), sum("collected" in d for d in done))
@@ -112,7 +112,7 @@ def _announce(record: dict[str, Any], status: str) -> dict[str, Any]:
         study_id=record["study_id"], batch_id=record.get("batch_id"), job_key=record["job_key"], status=status,
         previous_status=previous, base_url=record["base_url"],
     )
-    _store_seen(record, status, announced=True)
+    store_seen(record, status, announced=True)
     run_logger().info("Study %s of job %r: %s → %s announced", record["study_id"], record["job_key"], previous, status)
     return {"job_key": record["job_key"], "study_id": record["study_id"], "previous_status": previous, "status": status, "event_id": event_id}
 
@@ -146,7 +146,7 @@ def watched_view(record: dict[str, Any]) -> dict[str, Any]:
             "announced_status": watch.get("announced_status"), "watching_round": current.get("number")}
 
 
-def _store_seen(record: dict[str, Any], status: str, announced: bool = False) -> None:
+def store_seen(record: dict[str, Any], status: str, announced: bool = False) -> None:
     """Store the status seen (and announced) of the watched study: in the job record's own fields, or for a
     later round in ``round_watch`` (``{study_id, status, announced_status}``), so a round's status never
     overwrites round 1's."""

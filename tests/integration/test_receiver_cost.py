@@ -66,3 +66,24 @@ def test_a_collected_job_and_an_unknown_study_get_nothing():
     assert records.load_job_record(key, BASE_URL).get("announced_status") == "ACTIVE"  # nothing announced again
     unknown, _, _ = delivery_cost(f"nobody-{uuid.uuid4().hex[:8]}", "ACTIVE")
     assert unknown["emitted"] is False
+
+
+def test_a_job_in_rounds_is_announced_by_its_current_round_s_study_once():
+    """Round 2's study (the record's ``current_round``) is the one a delivery goes by, as the monitor; the
+    announcement is stored for that round (``round_watch``), so a second delivery of it emits nothing and round
+    1's own status is left as it was."""
+    records.active_job_records()
+    first, second = f"r1-{uuid.uuid4().hex[:8]}", f"r2-{uuid.uuid4().hex[:8]}"
+    key = recorded_job(first, statuses={"study": "COMPLETED"}, announced_status="COMPLETED",
+                       current_round={"number": 2, "study_id": second, "batch_id": "b2"})
+    answer, _, _ = delivery_cost(second, "ACTIVE")
+    assert answer["emitted"] is True and answer["job_key"] == key and answer["previous_status"] is None
+    again, _, _ = delivery_cost(second, "ACTIVE")
+    assert again["emitted"] is False and "announced as ACTIVE before" in again["reason"]
+    stored = records.load_job_record(key, BASE_URL)
+    assert stored["round_watch"] == {"study_id": second, "status": "ACTIVE", "announced_status": "ACTIVE"}
+    assert stored["statuses"]["study"] == "COMPLETED" and stored["announced_status"] == "COMPLETED"
+    finished, _, _ = delivery_cost(second, "COMPLETED")
+    assert finished["emitted"] is True and finished["previous_status"] == "ACTIVE"
+    stale, _, _ = delivery_cost(first, "COMPLETED")  # round 1's study is no longer the watched one
+    assert stale["emitted"] is False
