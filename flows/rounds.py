@@ -27,6 +27,7 @@ from taskbuilder.rounds import below_target, confidence_rule, label_confidence, 
 from flows.job_finish import base_summary, finish_job
 from flows.pilot import after_pilot, go_on, pilot_plan, pilot_report
 from flows.job_round import JobRun, RoundPlan, collect_round, draft_round, price_round, publish_gate, published_before
+from tasks.job_spending import read_rounds_spending
 from tasks.logs import run_logger
 from tasks.quality import update_blocklist_group
 from tasks.records import update_job_record
@@ -89,7 +90,7 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
         if not queue:
             break
         plan = queue.pop(0)
-        spent = sum(entry["cost_cents"] for entry in rounds)
+        spent = read_rounds_spending(connection, rounds)  # places added by add-places count too
         try:
             price = price_round(run, plan, job.max_budget - spent, published_before(plan.key, connection))
         except BudgetExceeded as refusal:
