@@ -28,6 +28,7 @@ from flows.job_finish import base_summary, finish_job
 from flows.pilot import after_pilot, go_on, pilot_cost_warning, pilot_plan, pilot_report
 from flows.job_round import (JobRun, PublishRejected, RoundPlan, collect_round, draft_round, price_round, publish_gate,
                              published_before)
+from tasks.job_spending import read_rounds_spending
 from tasks.logs import run_logger
 from tasks.quality import update_blocklist_group
 from tasks.records import load_job_record, update_job_record
@@ -109,7 +110,7 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
         if not queue:
             break
         plan = queue.pop(0)
-        left = job.max_budget - sum(entry["cost_cents"] for entry in rounds)
+        left = job.max_budget - read_rounds_spending(connection, rounds)  # places added by add-places count too
         try:
             price = price_round(run, plan, left, published_before(plan.key, connection))
             run_logger().info("%s", round_sentence(job, plan, price, left))

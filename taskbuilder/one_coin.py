@@ -8,7 +8,9 @@ can, once it is shrunk toward the pool: ``a_w`` has a Beta prior of mean ``m`` (
 from every answer) and strength :data:`PRIOR_STRENGTH` (pseudo-answers), so the EM's M-step is
 ``a_w = (expected correct answers of w + s·m) / (answers of w + s)``. A participant who agrees with few
 others (e.g. a careless one, answering at random) is pulled below the pool and weighs less; one who agrees
-with the others weighs more. Fitted over ALL answers of the job so far (every round), never with gold.
+with the others weighs more. The option shares (the class prior) have a Dirichlet prior of the same strength per
+option: fitted freely they collapsed onto one option when the answers carry little evidence (participants near
+chance), and every posterior then read ~1. Fitted over ALL answers of the job so far (every round), never with gold.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def one_coin(tasks: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_label
     Args:
         tasks, workers, labels: equal-length integer arrays, one entry per answer; codes 0..n-1 (every task
             and worker code below the maximum must occur); ``labels`` are option codes below ``n_labels`` (≥ 2).
-        prior_strength: pseudo-answers of the prior (0: plain one-coin EM).
+        prior_strength: pseudo-answers of the accuracy prior, and pseudo-datapoints per option of the option
+            shares' prior (0: plain one-coin EM).
         n_iter: maximum EM iterations; tol: stop when no posterior moves by more than this.
 
     Returns:
@@ -48,7 +51,8 @@ def one_coin(tasks: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_label
         pool = float(np.clip(correct.sum() / answers.sum(), 1.0 / n_labels + 1e-3, 1.0 - 1e-3))
         accuracy = np.clip((correct + prior_strength * pool) / (answers + prior_strength), _EPS, 1.0 - _EPS)
         right, wrong = np.log(accuracy)[workers], np.log((1.0 - accuracy) / (n_labels - 1))[workers]
-        log_likelihood = np.log(np.clip(posterior.mean(axis=0), 1e-10, None))[None, :] + np.bincount(
+        shares = (posterior.sum(axis=0) + prior_strength) / (n_tasks + n_labels * prior_strength)
+        log_likelihood = np.log(np.clip(shares, 1e-10, None))[None, :] + np.bincount(
             tasks, weights=wrong, minlength=n_tasks)[:, None]
         np.add.at(log_likelihood, (tasks, labels), right - wrong)
         updated = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))

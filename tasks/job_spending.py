@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
 from taskbuilder.cost import cents
 from taskbuilder.job_spending import JobSpending, study_cost_cents
 from taskbuilder.jobspec.payments import BonusCsvError, read_bonus_csv
 from taskbuilder.rounds import round_key
 
+from tasks.connection import ProlificConnection, open_client
 from tasks.records import load_job_record
+from tasks.retry import API_TASK_OPTIONS
 
 
 class SpendingUnknown(RuntimeError):
@@ -68,3 +73,22 @@ def planned_bonus_cents(record: dict[str, Any], places: int) -> tuple[int, str]:
         raise SpendingUnknown(f"the job's bonus file cannot be priced here ({error}); run the command where the file is. "
                               "Nothing was changed.") from None
     return sum(cents for _, cents in lines), f"the bonus file {bonus['csv']}"
+
+
+def rounds_spent_cents(client: Any, rounds: list[dict[str, Any]]) -> int:
+    """What the job's rounds so far cost, in cents: per round (``{study_id, cost_cents}``) the larger of its
+    recorded ``cost_cents`` (checked before PUBLISH) and its study's projected cost now (§5.5,
+    ``is_projected``: rewards and bonuses with fees and tax), so places added after publishing (add-places)
+    count against what is left of ``max_budget`` for the next round."""
+    total = 0
+    for entry in rounds:
+        rewards, bonuses = study_cost_cents(client.get_study_cost(entry["study_id"], projected=True))
+        total += max(int(entry["cost_cents"]), rewards + bonuses)
+    return total
+
+
+@task(name="read-rounds-spending", **API_TASK_OPTIONS, cache_policy=NO_CACHE)
+def read_rounds_spending(connection: ProlificConnection, rounds: list[dict[str, Any]]) -> int:
+    """:func:`rounds_spent_cents` over the API (``GET /api/v1/studies/{id}/cost/?is_projected=true``, §5.5)."""
+    with open_client(connection) as client:
+        return rounds_spent_cents(client, rounds)

@@ -58,3 +58,20 @@ def test_a_limit_changed_by_hand_is_refused_before_the_pay_step():
         with pay_lock("job-changed-limit", API):
             ran.append(True)
     assert ran == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_limit_deleted_while_held_is_not_created_again_for_a_second_payer():
+    """Deleting the limit by hand frees nothing the first payer knows of: a second payer that found it missing and
+    created a fresh one would pay beside the first (for up to the lease's renewal time). Refused instead."""
+    from prefect.client.orchestration import get_client
+
+    name = pay_limit_name("job-deleted-limit", API)
+    ran = []
+    with pay_lock("job-deleted-limit", API):            # the first payer holds it
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
+        with pytest.raises(PayLockUnavailable, match="deleted"):
+            with pay_lock("job-deleted-limit", API):
+                ran.append(True)
+    assert ran == []

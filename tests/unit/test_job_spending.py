@@ -28,3 +28,25 @@ def test_a_bonus_file_counts_its_sum(tmp_path):
     path = tmp_path / "bonus.csv"
     path.write_text("participant_id,bonus_cents\np1,150\np2,40\n")
     assert planned_bonus_cents({"spec": {"bonus": {"csv": str(path)}}}, 20) == (190, f"the bonus file {path}")
+
+
+def test_the_rounds_spent_count_places_added_after_publishing():
+    """The next round is priced against max_budget minus the rounds so far: a round whose study got places by
+    add-places after its cost was checked counts at its study's projected cost, not at the cost recorded."""
+    from taskbuilder.models.resources import StudyCost
+    from tasks.job_spending import rounds_spent_cents
+
+    def cost(rewards: int, fees: int, tax: int) -> StudyCost:
+        return StudyCost.model_validate({"rewards": {"rewards": {"amount": rewards}, "fees": {"amount": fees},
+                                                     "tax": {"amount": tax}}})
+
+    class Client:
+        asked: list = []
+
+        def get_study_cost(self, study_id: str, *, projected: bool = False) -> StudyCost:
+            self.asked.append((study_id, projected))
+            return {"st1": cost(8000, 2640, 528), "st2": cost(1000, 330, 66)}[study_id]
+
+    rounds = [{"study_id": "st1", "cost_cents": 7977}, {"study_id": "st2", "cost_cents": 2000}]
+    assert rounds_spent_cents(Client(), rounds) == 8000 + 2640 + 528 + 2000  # st1 grew; st2's recorded cost is more
+    assert Client.asked == [("st1", True), ("st2", True)]

@@ -155,3 +155,17 @@ def test_answers_that_are_no_option_are_left_out():
     noisy = pd.concat([responses, responses.head(1).assign(answer="positive|negative", participant_id="x")])
     assert one_coin_labels(noisy, labels, Q).equals(one_coin_labels(responses, labels, Q))
     assert json.loads(labels["votes"].iloc[0]) == {"positive": 2}
+
+
+def test_answers_at_random_never_look_confident():
+    """Participants answering at chance carry no evidence: the posterior must stay near the option shares. A class
+    prior fitted freely collapsed onto one option (every posterior ~1, so the adaptive rule asked nobody again)."""
+    rng = np.random.default_rng(11)
+    for n_labels in (2, 3):
+        means = []
+        for _ in range(5):
+            tasks = np.repeat(np.arange(60), 3)
+            workers = np.concatenate([rng.choice(15, 3, replace=False) for _ in range(60)])
+            posterior, accuracy = one_coin(tasks, workers, rng.integers(0, n_labels, 180), n_labels)
+            means.append(posterior.max(axis=1).mean())
+        assert np.mean(means) < 0.8 / n_labels + 0.4, (n_labels, means)   # 2 options: < 0.8; 3: < 0.67
