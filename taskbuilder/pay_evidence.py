@@ -27,7 +27,8 @@ def payment_evidence(before: dict[str, Any], now: dict[str, Any], payment: dict[
     balance_cents (None when unknown), currency}``, as :func:`tasks.payments.read_spending` returns them).
 
     - ``paid``: the study's bonus rewards grew by exactly ``amount_cents``;
-    - ``unpaid``: they did not move and the balance did not fall by the payment's total or more;
+    - ``unpaid``: they did not move and the balance, read before and after, did not fall by the payment's total or
+      more (a balance that could not be read is no evidence: ``unknown``);
     - ``unknown``: they grew by another amount (another bonus for this study, or a payment counted in part or
       twice), or did not move while the balance fell by at least the total (paid but not counted yet, or
       other spending): the caller must not pay; ``why`` names the figures and what to check.
@@ -42,7 +43,10 @@ def payment_evidence(before: dict[str, Any], now: dict[str, Any], payment: dict[
              "(this job will not pay it again); if it was not, pay it there. No pay call was sent now.")
     if grew == amount:
         return "paid", f"the study's bonuses grew by {money(grew, currency)}, the amount of {what}"
-    if grew == 0 and (fell is None or fell < total):
+    if grew == 0 and fell is None:
+        return "unknown", (f"the study's bonuses have not moved since the pay call of {what}, and the paying balance could "
+                           f"not be read before and after it (the study's cost may not show a payment yet). {check}")
+    if grew == 0 and fell < total:
         return "unpaid", f"the study's bonuses have not moved since the pay call of {what} was sent"
     if grew == 0:
         return "unknown", (f"the study's bonuses have not moved since the pay call of {what}, but the balance fell by "

@@ -19,7 +19,14 @@ def test_the_study_s_bonuses_growing_by_the_amount_is_paid():
 def test_nothing_moved_is_unpaid_even_when_other_spending_moved_the_balance_a_little():
     assert payment_evidence(_figures(0, 10_000), _figures(0, 10_000), PAYMENT)[0] == "unpaid"
     assert payment_evidence(_figures(0, 10_000), _figures(0, 9_900), PAYMENT)[0] == "unpaid"   # fell less than 1.33
-    assert payment_evidence(_figures(0, None), _figures(0, None), PAYMENT)[0] == "unpaid"
+
+
+def test_without_the_balance_an_unmoved_study_is_unknown_not_unpaid():
+    """The study's cost may lag the payment (§7 pays asynchronously): with no balance to say nothing was spent,
+    a second pay call could pay twice."""
+    for before, now in ((None, None), (10_000, None), (None, 10_000)):
+        verdict, why = payment_evidence(_figures(0, before), _figures(0, now), PAYMENT)
+        assert verdict == "unknown" and "could not be read" in why and "No pay call was sent" in why
 
 
 def test_a_balance_that_fell_by_the_total_is_not_proof_of_this_payment():
