@@ -17,11 +17,10 @@ per job with a bonus), like the webhook event claims.
 
 from __future__ import annotations
 
-from taskbuilder.errors import Refusal
-
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+from taskbuilder.errors import Refusal
 from taskbuilder.jobkey import storage_slug
 
 from tasks.records import load_job_record, update_job_record

@@ -30,6 +30,7 @@ from taskbuilder.models import StudyAction, StudyStatus
 
 from tasks.connection import ProlificConnection, open_client
 from tasks.job_spending import SpendingUnknown, read_job_spending
+from tasks.pay_lock import pay_lock
 from tasks.logs import run_logger
 from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.retry import API_TASK_OPTIONS
@@ -108,11 +109,21 @@ def add_places(
 
     The new total is priced with the account's calculator (reward × places, fees and VAT) and, with the rest of
     the job's spending (its other rounds' studies, bonuses paid and planned: :mod:`tasks.job_spending`), refused
-    over ``max_budget_cents`` (the spec's ``max_budget``). Raises :class:`StudyControlRefused` (not running, over
-    budget, ``places`` below 1, the same request done already without ``again``) before anything changes.
+    over ``max_budget_cents`` (the spec's ``max_budget``), under the job's money lock (:mod:`tasks.pay_lock`: one
+    add-places or pay step of a job at a time, across machines). Raises :class:`StudyControlRefused` (not running,
+    over budget, ``places`` below 1, the same request done already without ``again``) or
+    :class:`~tasks.pay_lock.PayLockUnavailable` before anything changes.
     """
     if places < 1:
         raise StudyControlRefused(f"add-places needs a number of places of 1 or more, not {places}")
+    # The job's money lock, across machines (the pay step holds it too): two add-places at once would each price
+    # against spending that leaves out the other's places, and on one study both would set the same new total.
+    with pay_lock(job_key, connection.base_url):
+        return _add_places_locked(connection, job_key, study_id, places, max_budget_cents, again)
+
+
+def _add_places_locked(connection: ProlificConnection, job_key: str, study_id: str, places: int, max_budget_cents: int,
+                       again: bool) -> ControlOutcome:
     record = load_job_record(job_key, connection.base_url) or {}
     pending = record.get("places_request") or {}
     with open_client(connection) as client:

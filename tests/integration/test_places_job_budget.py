@@ -55,3 +55,21 @@ def test_the_job_s_other_rounds_count_when_places_are_added(tmp_path, sandbox):
         add_study_places(first["job_key"], sandbox.base_url, 1, max_budget_cents=places_cents + round_two_cents - 1)
     assert patches(sandbox) == []
     assert add_study_places(first["job_key"], sandbox.base_url, 1, max_budget_cents=places_cents + round_two_cents)["changed"]
+
+
+def test_two_add_places_at_once_add_the_places_once(tmp_path, sandbox):
+    """Both read the study before either recorded its request (the calculator answers slowly): without the job's
+    money lock both PATCHed the same new total and both said they had added the places."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sandbox.settings(**CRAWL)
+    summary = run(example_job(tmp_path, wait_for_completion=False), sandbox)
+    before = _study(sandbox, summary["study_id"])["total_available_places"]
+    slow = {"target": "api", "method": "POST", "path": "/api/v1/study-cost-calculator*", "effect": "delay", "delay_seconds": 2}
+    sandbox.faults({**slow, "nth": 1}, {**slow, "nth": 2})
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: add_study_places(summary["job_key"], sandbox.base_url, 1, max_budget_cents=10**7),
+                                 range(2)))
+    assert sorted(outcome["changed"] for outcome in outcomes) == [False, True], outcomes
+    assert len(patches(sandbox)) == 1
+    assert _study(sandbox, summary["study_id"])["total_available_places"] == before + 1
