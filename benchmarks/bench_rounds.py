@@ -95,6 +95,21 @@ def one_coin_accuracy(out: Path) -> float:
     return float((fitted["oc_label"].to_numpy() == gold).mean())
 
 
+def first_answers_split(out: Path, start_annotators: int) -> dict[str, int]:
+    """From ``responses.csv`` (its ``round`` column): of the datapoints whose round-1 answers all agree, how many
+    stopped there; of those whose round-1 answers tie, how many were asked again."""
+    import pandas as pd
+
+    responses = pd.read_csv(out / "responses.csv", dtype=str, keep_default_na=False)
+    first = responses[responses["round"] == "1"].groupby("id")["answer"]
+    agree = set(first.nunique().loc[lambda n: n == 1].index) & set(first.size().loc[lambda n: n == start_annotators].index)
+    counts = first.apply(lambda answers: answers.value_counts().tolist())
+    ties = {key for key, votes in counts.items() if len(votes) > 1 and votes[0] == votes[1]}
+    answers = responses.groupby("id").size()
+    return {"agree": len(agree), "agree_stopped": int(sum(answers[key] == start_annotators for key in agree)),
+            "ties": len(ties), "ties_asked_again": int(sum(answers[key] > start_annotators for key in ties))}
+
+
 def main() -> None:
     args = arguments(__doc__.split("\n\n")[0])
     from flows.annotation_batch import annotation_batch
@@ -127,7 +142,8 @@ def main() -> None:
                               "mv_accuracy": gold["majority_vote_accuracy"], "responses": summary["responses"],
                               "rounds": summary.get("rounds") or [{"kind": "main", "study_id": run["study_id"]}],
                               "total_cost_cents": summary.get("total_cost_cents"), "below_target": len(summary.get("below_target") or []),
-                              "seconds": elapsed}
+                              "seconds": elapsed,
+                              **({"split": first_answers_split(out, ADAPTIVE["start_annotators"])} if "adaptive" in overlap else {})}
         control.close()
         api.close()
     fixed, adaptive = figures["fixed 5"], figures["adaptive 2-5 @0.85"]
@@ -146,6 +162,11 @@ def main() -> None:
     result.add("answers collected", f"{adaptive['responses']:,}", f"{fixed['responses']:,}",
                f"{adaptive['responses'] / fixed['responses']:.2f}x", "(information)", None)
     result.add("rounds (datapoints each)", " / ".join(str(r.get("datapoints")) for r in adaptive["rounds"]), "1", "-", "(information)", None)
+    split = adaptive["split"]
+    result.add("first answers agree: stopped at start_annotators", f"{split['agree_stopped']:,} of {split['agree']:,}", "-", "-",
+               "all", split["agree_stopped"] == split["agree"])
+    result.add("first answers tie: asked again", f"{split['ties_asked_again']:,} of {split['ties']:,}", "-", "-",
+               "all", split["ties_asked_again"] == split["ties"])
     result.add("datapoints left below the target at 5 answers", str(adaptive["below_target"]), "-", "-", "(information)", None)
     result.add("run time", seconds(adaptive["seconds"]), seconds(fixed["seconds"]), "-", "(information)", None)
     result.emit(args.json_out)
