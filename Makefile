@@ -28,7 +28,6 @@ browser:
 
 demo: install
 	$(VENV)/bin/taskbuilder demo
-	@$(VENV)/bin/taskbuilder server status >/dev/null 2>&1 && echo "A local Prefect server keeps running for later runs; '$(VENV)/bin/taskbuilder server stop' stops it." || true
 
 # Four test processes on any machine: most of the suite waits on the sandbox's statuses and on Prefect
 # (about 17 CPU-minutes in a 59-minute serial run), so four overlap well even on two cores. TEST_WORKERS=0 runs

@@ -38,11 +38,24 @@ def prefect_api(*, announce_always: bool) -> Iterator[None]:
     ui = server.url.removesuffix("/api")
     if started:
         typer.echo(f"Started a local Prefect server at {ui} (PREFECT_HOME {settings.home}); it keeps running for "
-                   "the next runs: `taskbuilder server stop` stops it.")
+                   f"the next runs: `{_stop_command()}` stops it.")
     with temporary_settings({PREFECT_API_URL: server.url}):
         yield
     if announce_always and not started:
-        typer.echo(f"The local Prefect server at {ui} keeps running: `taskbuilder server stop` stops it.")
+        typer.echo(f"The local Prefect server at {ui} keeps running: `{_stop_command()}` stops it.")
+
+
+def _stop_command() -> str:
+    """``taskbuilder server stop`` as this process was started: by its bare name when that is on PATH, else by the
+    path it was run as (``.venv/bin/taskbuilder`` from ``make demo``)."""
+    import shutil
+    import sys
+
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("taskbuilder")
+    if invoked.name != "taskbuilder" or (on_path and Path(on_path).resolve() == invoked.resolve()):
+        return "taskbuilder server stop"
+    return f"{sys.argv[0]} server stop"
 
 
 def load_spec(path: Path):
