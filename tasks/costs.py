@@ -41,7 +41,7 @@ def price_job(
         quote_cents=cents(quote.total_cost), currency_code=currency, max_budget_cents=max_budget_cents,
     )
     run_logger().info(
-        "The account's cost calculator prices %s (%s × %d) at %s (max_budget %s)", counted(places, "place"),
+        "The account's cost calculator prices %s (%s × %d) at %s (%s of max_budget left for them)", counted(places, "place"),
         counted(task_groups, "task group"), annotators_per_task, money(price.quote_cents, currency), money(max_budget_cents, currency),
     )
     return price
