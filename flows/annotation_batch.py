@@ -182,6 +182,7 @@ def _run_locked(
         summary["approved_submissions"] = len(approved)
         submissions = list_submissions(connection, draft.study_id)
     summary["payments"] = pay_job_bonuses(connection, job, job_key, draft.study_id, workspace_id, result, submissions)
+    result.summary.setdefault("stopped", None)  # one round: it ran to the end (summary.json says so in every run)
     summary["outputs"].update(write_results(responses, result, submissions, destination, job, summary["cost"]))
     return finish_job(summary, job_key, connection, destination, work_dir)
 

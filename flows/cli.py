@@ -307,19 +307,20 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
 
 
 def closing_lines(summary: dict) -> list[str]:
-    """What the run cost and paid, in the words of its summary (``run.json``): the study's checked cost (or the
-    quote), every round's studies and their total, the spending read after the study (rewards, fees, tax,
+    """What the run cost and paid, in the words of its summary (``run.json``): why it stopped early (``stopped``,
+    first, when set), the study's checked cost (or the quote; round 1's in a job in rounds), every round's studies and their total, the spending read after the study (rewards, fees, tax,
     bonuses) and the bonus payment's state. Amounts are cents in the summary, shown in the study's currency."""
     from taskbuilder.cost import money
 
     cost = summary.get("cost") or {}
     checked, quote = cost.get("checked"), cost.get("quote") or {}
     currency = (checked or quote).get("currency_code", "")
-    lines = []
+    lines = [f"stopped: {summary['stopped']}"] if summary.get("stopped") else []
+    label = "cost of round 1" if summary.get("rounds") else "cost"
     if checked:
-        lines.append(f"cost: {money(checked['checked_cents'], currency)} (the study's own cost, checked before publishing)")
+        lines.append(f"{label}: {money(checked['checked_cents'], currency)} (the study's own cost, checked before publishing)")
     elif quote.get("quote_cents") is not None:
-        lines.append(f"cost: {money(quote['quote_cents'], currency)} quoted by the account's calculator"
+        lines.append(f"{label}: {money(quote['quote_cents'], currency)} quoted by the account's calculator"
                      + ("" if summary.get("published") else "; nothing spent (not published)"))
     if summary.get("rounds"):
         studies = ", ".join(f"{r['kind']} {r['study_id']}" for r in summary["rounds"])

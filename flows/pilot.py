@@ -17,7 +17,7 @@ from prefect.input import RunInput
 from prefect.runtime import deployment
 
 from taskbuilder.cost import money, task_group_count
-from taskbuilder.pilot import PilotReport, pilot_timing, reward_for_rate, sample_rows, thresholds_met
+from taskbuilder.pilot import PilotReport, figure, pilot_timing, reward_for_rate, sample_rows, thresholds_met
 from taskbuilder.report import CHOICE_TYPES
 from taskbuilder.rounds import write_subset
 
@@ -110,13 +110,33 @@ def go_on(run: JobRun, report: PilotReport) -> bool:
 
 
 def pilot_sentence(report: PilotReport) -> str:
-    """The pilot's decision as one plain sentence (the run's log)."""
-    alphas = ", ".join(f"α of {name!r} {'undefined' if alpha is None else f'{alpha:.2f}'}"
+    """The pilot's figures and decision as one plain sentence (the run's log): α per choice instruction, the
+    median minutes against the estimate, the hourly reward at that timing, the full job's price at the pilot's
+    timing, which threshold failed (if one did) and the decision. Money in cents, as the report."""
+    alphas = ", ".join(f"α of {name!r} {'undefined' if alpha is None else figure(alpha)}"
                        for name, alpha in report.krippendorff_alpha.items())
-    ratio = "unknown" if report.time_ratio is None else f"{report.time_ratio:.2f}"
+    hourly = "unknown" if report.hourly_reward_cents is None else f"{report.hourly_reward_cents:.0f} cents"
+    price = "unknown" if report.full_job_cost_cents is None else f"{report.full_job_cost_cents} cents"
+    unmet = report.unmet()
+    verdict = "thresholds met" if not unmet else "thresholds not met: " + "; ".join(unmet)
     return (f"Pilot (round 1): {report.datapoints:,} datapoints × {report.annotators_per_task} answers; {alphas} "
-            f"(goes on at ≥ {report.min_agreement}); {ratio} times the estimated minutes (goes on at ≤ "
-            f"{report.max_time_ratio}); thresholds {'met' if report.passed else 'not met'}; {report.decision}.")
+            f"(goes on at ≥ {report.min_agreement}); median {figure(report.median_minutes)} minutes per submission "
+            f"against {report.estimated_minutes} estimated, a time ratio of {figure(report.time_ratio)} (goes on at ≤ "
+            f"{report.max_time_ratio}); hourly reward {hourly}; the full job ({report.full_job_places} places) at the "
+            f"pilot's timing {price}; {verdict}; {report.decision}.")
+
+
+def pilot_stop(then: str, report: PilotReport, not_asked: int) -> str:
+    """Why the job ended after its pilot (the summary's ``stopped``): the spec's ``then: stop``, the thresholds
+    missed (``auto``) or the reviewer's answer (``approval``), and how many datapoints were never asked."""
+    if then == "stop":
+        why = "ended by the spec (pilot.then: stop)"
+    elif then == "auto":
+        why = "thresholds not met (" + "; ".join(report.unmet()) + ")"
+    else:
+        why = f"the reviewer did not approve ({report.decision})"
+    asked = f"; {not_asked:,} datapoint{'s' if not_asked != 1 else ''} not asked" if not_asked else ""
+    return f"ended after the pilot: {why}{asked}"
 
 
 def after_pilot(run: JobRun, upload_path: Any, pilot: RoundPlan, pilot_study_id: str, pilot_ids: list[str]) -> list[RoundPlan]:

@@ -25,10 +25,11 @@ from taskbuilder.report import CHOICE_TYPES
 from taskbuilder.rounds import below_target, confidence_rule, label_confidence, write_subset
 
 from flows.job_finish import base_summary, finish_job
-from flows.pilot import after_pilot, go_on, pilot_cost_warning, pilot_plan, pilot_report
+from flows.pilot import after_pilot, go_on, pilot_cost_warning, pilot_plan, pilot_report, pilot_stop
 from flows.job_round import (JobRun, PublishRejected, RoundPlan, collect_round, draft_round, price_round, publish_gate,
                              published_before)
 from tasks.job_spending import read_rounds_spending
+from tasks.payments import read_spending
 from tasks.logs import run_logger
 from tasks.quality import update_blocklist_group
 from tasks.records import load_job_record, update_job_record
@@ -41,8 +42,9 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
     """Run the job's rounds and write the merged outputs; return the run summary (as
     :func:`flows.annotation_batch.annotation_batch`, its ids those of round 1) with ``rounds``: a list of
     ``{kind, number, study_id, datapoints, annotators_per_task, cost_cents}``, ``total_cost_cents``,
-    ``below_target`` (row ids whose label stayed below ``target_confidence``), ``stopped`` (why a round was not
-    launched, when one was refused) and, with a pilot, ``pilot`` (its report).
+    ``below_target`` (row ids whose label stayed below ``target_confidence``), ``stopped`` (why the job ended before
+    its last round: the pilot's decision, or a round refused for budget or by its reviewer; None when it ran to the
+    end), ``payments.spent`` (added over every round's study) and, with a pilot, ``pilot`` (its report).
 
     ``wait`` false (a launch that does not wait): round 1 is published and the run ends. ``advance`` (the collect
     path, :mod:`flows.rounds_collect`): the rounds are walked without waiting; each finished round is collected,
@@ -100,6 +102,9 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
             going_on = go_on(run, report)
             summary["pilot"] = report.model_dump()
             if not going_on:
+                stopped = pilot_stop(job.pilot.then, report, run.report.rows - plan.rows)
+                run_logger().warning("The job ends: %s", stopped)
+                summary["notes"].append(stopped)
                 break
             pilot_ids = parsed[0][1].datapoints[_id_column(job, parsed[0][1])].astype(str).tolist()
             queue = after_pilot(run, upload_path, plan, draft.study_id, pilot_ids)
@@ -107,12 +112,17 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
             again, stay = _below_target(job, responses, result)
             if again:
                 queue = [_next_plan(run, upload_path, plan.number + 1, again, tuple(entry["study_id"] for entry in rounds))]
+            else:
+                run_logger().info("%s", last_round_sentence(job, plan.number, len(stay)))
         if not queue:
             break
         plan = queue.pop(0)
         left = job.max_budget - read_rounds_spending(connection, rounds)  # places added by add-places count too
         try:
-            price = price_round(run, plan, left, published_before(plan.key, connection))
+            published = published_before(plan.key, connection)
+            price = price_round(run, plan, left, True)  # priced only: the round's own check, against what is left, follows
+            if not published:
+                refuse_round_over_budget(plan, price, job.max_budget, left)
             run_logger().info("%s", round_sentence(job, plan, price, left))
             draft = draft_round(run, plan)
             costs = {"cost": {"quote": price.model_dump()}}
@@ -128,14 +138,14 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
     update_blocklist_group(connection, run.job_key, run.workspace_id, job.quality, result.participants)  # live
     submissions = _approve_and_list(run, [entry["study_id"] for entry in rounds], result)
     total = sum(entry["cost_cents"] for entry in rounds)
-    extra: dict[str, Any] = {"rounds": rounds, "total_cost_cents": total, "below_target": sorted(set(stay))}
-    if stopped:
-        extra["stopped"] = stopped
+    extra: dict[str, Any] = {"rounds": rounds, "total_cost_cents": total, "below_target": sorted(set(stay)), "stopped": stopped}
     if "pilot" in summary:
         extra["pilot"] = summary["pilot"]
     result.summary.update(extra)
     summary["outputs"].update(write_results(responses, result, submissions, run.destination, job, summary["cost"]))
     summary.update(extra)
+    summary["payments"] = {"bonus": None, "rejected_submissions": [],
+                           "spent": rounds_spent(connection, [entry["study_id"] for entry in rounds], run.workspace_id)}
     return finish_job(summary, run.job_key, connection, run.destination, run.work_dir)
 
 
@@ -155,6 +165,42 @@ def round_sentence(job: Any, plan: RoundPlan, price: JobPrice, left_cents: int) 
     quote = price.quote_cents
     return (f"Round {plan.number}: {what}; priced {money(quote, price.currency_code)}, "
             f"{money(left_cents - quote, price.currency_code)} left of max_budget")
+
+
+def refuse_round_over_budget(plan: RoundPlan, price: JobPrice, max_budget_cents: int, left_cents: int) -> None:
+    """Raise :class:`BudgetExceeded` when round ``plan`` (a follow-up or main round after round 1) costs more
+    than what is left of ``max_budget``, saying the round's price, what is left, the spec's ``max_budget`` and
+    what the earlier rounds spent."""
+    if price.quote_cents <= left_cents:
+        return
+    unit = price.currency_code
+    places = f"{price.places} place{'s' if price.places != 1 else ''}"
+    raise BudgetExceeded(
+        f"round {plan.number} costs {money(price.quote_cents, unit)} ({places}, fees and VAT included); "
+        f"{money(left_cents, unit)} of max_budget {money(max_budget_cents, unit)} is left "
+        f"({money(max_budget_cents - left_cents, unit)} spent by earlier rounds): nothing of round {plan.number} was "
+        "created. Raise max_budget in the job spec and run the job again to launch it.")
+
+
+def last_round_sentence(job: Any, number: int, staying: int) -> str:
+    """The adaptive decision that ends the rounds, for the run's log: no datapoint to ask again."""
+    target, most = job.adaptive.target_confidence, job.adaptive.max_annotators
+    if not staying:
+        return f"Round {number}: no datapoint below {target} with fewer than {most} answers; done"
+    return (f"Round {number}: {staying:,} datapoint{'s stay' if staying != 1 else ' stays'} below {target} with "
+            f"{most} answers (max_annotators); no datapoint to ask again; done")
+
+
+def rounds_spent(connection: Any, study_ids: list[str], workspace_id: str) -> dict[str, Any]:
+    """What the job's rounds spent, added over their studies as the account reports each (``GET
+    /api/v1/studies/{id}/cost/``, §5.5, via :func:`tasks.payments.read_spending`): ``{rewards_cents, fees_cents,
+    tax_cents, bonuses_cents, currency}``, the run summary's ``payments.spent``."""
+    names = ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents")
+    spent: dict[str, Any] = dict.fromkeys(names, 0)
+    for study_id in study_ids:
+        figures = read_spending(connection, study_id, workspace_id)
+        spent = {**{name: spent[name] + int(figures[name] or 0) for name in names}, "currency": figures["currency"]}
+    return spent
 
 
 def watch_round(run: JobRun, plan: RoundPlan, draft: Any, collected: list[tuple[int, str]]) -> None:

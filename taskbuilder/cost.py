@@ -79,7 +79,8 @@ class JobPrice(BaseModel):
         if not self.within_budget:
             raise BudgetExceeded(
                 f"the account's cost calculator prices this job at {money(self.quote_cents, self.currency_code)} "
-                f"({self.places} places = {self.task_groups} task groups × {self.annotators_per_task} annotators, "
+                f"({counted(self.places, 'place')} = {counted(self.task_groups, 'task group')} × "
+                f"{counted(self.annotators_per_task, 'annotator')}, "
                 f"reward {self.reward_cents} cents each, fees and VAT included), over max_budget "
                 f"{money(self.max_budget_cents, self.currency_code)}: nothing was created. Raise max_budget in the "
                 "job spec, or lower reward, annotators_per_task or the number of task groups."
@@ -117,6 +118,11 @@ class PublishCost(BaseModel):
             (f"available balance ({self.payer})", money(self.balance_cents, self.currency_code)),
         ]
         return "\n".join(["| item | amount |", "|---|---|", *(f"| {item} | {amount} |" for item, amount in rows)])
+
+
+def counted(number: int, noun: str) -> str:
+    """``1, "place"`` → ``"1 place"``; ``4, "place"`` → ``"4 places"`` (the plural adds an ``s``)."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def money(amount_cents: int, currency_code: str) -> str:

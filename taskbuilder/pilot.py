@@ -83,6 +83,25 @@ class PilotReport(BaseModel):
                  f"- thresholds {'met' if self.passed else 'NOT met'}" + (f"; {self.decision}" if self.decision else "")]
         return "\n".join(lines)
 
+    def unmet(self) -> list[str]:
+        """The thresholds the pilot missed, each as a phrase with its figures (e.g. ``"time ratio 0.0011 >
+        0.0001"``); empty when :func:`thresholds_met` holds."""
+        missed = [f"α of {name!r} {figure(alpha)} < {self.min_agreement}"
+                  for name, alpha in self.krippendorff_alpha.items() if alpha is not None and alpha < self.min_agreement]
+        if self.time_ratio is None:
+            missed.append("time ratio unknown (no finished submission reports its time)")
+        elif self.time_ratio > self.max_time_ratio:
+            missed.append(f"time ratio {figure(self.time_ratio)} > {self.max_time_ratio}")
+        return missed
+
+
+def figure(value: float | None) -> str:
+    """A measured figure with the digits that matter: two decimals from 1 up, two significant digits below
+    (``0.0011``, not ``0.00``); ``"unknown"`` for None."""
+    if value is None:
+        return "unknown"
+    return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
+
 
 def pilot_timing(submissions: list[dict]) -> float | None:
     """Median minutes of the finished submissions' ``time_taken`` (seconds), or None when none has one."""

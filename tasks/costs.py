@@ -13,7 +13,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.cost import JobPrice, cents, money
+from taskbuilder.cost import JobPrice, cents, counted, money
 
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
@@ -41,8 +41,8 @@ def price_job(
         quote_cents=cents(quote.total_cost), currency_code=currency, max_budget_cents=max_budget_cents,
     )
     run_logger().info(
-        "The account's cost calculator prices %d places (%d task groups × %d) at %s (max_budget %s)",
-        places, task_groups, annotators_per_task, money(price.quote_cents, currency), money(max_budget_cents, currency),
+        "The account's cost calculator prices %s (%s × %d) at %s (%s of max_budget left for them)", counted(places, "place"),
+        counted(task_groups, "task group"), annotators_per_task, money(price.quote_cents, currency), money(max_budget_cents, currency),
     )
     return price
 

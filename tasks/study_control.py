@@ -25,6 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.errors import BadRequest, Refusal
+from taskbuilder.cost import counted
 from taskbuilder.job_spending import places_budget_problem
 from taskbuilder.models import StudyAction, StudyStatus
 
@@ -135,13 +136,14 @@ def _add_places_locked(connection: ProlificConnection, job_key: str, study_id: s
         elif (pending.get("study_id") == study_id and pending.get("added") == places and not again
               and current == pending.get("to_places")):
             return _outcome(study_id, False, status, current,
-                            f"study {study_id} has {current} places: these {places} places were added already "
+                            f"study {study_id} has {counted(current, 'place')}: {'this' if places == 1 else 'these'} "
+                            f"{counted(places, 'place')} {'was' if places == 1 else 'were'} added already "
                             f"(at {pending.get('at')}); nothing done. Give --again to add {places} more.")
         else:
             target = current + places
         if current >= target:
             _record_places(job_key, connection, {**pending, "done": True} if pending else None)
-            return _outcome(study_id, False, status, current, f"study {study_id} has {current} places already; nothing done")
+            return _outcome(study_id, False, status, current, f"study {study_id} has {counted(current, 'place')} already; nothing done")
         if status not in (StudyStatus.ACTIVE, StudyStatus.PAUSED):
             raise StudyControlRefused(f"cannot add places to study {study_id}: it is {status}; places are added to an "
                                       "ACTIVE or PAUSED study (change the spec of an unpublished one). Nothing was changed.")

@@ -105,6 +105,8 @@ def test_three_rounds_one_of_everything_per_round_and_the_money_counted(tmp_path
     summary = _run(sandbox, spec)
     _check_three_rounds(sandbox, summary, tmp_path / "job" / "out")
     assert before - _balance(sandbox) == summary["total_cost_cents"], "the summary's cost is not the balance's fall"
+    assert _spent(summary) == summary["total_cost_cents"], "payments.spent is not every round's spending"
+    assert json.loads((tmp_path / "job" / "out" / "summary.json").read_text())["stopped"] is None
 
     again = _run(sandbox, spec)  # a re-run: everything found, nothing created or published again
     assert again["rounds"] == summary["rounds"]
@@ -121,6 +123,11 @@ def test_a_round_over_the_budget_is_not_launched(tmp_path, sandbox):
     assert len(summary["rounds"]) == 1 and summary["total_cost_cents"] <= spent_first_round + 1
     assert summary["below_target"], "the datapoints left below the target are not named"
     assert any("was not launched" in note for note in summary["notes"])
+    left = spent_first_round + 1 - summary["rounds"][0]["cost_cents"]
+    assert (f"{left / 100:.2f} GBP of max_budget {(spent_first_round + 1) / 100:.2f} GBP is left "
+            f"({summary['rounds'][0]['cost_cents'] / 100:.2f} GBP spent by earlier rounds)") in summary["stopped"]
+    assert summary["stopped"].startswith("round 2 (followup, ") and summary["stopped"] in summary["notes"]
+    assert json.loads((tmp_path / "tight" / "job" / "out" / "summary.json").read_text())["stopped"] == summary["stopped"]
 
 
 @pytest.mark.slow
@@ -182,7 +189,10 @@ def test_a_pilot_below_its_thresholds_launches_nothing_more(tmp_path, sandbox):
     assert [r["kind"] for r in summary["rounds"]] == ["pilot"] and summary["rounds"][0]["datapoints"] == 4
     assert summary["pilot"]["passed"] is False and "ends after the pilot" in summary["pilot"]["decision"]
     assert _effects(sandbox)["studies"] == 1 and _effects(sandbox)["publishes per study"] == [1]
-    assert before - _balance(sandbox) == summary["total_cost_cents"]
+    assert before - _balance(sandbox) == summary["total_cost_cents"] == _spent(summary)
+    assert summary["stopped"].startswith("ended after the pilot: thresholds not met (α of ")
+    assert summary["stopped"].endswith("; 8 datapoints not asked") and summary["stopped"] in summary["notes"]
+    assert json.loads((tmp_path / "job" / "out" / "summary.json").read_text())["stopped"] == summary["stopped"]
     sampled = pd.read_csv(tmp_path / "job" / "out" / "labels.csv", dtype=str)
     assert len(sampled) == 4 and sampled["META_gold"].value_counts().to_dict() == {"positive": 2, "negative": 2}
 
@@ -206,6 +216,11 @@ def test_a_passing_pilot_goes_on_and_pays_once_per_answer(tmp_path, sandbox):
     assert before - _balance(sandbox) == summary["total_cost_cents"]
     assert _effects(sandbox)["publishes per study"] == [1, 1, 1]
 
+
+def _spent(summary: dict) -> int:
+    """The run's ``payments.spent`` in cents: rewards, fees, tax and bonuses."""
+    spent = summary["payments"]["spent"]
+    return sum(spent[name] for name in ("rewards_cents", "fees_cents", "tax_cents", "bonuses_cents"))
 
 
 def _annotators(spec: Path, annotators: int) -> Path:

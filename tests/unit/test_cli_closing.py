@@ -38,6 +38,19 @@ def test_a_job_in_rounds_names_every_study_and_the_total():
     assert any(line.startswith("below the target confidence: 2 datapoint(s)") for line in lines)
 
 
+def test_a_job_that_stopped_early_says_so_first_and_rounds_show_their_spending():
+    summary = {"published": True, "cost": {"checked": _checked(400)}, "total_cost_cents": 400, "below_target": [],
+               "stopped": "ended after the pilot: thresholds not met (time ratio 0.0011 > 0.0001); 20 datapoints not asked",
+               "rounds": [{"kind": "pilot", "study_id": "a"}],
+               "payments": {"bonus": None, "rejected_submissions": [],
+                            "spent": {"rewards_cents": 300, "fees_cents": 100, "tax_cents": 0, "bonuses_cents": 0, "currency": "GBP"}}}
+    lines = closing_lines(summary)
+    assert lines[0] == "stopped: ended after the pilot: thresholds not met (time ratio 0.0011 > 0.0001); 20 datapoints not asked"
+    assert lines[1].startswith("cost of round 1: 4.00 GBP")
+    assert "spent: rewards 3.00 GBP, fees 1.00 GBP, tax 0.00 GBP, bonuses 0.00 GBP" in lines
+    assert not any(line.startswith("stopped") for line in closing_lines({**summary, "stopped": None}))
+
+
 def test_refusals_stop_without_being_called_a_bug():
     from tasks.inputs import InputInvalid
     from tasks.pay_lock import PayLockUnavailable
