@@ -166,9 +166,20 @@ def test_signed_webhooks_from_the_sandbox_write_outputs_without_a_monitor_run(st
 def test_a_job_in_rounds_without_waiting_goes_on_through_the_monitor_and_its_trigger(stack, tmp_path):
     """Adaptive overlap launched by the deployment (wait_for_completion false): each finished round is announced
     by the monitor, the trigger's collect-report run launches the next round, the last writes the outputs."""
-    from tests.integration.test_rounds import ADAPTIVE, ROWS
+    from tests.integration.test_rounds import ADAPTIVE, COIN_FLIPS, ROWS
 
-    job = job_parameters(tmp_path / "rounds", rows=ROWS, adaptive=ADAPTIVE)
+    control = httpx.Client(base_url=stack.sandbox.base_url, timeout=30)
+    defaults = control.get("/_sandbox/settings").json()
+    control.post("/_sandbox/settings", json=COIN_FLIPS).raise_for_status()  # answers at random: rounds are needed
+    try:
+        _rounds_through_the_monitor(stack, tmp_path, ADAPTIVE, ROWS)
+    finally:
+        control.post("/_sandbox/settings", json={name: defaults[name] for name in COIN_FLIPS}).raise_for_status()
+        control.close()
+
+
+def _rounds_through_the_monitor(stack, tmp_path, adaptive, rows):
+    job = job_parameters(tmp_path / "rounds", rows=rows, adaptive=adaptive)
     stack.wait_for_state(stack.run_deployment(LAUNCH, {"job": job, "polling": FAST_POLLING}), {"COMPLETED"}, 240)
     out = Path(job["output_dir"])
     numbers = []
