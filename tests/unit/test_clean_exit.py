@@ -50,7 +50,7 @@ def test_the_fast_path_does_not_wait_when_nothing_holds_the_stream(tmp_path):
     started = time.monotonic()
     for _ in range(20):
         assert csvfile.load_table(path).read_path == "fast"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # a wait would be 20 × ARROW_RELEASE_WAIT_SECONDS (200 s); room for a busy machine
 
 
 RUNS = 120

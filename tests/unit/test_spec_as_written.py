@@ -77,7 +77,7 @@ def test_an_alias_bomb_fails_fast_in_every_entry_point(spec_file):
     _edit(spec_file, "study:\n", "study:\n" + bomb)
     started = time.monotonic()
     from_yaml, validate, from_s3 = _load_everywhere(spec_file)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # expanded, the bomb takes minutes; room for a machine busy with the suite
     for error in (from_yaml, from_s3):
         assert isinstance(error, SpecError) and "through YAML aliases" in str(error)
     assert validate.exit_code == 2 and "through YAML aliases" in validate.output
