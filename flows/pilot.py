@@ -16,7 +16,7 @@ from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment
 
-from taskbuilder.cost import money, task_group_count
+from taskbuilder.cost import counted, money, task_group_count
 from taskbuilder.pilot import PilotReport, figure, pilot_timing, reward_for_rate, sample_rows, thresholds_met
 from taskbuilder.report import CHOICE_TYPES
 from taskbuilder.rounds import write_subset
@@ -135,7 +135,7 @@ def pilot_stop(then: str, report: PilotReport, not_asked: int) -> str:
         why = "thresholds not met (" + "; ".join(report.unmet()) + ")"
     else:
         why = f"the reviewer did not approve ({report.decision})"
-    asked = f"; {not_asked:,} datapoint{'s' if not_asked != 1 else ''} not asked" if not_asked else ""
+    asked = f"; {counted(not_asked, 'datapoint')} not asked" if not_asked else ""
     return f"ended after the pilot: {why}{asked}"
 
 

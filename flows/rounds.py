@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from taskbuilder.aggregate import select_submissions_to_approve
-from taskbuilder.cost import BalanceTooLow, BudgetExceeded, JobPrice, money
+from taskbuilder.cost import BalanceTooLow, BudgetExceeded, JobPrice, counted, money
 from taskbuilder.pilot import sample_rows
 from taskbuilder.report import CHOICE_TYPES
 from taskbuilder.rounds import below_target, confidence_rule, label_confidence, write_subset
@@ -153,9 +153,9 @@ def round_sentence(job: Any, plan: RoundPlan, price: JobPrice, left_cents: int) 
     """The round about to be made, as one plain sentence for the run's log: which datapoints get how many
     answers, the account's price, and what is left of ``max_budget`` after it."""
     answers = plan.annotators_per_task
-    each = f"{answers} answer{'s' if answers != 1 else ''} each"
+    each = f"{counted(answers, 'answer')} each"
     if plan.kind == "followup":
-        what = f"{plan.rows:,} datapoints below {job.adaptive.target_confidence} get {answers} more answer{'s' if answers != 1 else ''} each"
+        what = f"{plan.rows:,} datapoints below {job.adaptive.target_confidence} get {counted(answers, 'more answer')} each"
     elif plan.kind == "main" and plan.blocked_study_ids:
         what = f"the pilot's {plan.rows:,} datapoints get the {each} they lack (the pilot's participants kept out)"
     elif plan.kind == "main" and plan.number > 1:
@@ -174,7 +174,7 @@ def refuse_round_over_budget(plan: RoundPlan, price: JobPrice, max_budget_cents:
     if price.quote_cents <= left_cents:
         return
     unit = price.currency_code
-    places = f"{price.places} place{'s' if price.places != 1 else ''}"
+    places = counted(price.places, "place")
     raise BudgetExceeded(
         f"round {plan.number} costs {money(price.quote_cents, unit)} ({places}, fees and VAT included); "
         f"{money(left_cents, unit)} of max_budget {money(max_budget_cents, unit)} is left "

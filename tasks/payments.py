@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.cost import cents, money
 from taskbuilder.errors import ConnectError, ProlificError, TransportError, Refusal
-from taskbuilder.job_spending import part_cents
+from taskbuilder.job_spending import part_cents, study_cost_cents
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.pay_evidence import payment_evidence
 from taskbuilder.payments import (attention_failures, bonus_budget_problem, csv_bonuses, flagged_for_rejection,
@@ -120,8 +120,7 @@ def _spending(client: Any, study_id: str, workspace_id: str, plan_cents: int = 0
     balance = (client.get_workspace_balance(workspace_id).available_balance if study.project
                else client.get_me().available_balance)
     figures = {"rewards_cents": part_cents(parts, "rewards"), "fees_cents": part_cents(parts, "fees"), "tax_cents": part_cents(parts, "tax"),
-               "bonus_rewards_cents": part_cents(bonuses, "rewards"),
-               "bonuses_cents": sum(part_cents(bonuses, name) for name in ("rewards", "fees", "tax")),
+               "bonus_rewards_cents": part_cents(bonuses, "rewards"), "bonuses_cents": study_cost_cents(cost)[1],
                "balance_cents": balance, "currency": study.currency_code or "GBP"}
     if plan_cents > 0:
         figures["plan_price_cents"] = cents(client.calculate_study_cost(reward_cents=plan_cents, places=1).total_cost)
