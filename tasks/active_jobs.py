@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from prefect.client.orchestration import get_client
+from tasks.prefect_client import prefect_client
 from prefect.client.schemas.actions import VariableCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
@@ -56,7 +56,7 @@ def active_record_names() -> list[str]:
     """The block names of every active job's record (``POST /api/variables/filter``, 200 per request)."""
     names: list[str] = []
     offset = 0
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         while True:
             page = client.request("POST", "/variables/filter", json={
                 "variables": {"name": {"like_": ACTIVE_PREFIX}}, "offset": offset, "limit": PAGE_SIZE}).json()
@@ -68,13 +68,13 @@ def active_record_names() -> list[str]:
 
 def index_is_built() -> bool:
     """Whether records written before the index have been indexed on this Prefect server."""
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         return client.read_variable_by_name(MARKER) is not None
 
 
 def mark_index_built() -> None:
     """Record that every earlier record was indexed (the marker variable)."""
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         try:
             client.create_variable(VariableCreate(name=MARKER, value=dt.datetime.now(dt.timezone.utc).isoformat()))
         except ObjectAlreadyExists:

@@ -34,7 +34,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect.blocks.core import Block
-from prefect.client.orchestration import get_client
+from tasks.prefect_client import prefect_client
 from prefect.client.schemas.actions import BlockDocumentCreate, BlockDocumentUpdate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
@@ -127,7 +127,7 @@ def _read(client: Any, name: str) -> dict[str, Any] | None:
 def load_job_record(job_key: str, base_url: str) -> dict[str, Any] | None:
     """The stored record, read from the Prefect server (``GET /api/block_types/slug/…/block_documents/name/…``),
     or ``None`` when this job has none yet."""
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         return _read(client, record_name(job_key, base_url))
 
 
@@ -156,7 +156,7 @@ def update_job_record(job_key: str, base_url: str, **fields: Any) -> dict[str, A
     name = record_name(job_key, base_url)
     fields = dict(fields)
     new_notes = list(fields.pop("notes", None) or [])
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         with _lock:
             known = _documents.get((_server(), name))
             absent = (_server(), name) in _absent
@@ -242,7 +242,7 @@ def read_job_records(names: list[str]) -> list[dict[str, Any]]:
     """The records with these block names, in bulk: one ``POST /api/block_documents/filter`` per 200 names
     (names with no record are left out)."""
     records: list[dict[str, Any]] = []
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         for start in range(0, len(names), PAGE_SIZE):
             chunk = names[start:start + PAGE_SIZE]
             page = client.request("POST", "/block_documents/filter", json={
@@ -260,7 +260,7 @@ def active_job_records() -> list[dict[str, Any]]:
     and indexes the active ones. An entry whose record turns out collected (by an older version) is dropped.
     """
     if not index_is_built():
-        with get_client(sync_client=True) as client:
+        with prefect_client() as client:
             for record in list_job_records():
                 if record.get("study_id") and not record.get("collected_at") and not is_round_record(record):
                     name = record_name(record["job_key"], record["base_url"])
@@ -269,7 +269,7 @@ def active_job_records() -> list[dict[str, Any]]:
     records = read_job_records(active_record_names())
     done = [r for r in records if r.get("collected_at") or not r.get("study_id") or is_round_record(r)]
     if done:
-        with get_client(sync_client=True) as client:
+        with prefect_client() as client:
             for record in done:
                 mark_done(client, active_variable_name(record_name(record["job_key"], record["base_url"]), RECORD_PREFIX))
     return [r for r in records if r not in done]
@@ -277,7 +277,7 @@ def active_job_records() -> list[dict[str, Any]]:
 
 def list_job_records() -> list[dict[str, Any]]:
     """Every job record on the current Prefect server, all pages (``POST /api/block_documents/filter``)."""
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         documents: list[Any] = []
         while True:
             try:

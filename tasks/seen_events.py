@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from prefect.client.orchestration import get_client
+from tasks.prefect_client import prefect_client
 from prefect.client.schemas.actions import VariableCreate
 from prefect.exceptions import ObjectAlreadyExists
 
@@ -29,7 +29,7 @@ def claim_event(event_id: str, event_type: str) -> bool:
     claimed before (a redelivery: acknowledge it, do nothing). Needs ``PREFECT_API_URL``
     (``POST /api/variables/``)."""
     value = {"event_type": event_type, "claimed_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         try:
             client.create_variable(VariableCreate(name=seen_event_name(event_id), value=value, tags=["prolific-webhook"]))
         except ObjectAlreadyExists:
@@ -42,7 +42,7 @@ def release_event(event_id: str) -> None:
     (``DELETE /api/variables/name/{name}``; no error when it is gone)."""
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         try:
             client.delete_variable_by_name(seen_event_name(event_id))
         except ObjectNotFound:

@@ -203,4 +203,11 @@ def _rounds_through_the_monitor(stack, tmp_path, adaptive, rows):
     publishes = [r["path"].split("/")[4] for r in requests if r["method"] == "POST" and r["path"].rstrip("/").endswith("/transition")
                  and 200 <= r["status"] < 300 and r["path"].split("/")[4] in studies]
     assert sorted(publishes) == sorted(studies), "a round's study was published twice, or not at all"
-    assert all(r["state"]["type"] == "COMPLETED" for r in collect_runs(stack, job["name"]))
+    # the record says collected before the run that wrote it reports COMPLETED: wait for every run to finish
+    def all_finished():
+        runs = collect_runs(stack, job["name"])
+        return runs if runs and all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for r in runs) else None
+
+    runs = wait_until(all_finished, 120, "the collect-report runs finished")
+    failed = {r["id"]: (r["state"]["type"], r["state"].get("message")) for r in runs if r["state"]["type"] != "COMPLETED"}
+    assert not failed, {flow_run_id: (state, stack.flow_run_logs(flow_run_id)[-3000:]) for flow_run_id, state in failed.items()}

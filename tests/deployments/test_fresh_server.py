@@ -37,12 +37,12 @@ class _ClientWithoutTheBlockType:
 
 
 def test_no_block_type_means_no_job_records(monkeypatch):
-    monkeypatch.setattr(records, "get_client", lambda sync_client: _ClientWithoutTheBlockType())
+    monkeypatch.setattr(records, "prefect_client", lambda: _ClientWithoutTheBlockType())
     assert records.list_job_records() == []
 
 
 def test_other_server_errors_still_raise(monkeypatch):
-    monkeypatch.setattr(records, "get_client", lambda sync_client: _ClientWithoutTheBlockType(500))
+    monkeypatch.setattr(records, "prefect_client", lambda: _ClientWithoutTheBlockType(500))
     with pytest.raises(PrefectHTTPStatusError):
         records.list_job_records()
 
