@@ -14,8 +14,9 @@ after about 0.05, 0.1, 0.2, 0.4, 0.8 and 1.6 s (jittered); only then does Prefec
 each of its tries gets the same quick ones). A 503 that says maintenance (``Prefect-Maintenance``) or asks
 for a wait (``Retry-After``), a 429, and a request whose body cannot be sent again are handed to Prefect at
 once. The client is made once per process and server (making one costs ~20-45 ms: its TLS context) and
-never closed (its connections end with the process). Prefect's own client is used instead when the API is
-not a URL (an in-process server) or a proxy is set in the environment (this transport would bypass it).
+never closed (its connections end with the process); without ``PREFECT_API_URL`` the server is Prefect's
+temporary one of this process, started as ``get_client`` starts it. Prefect's own client is used instead
+when a proxy is set in the environment (this transport would bypass it).
 TLS: the same context Prefect builds (``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``, ``PREFECT_API_SSL_CERT_FILE``,
 else certifi); HTTP/2 as ``PREFECT_API_ENABLE_HTTP2``.
 """
@@ -40,6 +41,7 @@ from prefect.settings import (
     PREFECT_API_SSL_CERT_FILE,
     PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
     PREFECT_API_URL,
+    PREFECT_SERVER_EPHEMERAL_ENABLED,
 )
 
 QUICK_RETRY_DELAYS_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -84,12 +86,24 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=PREFECT_API_SSL_CERT_FILE.value() or certifi.where())
 
 
+def _temporary_server_url() -> str | None:
+    """Without ``PREFECT_API_URL``: the URL of Prefect's temporary server of this process, started as
+    ``get_client`` starts it (``SubprocessASGIServer``, one per process; Prefect 3.9), when that is enabled."""
+    if not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
+
+
 @contextmanager
 def prefect_client() -> Iterator[SyncPrefectClient]:
     """A started sync Prefect client for the current ``PREFECT_API_URL`` (see the module docstring); use it as
     ``with prefect_client() as client:``. Errors are Prefect's (``PrefectHTTPStatusError``, ``ObjectNotFound``,
     ...)."""
-    api = PREFECT_API_URL.value()
+    api = PREFECT_API_URL.value() or _temporary_server_url()
     if not isinstance(api, str) or not api.startswith(("http://", "https://")) or any(os.environ.get(v) for v in PROXY_VARIABLES):
         with get_client(sync_client=True) as client:
             yield client
