@@ -54,8 +54,9 @@ def main_annotators(run: JobRun) -> int:
     return run.job.adaptive.start_annotators if run.job.adaptive else run.job.study.annotators_per_task
 
 
-def pilot_report(run: JobRun, plan: RoundPlan, study_id: str, result: Any) -> PilotReport:
-    """The pilot's figures (see :mod:`taskbuilder.pilot`) from its aggregation ``result`` and its submissions."""
+def pilot_report(run: JobRun, plan: RoundPlan, study_id: str, result: Any, currency_code: str) -> PilotReport:
+    """The pilot's figures (see :mod:`taskbuilder.pilot`) from its aggregation ``result`` and its submissions;
+    money shown in ``currency_code`` (the account's, from the round's price)."""
     job, pilot = run.job, run.job.pilot
     alphas = {ins["description"]: stats.get("krippendorff_alpha")
               for ins, stats in zip((i for i in instruction_payloads(job) if i["type"] in CHOICE_TYPES), result.summary["instructions"])}
@@ -73,7 +74,7 @@ def pilot_report(run: JobRun, plan: RoundPlan, study_id: str, result: Any) -> Pi
         recommended_hourly_cents=rates["recommended"] if rates else None, min_hourly_cents=rates["min"] if rates else None,
         reward_at_pilot_timing_cents=reward_then, full_job_places=places,
         full_job_cost_cents=price_places(run.connection, reward_then, places) if reward_then else None,
-        passed=thresholds_met(alphas, pilot.min_agreement, ratio, pilot.max_time_ratio),
+        passed=thresholds_met(alphas, pilot.min_agreement, ratio, pilot.max_time_ratio), currency_code=currency_code,
     )
 
 
@@ -112,11 +113,11 @@ def go_on(run: JobRun, report: PilotReport) -> bool:
 def pilot_sentence(report: PilotReport) -> str:
     """The pilot's figures and decision as one plain sentence (the run's log): α per choice instruction, the
     median minutes against the estimate, the hourly reward at that timing, the full job's price at the pilot's
-    timing, which threshold failed (if one did) and the decision. Money in cents, as the report."""
+    timing, which threshold failed (if one did) and the decision. Money in the account's currency (cents in a
+    report stored before it kept the currency)."""
     alphas = ", ".join(f"α of {name!r} {'undefined' if alpha is None else figure(alpha)}"
                        for name, alpha in report.krippendorff_alpha.items())
-    hourly = "unknown" if report.hourly_reward_cents is None else f"{report.hourly_reward_cents:.0f} cents"
-    price = "unknown" if report.full_job_cost_cents is None else f"{report.full_job_cost_cents} cents"
+    hourly, price = report.amount(report.hourly_reward_cents, " an hour"), report.amount(report.full_job_cost_cents)
     unmet = report.unmet()
     verdict = "thresholds met" if not unmet else "thresholds not met: " + "; ".join(unmet)
     return (f"Pilot (round 1): {report.datapoints:,} datapoints × {report.annotators_per_task} answers; {alphas} "

@@ -98,7 +98,7 @@ def run_rounds(run: JobRun, upload_path: Path, wait: bool, first_published_befor
         update_job_record(run.job_key, connection.base_url, rounds=rounds)
         responses, result = aggregate_rounds(job, parsed, kept_at)
         if plan.kind == "pilot":
-            report = pilot_report(run, plan, draft.study_id, result)
+            report = pilot_report(run, plan, draft.study_id, result, price.currency_code)
             going_on = go_on(run, report)
             summary["pilot"] = report.model_dump()
             if not going_on:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel
 
+from taskbuilder.cost import money
 from taskbuilder.jsonl import is_jsonl
 
 DONE_SUBMISSIONS = {"APPROVED", "AWAITING REVIEW"}
@@ -66,6 +67,16 @@ class PilotReport(BaseModel):
     full_job_cost_cents: int | None
     passed: bool
     decision: str = ""
+    currency_code: str = ""
+    """The account's currency (the cost calculator's); empty in reports stored before it was kept: cents then."""
+
+    def amount(self, cents: float | int | None, per: str = "") -> str:
+        """``cents`` in the account's currency (``"1.20 GBP"``, ``per``: e.g. ``" an hour"``), else in cents;
+        ``"unknown"`` for ``None``."""
+        if cents is None:
+            return "unknown"
+        shown = money(round(cents), self.currency_code) if self.currency_code else f"{cents:.0f} cents"
+        return shown + per
 
     def to_markdown(self) -> str:
         def show(value: object, unit: str = "") -> str:
@@ -76,10 +87,10 @@ class PilotReport(BaseModel):
                    for name, alpha in self.krippendorff_alpha.items()),
                  f"- median minutes per submission: {show(self.median_minutes)} against {self.estimated_minutes} estimated "
                  f"(ratio {show(self.time_ratio)}, continue at ≤ {self.max_time_ratio})",
-                 f"- hourly reward at that timing: {show(self.hourly_reward_cents, ' cents')} (Prolific recommends "
-                 f"{show(self.recommended_hourly_cents, ' cents')}, minimum {show(self.min_hourly_cents, ' cents')})",
-                 f"- reward paying the recommended rate at the pilot's timing: {show(self.reward_at_pilot_timing_cents, ' cents')}",
-                 f"- the full job ({self.full_job_places} places) at that reward: {show(self.full_job_cost_cents, ' cents')}",
+                 f"- hourly reward at that timing: {self.amount(self.hourly_reward_cents, ' an hour')} (Prolific recommends "
+                 f"{self.amount(self.recommended_hourly_cents)}, minimum {self.amount(self.min_hourly_cents)})",
+                 f"- reward paying the recommended rate at the pilot's timing: {self.amount(self.reward_at_pilot_timing_cents)}",
+                 f"- the full job ({self.full_job_places} places) at that reward: {self.amount(self.full_job_cost_cents)}",
                  f"- thresholds {'met' if self.passed else 'NOT met'}" + (f"; {self.decision}" if self.decision else "")]
         return "\n".join(lines)
 

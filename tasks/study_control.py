@@ -25,7 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.errors import BadRequest, Refusal
-from taskbuilder.cost import counted
+from taskbuilder.cost import counted, money
 from taskbuilder.job_spending import places_budget_problem
 from taskbuilder.models import StudyAction, StudyStatus
 
@@ -162,10 +162,13 @@ def _add_places_locked(connection: ProlificConnection, job_key: str, study_id: s
         fields = _places_fields(study.data_collection_metadata or {}, target)
         updated = client.update_study(study_id, **fields)
     _record_places(job_key, connection, {**request, "done": True})
+    currency = study.currency_code or ""
     return _outcome(study_id, True, status, int(updated.total_available_places or target),
                     f"study {study_id}: places {current} → {updated.total_available_places}"
                     + (f" (annotators per task {fields['data_collection_metadata']['annotators_per_task']})"
-                       if "data_collection_metadata" in fields else ""))
+                       if "data_collection_metadata" in fields else "")
+                    + f"; the places now cost {money(spending.places_cents, currency)}, the job "
+                    f"{money(spending.total_cents, currency)} of max_budget {money(max_budget_cents, currency)}")
 
 
 def _places_fields(metadata: dict[str, Any], target: int) -> dict[str, Any]:

@@ -53,8 +53,16 @@ def test_the_pilot_decision_is_one_sentence_with_its_figures():
                          decision="then: auto, going on")
     assert pilot_sentence(report) == (
         "Pilot (round 1): 40 datapoints × 3 answers; α of 'Sentiment?' 0.71 (goes on at ≥ 0.6); median 6.00 minutes "
-        "per submission against 5.0 estimated, a time ratio of 1.20 (goes on at ≤ 1.5); hourly reward 1000 cents; the "
-        "full job (600 places) at the pilot's timing 72000 cents; thresholds met; then: auto, going on.")
+        "per submission against 5.0 estimated, a time ratio of 1.20 (goes on at ≤ 1.5); hourly reward 1000 cents an hour; "
+        "the full job (600 places) at the pilot's timing 72000 cents; thresholds met; then: auto, going on.")
+
+
+def test_the_pilot_shows_money_in_the_accounts_currency():
+    report = _failing(currency_code="USD", hourly_reward_cents=1234.6, full_job_cost_cents=72_000, recommended_hourly_cents=900)
+    sentence, markdown = pilot_sentence(report), report.to_markdown()
+    assert "hourly reward 12.35 USD an hour" in sentence and "at the pilot's timing 720.00 USD;" in sentence
+    assert "cents" not in sentence and "cents" not in markdown
+    assert "Prolific recommends 9.00 USD" in markdown and "at that reward: 720.00 USD" in markdown
 
 
 def _failing(**figures) -> PilotReport:
@@ -70,7 +78,7 @@ def test_a_failed_pilot_names_the_threshold_with_the_digits_that_matter():
     sentence = pilot_sentence(_failing())
     assert "0.00 " not in sentence and "a time ratio of 0.0011 (goes on at ≤ 0.0001)" in sentence
     assert "thresholds not met: time ratio 0.0011 > 0.0001;" in sentence
-    assert "median 0.055 minutes" in sentence and "hourly reward 109091 cents" in sentence
+    assert "median 0.055 minutes" in sentence and "hourly reward 109091 cents an hour" in sentence
     assert "the full job (30 places) at the pilot's timing 42 cents" in sentence
     low = _failing(krippendorff_alpha={"Sentiment?": 0.123}, time_ratio=None, median_minutes=None)
     assert low.unmet() == ["α of 'Sentiment?' 0.12 < 0.6", "time ratio unknown (no finished submission reports its time)"]
