@@ -375,6 +375,7 @@ def _progress_bar() -> Iterator[None]:
 
 app.add_typer(__import__("flows.webhooks_cli", fromlist=["app"]).app, name="webhooks")  # taskbuilder webhooks subscribe
 app.add_typer(__import__("flows.study_cli", fromlist=["app"]).app, name="study")  # taskbuilder study pause|resume|stop|add-places
+app.add_typer(__import__("flows.pay_cli", fromlist=["app"]).app, name="pay")  # taskbuilder pay settle
 app.command()(__import__("flows.preview_cli", fromlist=["preview"]).preview)  # taskbuilder preview JOB.yaml
 
 

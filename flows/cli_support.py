@@ -115,3 +115,18 @@ def exit_now(code: int | str | None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code or 0))
+
+
+def spec_job_key(job, given: str | None) -> str | None:
+    """The job key of a command about a job that ran: ``given`` (``--job-key``), else the spec's ``name``, else the
+    key derived from the spec and its dataset file (as ``run`` derives it for a file uploaded as it is); ``None``
+    when it cannot be derived here (no name, and the dataset file is in S3 or not on this machine)."""
+    if given is not None:
+        return given
+    if job.name:
+        return job.name
+    if job.dataset.csv.startswith("s3://") or not Path(job.dataset.csv).is_file():
+        return None
+    from taskbuilder.jobkey import sha256_file
+
+    return job.job_key(sha256_file(Path(job.dataset.csv)))

@@ -59,7 +59,8 @@ def add_places(
 
 def _control(command: str, job_file: Path, api_url: str | None, job_key: str | None, **extra) -> int:
     from taskbuilder.errors import ProlificError
-    from taskbuilder.jobkey import sha256_file, tag_name
+    from flows.cli_support import spec_job_key
+    from taskbuilder.jobkey import tag_name
     from taskbuilder.jobspec import AnnotationJob, SpecError
 
     try:
@@ -79,11 +80,10 @@ def _control(command: str, job_file: Path, api_url: str | None, job_key: str | N
         except MissingCredentials as error:
             typer.echo(str(error), err=True)
             return 2
+    job_key = spec_job_key(job, job_key)
     if job_key is None:
-        if not job.name and (job.dataset.csv.startswith("s3://") or not Path(job.dataset.csv).is_file()):
-            typer.echo("The spec has no name and its dataset file is not here: give --job-key.", err=True)
-            return 2
-        job_key = job.name or job.job_key(sha256_file(Path(job.dataset.csv)))
+        typer.echo("The spec has no name and its dataset file is not here: give --job-key.", err=True)
+        return 2
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
     from flows import study_control
     from flows.cli_support import refusals_without_traceback

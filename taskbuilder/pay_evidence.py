@@ -40,7 +40,8 @@ def payment_evidence(before: dict[str, Any], now: dict[str, Any], payment: dict[
             else int(before["balance_cents"]) - int(now["balance_cents"]))
     what = f"bonus payment {payment['id']} ({money(amount, currency)}, {money(total, currency)} with fees and VAT)"
     check = (f"Check study {payment['study_id']}'s bonuses in Prolific's app: if {what} was paid, nothing is left to do "
-             "(this job will not pay it again); if it was not, pay it there. No pay call was sent now.")
+             "(this job will not pay it again); if it was not, pay it there. Then `taskbuilder pay settle JOB.yaml` records "
+             "it as settled so the job goes on. No pay call was sent now.")
     if grew == amount:
         return "paid", f"the study's bonuses grew by {money(grew, currency)}, the amount of {what}"
     if grew == 0 and fell is None:

@@ -37,7 +37,7 @@ from taskbuilder.payments import (attention_failures, bonus_budget_problem, csv_
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
 from tasks.pay_lock import pay_lock
-from tasks.records import load_job_record, update_job_record
+from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.results import instruction_payloads
 from tasks.retry import API_TASK_OPTIONS
 from tasks.studies import list_submissions
@@ -226,6 +226,41 @@ def _pay_job_bonuses(connection: ProlificConnection, job: AnnotationJob, job_key
         update_job_record(job_key, connection.base_url, notes=notes)
     _last_payments[(job_key, connection.base_url)] = payments
     return payments
+
+
+class NothingToSettle(Refusal):
+    """``taskbuilder pay settle``: the job has no bonus payment whose pay call's outcome is open (``paying``)."""
+
+
+def settle_bonus_payment(job_key: str, base_url: str) -> str:
+    """Mark the job's bonus payment settled by hand: someone checked the study's bonuses in Prolific's app after
+    the run stopped with :class:`PayEvidenceUnclear` / :class:`PayOutcomeUnknown`, and paid it there if it was not
+    paid. The record's ``bonus_payment`` goes from ``paying`` to ``paid`` with ``settled_by_hand_at`` (ISO-8601),
+    under the job's pay lock (:func:`tasks.pay_lock.pay_lock`, so no pay step runs meanwhile); the job never sends
+    its pay call again, and a re-run goes on past the pay step. No Prolific request. Returns the sentence to show.
+
+    Raises :class:`NothingToSettle` when the job has no record, no bonus payment, or one in another state
+    (``created``/``refused``: no pay call was sent, the job's next run decides; ``paid``: nothing left to settle),
+    :class:`tasks.pay_lock.PayLockUnavailable` when the lock cannot be taken."""
+    if load_job_record(job_key, base_url) is None:  # before the lock, which keeps its name in the record
+        raise NothingToSettle(f"no job record for job key {job_key!r} on this Prefect server (the one the job ran "
+                              "with: PREFECT_API_URL, or the local server `taskbuilder run` keeps)")
+    with pay_lock(job_key, base_url):
+        payment = (load_job_record(job_key, base_url) or {}).get("bonus_payment")
+        if not payment:
+            raise NothingToSettle(f"job {job_key!r} has no bonus payment: nothing to settle")
+        state, unit = payment.get("state"), _currency(payment)
+        what = f"bonus payment {payment.get('id')} ({money(int(payment.get('amount_cents') or 0), unit)})"
+        if state == "paid":
+            raise NothingToSettle(f"{what} is recorded as paid" + (
+                f" (settled by hand at {payment['settled_by_hand_at']})" if payment.get("settled_by_hand_at") else "")
+                + ": nothing to settle")
+        if state != "paying":
+            raise NothingToSettle(f"{what} is {state}: no pay call was sent, so there is nothing to settle (the job's "
+                                  "next run decides it from the spec and max_budget)")
+        update_job_record(job_key, base_url, bonus_payment={**payment, "state": "paid", "settled_by_hand_at": now_iso()})
+    return (f"{what} of study {payment.get('study_id')} is now recorded as paid, settled by hand: this job will never send "
+            "its pay call again. Run the job again to write its outputs.")
 
 
 def _changed_after_paying(payment: dict[str, Any], plan: dict[str, int]) -> str:

@@ -11,6 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 import tasks.payments
+from typer.testing import CliRunner
+
+from flows.cli import app
 from tasks.payments import PayEvidenceUnclear
 
 from tests.integration.test_exactly_once import QUICK_SANDBOX
@@ -39,3 +42,13 @@ def test_other_spending_during_the_check_is_not_taken_for_the_payment(tmp_path, 
     with pytest.raises(PayEvidenceUnclear):                          # a re-run checks again: still unclear, no call
         _run(sandbox, spec)
     assert sandbox.count("POST", PAY_PATH) == 1 and _ledger(sandbox)["entries"] == []
+
+    # someone checked in Prolific's app (and paid there): `pay settle` records it, and the job goes on, never paying
+    settle = ["pay", "settle", str(spec), "--api-url", sandbox.base_url]   # the job key derived from the spec and CSV
+    settled = CliRunner().invoke(app, settle)
+    assert settled.exit_code == 0 and "now recorded as paid, settled by hand" in settled.output, settled.output
+    summary = _run(sandbox, spec)
+    assert summary["payments"]["bonus"]["state"] == "paid" and summary["payments"]["bonus"]["settled_by_hand_at"]
+    assert sandbox.count("POST", PAY_PATH) == 1 and _ledger(sandbox)["entries"] == []   # still the one call
+    again = CliRunner().invoke(app, settle)
+    assert again.exit_code == 2 and "recorded as paid (settled by hand at" in again.output, again.output
