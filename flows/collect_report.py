@@ -125,6 +125,7 @@ def _collect(job: AnnotationJob, connection: ProlificConnection, record: dict[st
         submissions = list_submissions(connection, record["study_id"])
         status = read_study_status(connection, record["study_id"])
     summary["payments"] = pay_job_bonuses(connection, job, job_key, record["study_id"], record.get("workspace_id"), result, submissions)  # pay (issue 21)
+    result.summary.setdefault("stopped", None)  # one round: it ran to the end (summary.json says so in every run)
     outputs.update(write_results(responses, result, submissions, destination, job, record.get("cost")))
     outputs.update(_write_run_json(record, status, outputs, notes, work_dir))
     update_job_record(
@@ -168,6 +169,7 @@ def _write_run_json(record: dict[str, Any], status: str, outputs: dict[str, str]
         "outputs": outputs,
         "notes": [*record.get("notes", []), *notes],
         "payments": last_payments(record["job_key"], record["base_url"]),  # the shape of the flow run's run.json (issue 21)
+        "stopped": None,  # one round, collected: it ran to the end (a job in rounds: flows/rounds_collect.py)
         "collected_by": "collect-report",
     }
     path = work_dir / "run.json"

@@ -67,4 +67,5 @@ def base_summary(job_key: str, version: int, draft: Any, price: Any) -> dict[str
         "published": False,
         "outputs": {},
         "names": dict(draft.names),
+        "stopped": None,  # why the job ended before its last round (a job in rounds sets it: flows/rounds.py)
     }

@@ -68,6 +68,7 @@ def test_example_job_end_to_end(tmp_path, sandbox):
         assert (out / name).is_file(), name
     assert summary["statuses"]["study"] == "COMPLETED"  # the example auto-approves
     assert json.loads((out / "summary.json").read_text())["stopped"] is None  # every run says whether it stopped early
+    assert "stopped" in summary and summary["stopped"] is None and json.loads((out / "run.json").read_text())["stopped"] is None
     responses = pd.read_csv(out / "responses.csv", dtype=str, keep_default_na=False)
     source = pd.read_csv(EXAMPLE / "reviews.csv", dtype=str, keep_default_na=False)
     assert len(responses) == len(source) * 2 * 3  # datapoints × instructions × annotators_per_task

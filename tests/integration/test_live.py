@@ -205,6 +205,8 @@ def test_collect_report_fills_the_blocklist_group_of_a_job_nobody_waited_for(tmp
             assert time.monotonic() < deadline, "the study did not finish"
             time.sleep(0.3)
     collect_report(summary["job_key"], sandbox.base_url)
+    for name in ("summary.json", "run.json"):  # collected by collect-report: it says it ran to the end, as a run does
+        assert json.loads((tmp_path / "out" / name).read_text())["stopped"] is None, name
     participants = pd.read_csv(tmp_path / "out" / "participants.csv", dtype=str, keep_default_na=False)
     flagged = set(participants.loc[participants["flagged"] == "True", "participant_id"])
     blocklist = load_job_record(summary["job_key"], sandbox.base_url)["blocklist"]
