@@ -48,12 +48,6 @@ def _median_answers(responses: pd.DataFrame, instruction: str) -> float:
     return float(answered.groupby("participant_id").size().median()) if len(answered) else 0.0
 
 
-def use_dawid_skene(responses: pd.DataFrame, instruction: str) -> bool:
-    """True when the participants answered ``instruction`` (its description, as in ``responses``) at least
-    :data:`MIN_ANSWERS_PER_PARTICIPANT` times each, as a median."""
-    return _median_answers(responses, instruction) >= MIN_ANSWERS_PER_PARTICIPANT
-
-
 def confidence_rule(responses: pd.DataFrame, instruction: str) -> str:
     """Which posterior judges ``instruction``'s labels: :data:`DAWID_SKENE`, :data:`ONE_COIN` or
     :data:`MAJORITY_SHARE`, by the median answers per participant (see the module's docstring)."""

@@ -11,7 +11,8 @@ import pytest
 
 from taskbuilder.jobspec import AnnotationJob, SpecError
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS
-from taskbuilder.rounds import below_target, blocklist_filter, label_confidence, round_key, use_dawid_skene, write_subset
+from taskbuilder.rounds import (DAWID_SKENE, MAJORITY_SHARE, MIN_ANSWERS_FOR_ONE_COIN, MIN_ANSWERS_PER_PARTICIPANT, ONE_COIN,
+                                below_target, blocklist_filter, confidence_rule, label_confidence, round_key, write_subset)
 
 Q = "Sentiment?"
 
@@ -44,11 +45,15 @@ def test_dawid_skene_posterior_judges_but_a_tie_stays_below():
     assert again == ["tie"] and stay == ["full"]
 
 
-def test_dawid_skene_only_with_enough_answers_per_participant():
-    few = pd.DataFrame({"instruction": [Q] * 6, "participant_id": ["a", "a", "b", "b", "c", "c"]})
-    many = pd.DataFrame({"instruction": [Q] * 60, "participant_id": ["a"] * 30 + ["b"] * 30})
-    assert not use_dawid_skene(few, Q) and use_dawid_skene(many, Q)
-    assert not use_dawid_skene(many, "another instruction")
+def test_the_rule_follows_the_answers_per_participant():
+    def answers(each: int) -> pd.DataFrame:  # three participants, ``each`` answers to Q apiece
+        return pd.DataFrame({"instruction": [Q] * (3 * each), "participant_id": ["a", "b", "c"] * each})
+
+    assert confidence_rule(answers(MIN_ANSWERS_FOR_ONE_COIN - 1), Q) == MAJORITY_SHARE
+    assert confidence_rule(answers(MIN_ANSWERS_FOR_ONE_COIN), Q) == ONE_COIN
+    assert confidence_rule(answers(MIN_ANSWERS_PER_PARTICIPANT - 1), Q) == ONE_COIN
+    assert confidence_rule(answers(MIN_ANSWERS_PER_PARTICIPANT), Q) == DAWID_SKENE
+    assert confidence_rule(answers(MIN_ANSWERS_PER_PARTICIPANT), "another instruction") == MAJORITY_SHARE
 
 
 def test_round_keys_and_the_blocklist():
