@@ -23,6 +23,10 @@ the CLI side the same but the idle workers; the plain side its processes and the
 ratio measured on the code before issue 18 (:data:`CPU_RATIO_AT_START`). The whole machine's CPU
 (``/proc/stat``) and the figure per tree are reported too.
 
+Prefect API requests per job (the issue asks them reported): every process started with the workers' environment
+counts the HTTP requests of Prefect's clients (``benchmarks/prefect_request_counter``: each flow run's process,
+matched by its flow run id, and each CLI run); events go over the websocket and are not counted.
+
 Goals: wall time ≤ 0.5× the sequential run's; 0 duplicate resources (exactly one dataset create, batch, study and
 publish per job, from the sandbox's request log and its batch and study lists); API rate within the limit in
 every 10-second window (sliding, from the sandbox's request log); machine CPU per job (below). ``--quick``: 6 jobs.
@@ -37,9 +41,11 @@ side (``/proc/stat``) gives the floor of its wall time on this machine: its CPU 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -49,8 +55,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (PYTHON, Result, arguments, byte_compile_project, command_line, machine_cpu_seconds, parent_pid,  # noqa: E402
-                               pids_whose_command, process_tree_cpu_seconds, scratch, seconds)
+from benchmarks.common import (PYTHON, Result, arguments, byte_compile_project, command_line, machine_cpu_seconds, median,  # noqa: E402
+                               parent_pid, pids_whose_command, process_tree_cpu_seconds, scratch, seconds)
+
+COUNTER = Path(__file__).resolve().parent / "prefect_request_counter"
+"""Folder whose ``sitecustomize`` counts a process's Prefect API requests (flow runs' and CLI runs' figures)."""
 
 
 CPU_RATIO_AT_START = 8.26
@@ -172,8 +181,12 @@ def main() -> None:
     # a slot is granted a moment before the sandbox logs the request: one more second of decay (as the
     # deployment tests allow, tests/deployments/test_postgres_scale.py)
     limit_per_window = RATE_LIMIT[0] + RATE_LIMIT[1] * (WINDOW_SECONDS + 1)
+    counts_file = Path(tempfile.mkdtemp(prefix="taskbuilder-b4-requests-")) / "prefect-requests.jsonl"
+    counting = {"TASKBUILDER_COUNT_PREFECT_REQUESTS": str(counts_file),  # every process of the workers' env counts its requests
+                "PYTHONPATH": os.pathsep.join(p for p in (str(COUNTER), os.environ.get("PYTHONPATH", "")) if p)}
     with scratch("b4") as folder, postgres_cluster() as database_url, prefect_stack(
-            database_url=database_url, workers=2, worker_limit=args.worker_limit, rate_limit=RATE_LIMIT) as stack:
+            database_url=database_url, workers=2, worker_limit=args.worker_limit, rate_limit=RATE_LIMIT,
+            worker_env_extra=counting) as stack:
         control = httpx.Client(base_url=stack.sandbox.base_url, timeout=60)
         api = httpx.Client(base_url=stack.sandbox.base_url, headers={"Authorization": f"Token {stack.sandbox.token}"}, timeout=60)
         suffix = uuid.uuid4().hex[:6]
@@ -208,6 +221,7 @@ def main() -> None:
             result.notes.append(f"parallel: {dict(states)}; first failure: {failed['state'].get('message')}\n"
                                 f"{stack.flow_run_logs(failed['id'])[-2000:]}")
 
+        flow_run_requests = wait_for_counts(counts_file, set(run_ids))
         env = {**stack.worker_env}
 
         def one_after_another(kind: str, command: Callable[[Path], list[str]]) -> dict:
@@ -290,7 +304,28 @@ def main() -> None:
                "-", f"<= {limit_per_window:.0f}", parallel["max_per_window"] <= limit_per_window)
     result.add("API requests in all (workers / CLI / plain)", str(parallel["api_requests"]),
                f"{sequential['api_requests']} / {plain['api_requests']}", "-", "(information)", None)
+    cli_requests = [sum(line["requests"].values()) for line in read_counts(counts_file) if line["argv"][0].endswith("taskbuilder")]
+    result.details.update(prefect_requests_per_flow_run=flow_run_requests, prefect_requests_per_cli_run=cli_requests)
+    result.add("Prefect API requests per job (HTTP; events go over the websocket)",
+               f"{median([sum(r.values()) for r in flow_run_requests.values()]):.0f} (flow run)" if flow_run_requests else "?",
+               f"{median(cli_requests):.0f} (CLI run)" if cli_requests else "?", "-", "(reported)", None)
     result.emit(args.json_out)
+
+
+def read_counts(path: Path) -> list[dict]:
+    """The request counter's lines (``benchmarks/prefect_request_counter``): one per process that ended."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def wait_for_counts(path: Path, flow_run_ids: set[str], timeout_seconds: float = 60) -> dict[str, dict[str, int]]:
+    """Flow run id → its process's Prefect requests by path, once every one of ``flow_run_ids`` wrote its line (a
+    flow run's process ends a moment after its final state), or what is there after ``timeout_seconds``."""
+    deadline = time.time() + timeout_seconds
+    while True:
+        found = {line["flow_run_id"]: line["requests"] for line in read_counts(path) if line.get("flow_run_id") in flow_run_ids}
+        if len(found) == len(flow_run_ids) or time.time() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

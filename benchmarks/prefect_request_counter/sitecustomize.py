@@ -1,6 +1,7 @@
 """Bench-only: count the Prefect API requests of this process (B4, B8). Put this folder on ``PYTHONPATH`` with
 ``TASKBUILDER_COUNT_PREFECT_REQUESTS=<file>``: every request sent by Prefect's sync and async HTTP clients is
 counted by ``"METHOD /path-with-ids-replaced"``, and the counts are appended to the file as one JSON line at exit
+(``{pid, argv: the first two, flow_run_id: PREFECT__FLOW_RUN_ID or null, requests}``)
 (after Prefect's exit drains, which send logs and events: at exit, or in ``os._exit`` once the CLI drained them). Not imported by the project."""
 
 import atexit
@@ -63,7 +64,8 @@ if _OUT:
         if not _written:
             _written.append(True)
             with open(_OUT, "a") as out:
-                out.write(json.dumps({"pid": os.getpid(), "requests": dict(_seen)}) + "\n")
+                out.write(json.dumps({"pid": os.getpid(), "argv": sys.argv[:2], "flow_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
+                                      "requests": dict(_seen)}) + "\n")
 
     atexit.register(_write)
     _os_exit = os._exit

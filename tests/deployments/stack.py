@@ -325,10 +325,12 @@ def prefect_stack(
     worker_limit: int | None = None,
     rate_limit: tuple[int, float] = (20, 10.0),
     ui: bool = False,
+    worker_env_extra: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Start server, pool, rate limit, sandbox, deployments and ``workers`` process workers (each running
     at most ``worker_limit`` flow runs at once); yield the :class:`Stack`; stop everything (also on
-    failure). ``rate_limit`` = (limit, slot decay per second); ``ui``: the server serves its web UI too."""
+    failure). ``rate_limit`` = (limit, slot decay per second); ``ui``: the server serves its web UI too;
+    ``worker_env_extra``: more environment for the workers, and so for their flow runs (``stack.worker_env``)."""
     from flows.embedded_sandbox import running_sandbox
 
     home = Path(tempfile.mkdtemp(prefix="taskbuilder-stack-"))
@@ -386,6 +388,7 @@ def prefect_stack(
             # SQLite answers concurrent writers with "database is locked" (503 from the server): let the
             # flow runs' Prefect client retry longer than its default 5 times
             "PREFECT_CLIENT_MAX_RETRIES": "10",
+            **(worker_env_extra or {}),
         }
         for number in range(workers):  # workers start while the deployments are created
             stack.start(
