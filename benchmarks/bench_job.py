@@ -6,9 +6,12 @@ setup 0 s, fast participants (no think time, 1,000 arrivals/s, no returns or tim
 fixed 0.1 s (no backoff) so that waiting costs the same.
 
 Baseline in the same run: :func:`plain_job`, a plain script that makes the same API calls in the same order
-with raw ``httpx`` and does the same local work with the same library functions (validation, upload preparation,
-report parsing, aggregation, outputs; no Prefect, no job record, no artifacts). The benchmark checks that both
-sent the same sequence of requests to the sandbox (ids normalised, repeated polls collapsed).
+with raw ``httpx`` (today's path, ``../shared/docs/prolific-api-current.md``: the account's quote, a V4 dataset
+with a schema and its import job, a batch with ``batch_items``, the study's own cost and the workspace balance
+before PUBLISH, the spending after), their bodies built by the library functions and request models the flow's
+tasks use, and does the same local work with the same library functions (validation, upload preparation, the
+cost checks, report parsing, aggregation, outputs; no Prefect, no job record, no artifacts). The benchmark
+checks that both sent the same sequence of requests to the sandbox (ids normalised, repeated polls collapsed).
 
 Figure: orchestration overhead per step = (flow run time − plain script time − Prefect's fixed cost of a flow
 run) / number of task runs of the flow run. Prefect's own start is reported apart: the first flow run of the
@@ -100,112 +103,184 @@ def write_job(folder: Path, rows: int, name: str) -> Path:
 # the baseline: the same API calls, in the same order, with plain httpx
 
 
-def _collect(api: httpx.Client, path: str, params: dict | None = None) -> list:
-    """Every item of a list endpoint: ``_links.next.href`` while present, else offsets up to ``meta.count``."""
-    items, url, query = [], path, dict(params or {})
+def _collect(api: httpx.Client, path: str, params: dict | None = None, page_size: int | None = None) -> list:
+    """Every item of a list endpoint, paged as the project's client pages (``taskbuilder/client/base.py``):
+    ``limit``/``offset`` when ``page_size``; ``_links.next.href`` while present, else offsets up to ``meta.count``."""
+    query = dict(params or {}) | ({"limit": page_size, "offset": 0} if page_size else {})
+    items, url = [], path
     while True:
         body = api.get(url, params=query if url == path else None).raise_for_status().json()
         if isinstance(body, list):
             return items + body
         items += body["results"]
         href = ((body.get("_links") or {}).get("next") or {}).get("href")
-        if not body["results"] or not href:
+        count = (body.get("meta") or {}).get("count")
+        if not body["results"]:
             return items
-        url = href
+        if href:
+            url = href
+        elif page_size and body.get("_links") is None and isinstance(count, int) and len(items) < count:
+            query["offset"], url = len(items), path
+        else:
+            return items
 
 
-def _wait(read_status, done: set[str], interval_seconds: float) -> str:
+def _wait(read_status, done: set[str], failed: set[str], interval_seconds: float) -> str:
+    """Call ``read_status`` every ``interval_seconds`` until it answers one of ``done``; raise on ``failed``."""
     while True:
         status = read_status()
         if status in done:
             return status
-        if status == "ERROR":
-            raise RuntimeError("the sandbox reported ERROR")
+        if status in failed:
+            raise RuntimeError(f"the sandbox reported {status}")
         time.sleep(interval_seconds)
 
 
 def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir: Path) -> dict:
-    """Run ``job`` with plain httpx calls (the flow's requests, in its order) and the library's local steps."""
-    from taskbuilder.aggregate import aggregate
+    """Run ``job`` (B3's kind: a V4 dataset, no task-group column, no quality, bonus, reject or approval, no
+    approval step) with plain httpx calls, the flow's requests in its order (``flows/annotation_batch.py``,
+    ``flows/job_round.py``, ``flows/job_finish.py``; ``../shared/docs/prolific-api-current.md``), their bodies
+    built by the library functions and request models the flow's tasks use, and the flow's local work with the
+    same library functions; return the flow's run summary (``run.json``). No Prefect, no job record, no artifacts,
+    no partial results (the job ends sooner than ``partial_results_every_seconds``), no retries."""
+    from taskbuilder.cost import JobPrice, cents, check_before_publish, task_group_count
+    from taskbuilder.dataset_file import validate_dataset_file
+    from taskbuilder.dataset_schema import displayed_columns, field_types, schema_body
+    from taskbuilder.job_results import aggregate_parsed, participants_with_status
+    from taskbuilder.job_spending import part_cents, study_cost_cents
     from taskbuilder.jobkey import sha256_file, tag_name
-    from taskbuilder.outputs import write_outputs
-    from taskbuilder.payloads import instructions_payload, study_payload
-    from taskbuilder.report import parse_report
+    from taskbuilder.models import (BatchStatus, CreateBatchRequest, CreateDatasetRequest, CreateStudyRequest, ImportStatus,
+                                    SetupBatchRequest, Study, StudyCost, StudyCostRequest, StudyStatus, TransitionStudyRequest)
+    from taskbuilder.outputs import output_location, write_outputs
+    from taskbuilder.payloads import batch_items_payload, instruction_payloads, instructions_as_batch_items, study_payload
+    from taskbuilder.report import read_report
     from taskbuilder.upload_preparation import prepare_upload
-    from taskbuilder.validation import validate_csv
-    from tasks.results import instruction_payloads
 
+    # the local work before anything is created (tasks/inputs.py), and the job's names and price
     work_dir.mkdir(parents=True, exist_ok=True)
     csv_path = Path(job.dataset.csv)
-    report = validate_csv(csv_path, job)
+    report = validate_dataset_file(csv_path, job)
     assert report.ok, report.format_text()
+    assert report.task_group_column is None and job.dataset.version in (None, 4), "B3's kind of job only"
     upload_path = prepare_upload(csv_path, report, job, work_dir / "upload")
     job_key = job.job_key(sha256_file(upload_path))
-    v1 = "/api/v1"
+    types = field_types(report.columns, id_column=job.dataset.id_column, column_types=job.dataset.column_types)
+    batch_name = tag_name(job.batch.name, job_key)
+    internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
+    filename = f"{Path(job.dataset.csv.rsplit('/', 1)[-1]).stem or 'dataset'}.csv"
+    task_groups = task_group_count(report.rows, job.batch.tasks_per_group)
+    places = task_groups * job.study.annotators_per_task
+    project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
+    v1, datasets, batches, studies = "/api/v1", "/api/v1/data-collection/datasets", "/api/v1/data-collection/batches", "/api/v1/studies/"
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=60) as api:
-        workspace_id = _collect(api, f"{v1}/workspaces/", {"limit": 200, "offset": 0})[0]["id"]
-        datasets = f"{v1}/data-collection/datasets"
-        dataset_id = api.post(datasets, json={"name": job.dataset.name, "workspace_id": workspace_id}).raise_for_status().json()["id"]
-        api.get(f"{datasets}/{dataset_id}/status").raise_for_status()
-        upload = api.get(f"{datasets}/{dataset_id}/upload-url/data.csv").raise_for_status().json()
+        def get(path: str) -> dict:
+            return api.get(path).raise_for_status().json()
+
+        def post(path: str, body: dict) -> dict:
+            response = api.post(path, json=body).raise_for_status()
+            return response.json() if response.content else {}
+
+        def job_batch_ids() -> list[str]:
+            return [b["id"] for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == batch_name]
+
+        def job_study_ids() -> list[str]:
+            return [s["id"] for s in _collect(api, studies, page_size=200) if s.get("internal_name") == internal_name]
+
+        def study_and_balance() -> tuple[Study, StudyCost, int | None, str]:
+            """tasks/costs.py read_study_cost (and tasks/payments.py's spending): the study, its cost, the payer's balance."""
+            study = Study.model_validate(get(f"{studies}{study_id}/"))
+            study_cost = StudyCost.model_validate(get(f"{studies}{study_id}/cost/"))
+            project = study.project or project_id
+            if project:
+                payer, balance = f"workspace {workspace_id} (project {project})", f"{v1}/workspaces/{workspace_id}/balance/"
+            else:
+                payer, balance = "your personal balance (the study has no project)", f"{v1}/users/me/"
+            return study, study_cost, get(balance)["available_balance"], payer
+
+        workspace_id = job.workspace_id or os.environ.get("PROLIFIC_WORKSPACE_ID")
+        if not workspace_id:
+            workspaces = _collect(api, f"{v1}/workspaces/", page_size=200)
+            assert len(workspaces) == 1, workspaces
+            workspace_id = workspaces[0]["id"]
+        # the account's quote before anything is created (tasks/costs.py price_job)
+        currency = get(f"{v1}/users/me/").get("currency_code") or "GBP"
+        quote = post(f"{v1}/study-cost-calculator/", StudyCostRequest(reward=job.study.reward, total_available_places=places).body())
+        price = JobPrice(reward_cents=job.study.reward, task_groups=task_groups, annotators_per_task=job.study.annotators_per_task,
+                         places=places, quote_cents=cents(quote["total_cost"]), currency_code=currency, max_budget_cents=job.max_budget)
+        price.refuse_over_budget()
+
+        # the V4 dataset, its file and its import job (tasks/datasets.py)
+        assert not job_batch_ids()  # the job's batch would name the job's dataset
+        schema = schema_body(types)
+        dataset_id = post(datasets, CreateDatasetRequest(name=job.dataset.name, workspace_id=workspace_id, dataset_schema=schema).body())["id"]
+        assert all(i["status"] == ImportStatus.UNINITIALISED for i in get(f"{datasets}/{dataset_id}").get("imports") or [])
+        upload = get(f"{datasets}/{dataset_id}/upload-url/{filename}")
+        import_id = upload["import_id"]
         with httpx.Client(timeout=300) as s3, open(upload_path, "rb") as body:
-            s3.put(upload["upload_url"], content=body, headers={"Content-Type": "text/csv"}).raise_for_status()
-        _wait(lambda: api.get(f"{datasets}/{dataset_id}/status").json()["status"], {"READY"}, interval_seconds)
+            s3.put(upload["upload_url"], content=body, headers={"Content-Type": upload.get("content_type") or "text/csv"}).raise_for_status()
+        imports = f"{datasets}/{dataset_id}/imports/{import_id}"
+        _wait(lambda: get(imports)["status"], {ImportStatus.COMPLETE},
+              {ImportStatus.PARTIAL, ImportStatus.FAILED, ImportStatus.PENDING_SCHEMA}, interval_seconds)
 
-        batches = f"{v1}/data-collection/batches"
-        name = tag_name(job.batch.name, job_key)
-        assert not [b for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name]
-        batch_id = api.post(batches, json={"name": name, "workspace_id": workspace_id, "dataset_id": dataset_id,
-                                           "task_details": job.batch.task_details.model_dump(mode="json")}).raise_for_status().json()["id"]
-        assert [b["id"] for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name] == [batch_id]
-        api.get(f"{batches}/{batch_id}").raise_for_status()
-        assert _collect(api, f"{batches}/{batch_id}/instructions") == []
-        api.post(f"{batches}/{batch_id}/instructions", json={"instructions": instructions_payload(job.batch)}).raise_for_status()
-        api.get(f"{batches}/{batch_id}/status").raise_for_status()
-        api.post(f"{batches}/{batch_id}/setup", json={"dataset_id": dataset_id, "tasks_per_group": job.batch.tasks_per_group}).raise_for_status()
-        _wait(lambda: api.get(f"{batches}/{batch_id}/status").json()["status"], {"READY"}, interval_seconds)
-        api.get(f"{batches}/{batch_id}").raise_for_status()
+        # the batch with its batch_items, set up once (tasks/batches.py)
+        batch_items = batch_items_payload(job.batch) or instructions_as_batch_items(job.batch, displayed_columns(types))
+        task_details = job.batch.task_details.model_dump(mode="json") if job.batch.task_details else None
+        assert not job_batch_ids()
+        batch_id = post(batches, CreateBatchRequest(name=batch_name, workspace_id=workspace_id, dataset_id=dataset_id,
+                                                    task_details=task_details, batch_items=batch_items).body())["id"]
+        assert job_batch_ids() == [batch_id]
+        assert get(f"{batches}/{batch_id}/status")["status"] == BatchStatus.UNINITIALISED
+        post(f"{batches}/{batch_id}/setup", SetupBatchRequest(dataset_id=dataset_id, tasks_per_group=job.batch.tasks_per_group).body())
+        _wait(lambda: get(f"{batches}/{batch_id}/status")["status"], {BatchStatus.READY}, {BatchStatus.ERROR}, interval_seconds)
+        batch = get(f"{batches}/{batch_id}")
 
-        studies = f"{v1}/studies/"
-        internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
-        assert not [s for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name]
-        study_id = api.post(studies, json=study_payload(job.study, batch_id, internal_name)).raise_for_status().json()["id"]
-        assert [s["id"] for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name] == [study_id]
-        study = api.get(f"{studies}{study_id}/").raise_for_status().json()
-        api.get(f"{v1}/users/me/").raise_for_status()
-        cost = api.get(f"{studies}{study_id}/cost/").raise_for_status().json()  # the draft's own cost, as the flow reads it
-        assert study["total_cost"] <= job.max_budget, (cost, job.max_budget)
-        assert api.get(f"{studies}{study_id}/").json()["status"] == "UNPUBLISHED"
-        api.post(f"{studies}{study_id}/transition/", json={"action": "PUBLISH"}).raise_for_status()
-        _wait(lambda: api.get(f"{studies}{study_id}/").json()["status"], STUDY_DONE, interval_seconds)
+        # the study, its own cost and the paying balance checked, PUBLISH once, the wait (tasks/studies.py, costs.py)
+        payload = study_payload(job.study, batch_id, internal_name)
+        if project_id:
+            payload.setdefault("project", project_id)
+        CreateStudyRequest.model_validate(payload)
+        assert not job_study_ids()
+        study_id = post(studies, payload)["id"]
+        assert job_study_ids() == [study_id]
+        study, study_cost, balance_cents, payer = study_and_balance()
+        checked = check_before_publish(price, study, study_cost, balance_cents=balance_cents, payer=payer)
+        assert get(f"{studies}{study_id}/")["status"] == StudyStatus.UNPUBLISHED
+        post(f"{studies}{study_id}/transition/", TransitionStudyRequest(action="PUBLISH").body())
+        _wait(lambda: get(f"{studies}{study_id}/")["status"], {StudyStatus.AWAITING_REVIEW, StudyStatus.COMPLETED}, set(),
+              interval_seconds)
 
-        location = api.get(f"{batches}/{batch_id}/report/").raise_for_status().json()
+        # the report, kept raw before it is parsed, then the results (tasks/reports.py, results.py, payments.py)
+        location = get(f"{batches}/{batch_id}/report/")
         report_path = work_dir / "report.csv"
         with httpx.Client(timeout=300) as s3, s3.stream("GET", location["url"]) as response, open(report_path, "wb") as out:
             response.raise_for_status()
             for chunk in response.iter_bytes():
                 out.write(chunk)
+        outputs = write_outputs(job.output_dir, files={"report.csv": report_path})
         instructions = instruction_payloads(job)
-        responses = parse_report(report_path, instructions)
-        result = aggregate(responses, instructions, id_column=job.dataset.id_column, gold_column=job.dataset.gold_column,
-                           attention_check_column=job.dataset.attention_check_column,
-                           min_agreement=job.min_agreement, min_gold_accuracy=job.min_gold_accuracy)
-        submissions = _collect(api, f"{studies}{study_id}/submissions/", {"limit": 200, "offset": 0})
-        participants = result.participants.copy()
-        status_of = {s.get("participant_id"): s.get("status") for s in submissions}
-        participants["submission_status"] = participants["participant_id"].map(status_of).fillna("")
-        outputs = write_outputs(job.output_dir, files={"report.csv": report_path, "responses.csv": responses,
-                                                       "labels.csv": result.labels, "participants.csv": participants,
-                                                       "summary.json": result.summary})
-        # the flow's last look for late duplicates (tasks/reconcile.py)
-        assert [b["id"] for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name] == [batch_id]
-        assert [s["id"] for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name] == [study_id]
-        statuses = {"dataset": api.get(f"{datasets}/{dataset_id}/status").json()["status"],
-                    "batch": api.get(f"{batches}/{batch_id}/status").json()["status"],
-                    "study": api.get(f"{studies}{study_id}/").json()["status"]}
-    summary = {"job_key": job_key, "dataset_id": dataset_id, "batch_id": batch_id, "study_id": study_id,
-               "statuses": statuses, "outputs": outputs, "cost": cost}
-    write_outputs(job.output_dir, files={"run.json": summary})
+        parsed = read_report(report_path, instructions, list(report.columns))
+        result = aggregate_parsed(job, parsed, instructions)
+        submissions = _collect(api, f"{studies}{study_id}/submissions/", page_size=200)
+        spent_study, spent_cost, _, _ = study_and_balance()
+        parts = spent_cost.rewards
+        spent = {"rewards_cents": part_cents(parts, "rewards"), "fees_cents": part_cents(parts, "fees"),
+                 "tax_cents": part_cents(parts, "tax"), "bonuses_cents": study_cost_cents(spent_cost)[1],
+                 "currency": spent_study.currency_code or "GBP"}
+        result.summary.setdefault("stopped", None)
+        outputs |= write_outputs(job.output_dir, files={
+            "responses.csv": parsed.responses, "labels.csv": result.labels,
+            "participants.csv": participants_with_status(result.participants, submissions), "summary.json": result.summary})
+
+        # the last look for late duplicates and the final statuses (flows/job_finish.py, tasks/reconcile.py)
+        assert job_batch_ids() == [batch_id] and job_study_ids() == [study_id]
+        statuses = {"dataset": get(imports)["status"], "batch": get(f"{batches}/{batch_id}/status")["status"],
+                    "study": get(f"{studies}{study_id}/")["status"]}
+    summary = {"job_key": job_key, "dataset_id": dataset_id, "dataset_version": 4, "import_id": import_id, "batch_id": batch_id,
+               "study_id": study_id, "instructions_mode": "batch_items", "total_task_groups": batch.get("total_task_groups"),
+               "cost": {"quote": price.model_dump(), "checked": checked.model_dump()}, "published": True, "outputs": outputs,
+               "payments": {"bonus": None, "rejected_submissions": [], "spent": spent}, "statuses": statuses, "notes": []}
+    summary["outputs"]["run.json"] = output_location(job.output_dir, "run.json")
+    write_outputs(job.output_dir, files={"run.json": json.loads(json.dumps(summary, default=str))})
     return summary
 
 

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import time
-import types
 import uuid
 from pathlib import Path
 
@@ -34,13 +33,6 @@ COUNTER = Path(__file__).resolve().parent / "prefect_request_counter"
 def plain_child(spec: str, base_url: str, token: str, work_dir: str, interval_seconds: str = "0.1") -> None:
     """The baseline process: B3's plain script on ``spec`` (polling every ``interval_seconds``); prints
     ``{"study": status, "prefect_imported": bool}``. B4 runs it too."""
-    from taskbuilder.payloads import instructions_payload
-
-    # plain_job takes the instructions' payload from tasks.results (a Prefect task module); give it the same
-    # function for the seed's layout (what the B3 job uses) without importing Prefect
-    stub = types.ModuleType("tasks.results")
-    stub.instruction_payloads = lambda job: instructions_payload(job.batch)
-    sys.modules["tasks.results"] = stub
     from benchmarks.bench_job import plain_job
     from taskbuilder.jobspec import AnnotationJob
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from taskbuilder.outputs import write_outputs
+from taskbuilder.outputs import output_location, write_outputs
 
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
@@ -36,19 +36,12 @@ def finish_job(summary: dict[str, Any], job_key: str, connection: ProlificConnec
     done = {"published": summary["published"], **({"collected_at": now_iso()} if "labels.csv" in summary["outputs"] else {})}
     record = update_job_record(job_key, connection.base_url, statuses=summary["statuses"], notes=summary.pop("notes", []), **done)
     summary["notes"] = record.get("notes", [])
-    summary["outputs"]["run.json"] = location(destination, "run.json")
+    summary["outputs"]["run.json"] = output_location(destination, "run.json")
     run_json = work_dir / "run.json"
     run_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     write_outputs(destination, files={"run.json": run_json})
     run_logger().info("Wrote %s", summary["outputs"]["run.json"])
     return summary
-
-
-def location(destination: str, name: str) -> str:
-    """Where ``name`` lands under ``destination`` (a folder or an ``s3://`` prefix)."""
-    if destination.startswith("s3://"):
-        return f"{destination.rstrip('/')}/{name}"
-    return str(Path(destination).resolve() / name)
 
 
 def base_summary(job_key: str, version: int, draft: Any, price: Any) -> dict[str, Any]:

@@ -78,6 +78,14 @@ def _files_to_write(files: dict[str, OutputValue], parquet: bool) -> dict[str, O
     return plan
 
 
+def output_location(destination: str, name: str) -> str:
+    """Where :func:`write_outputs` puts ``name`` under ``destination``: ``<s3 prefix>/<name>`` for an ``s3://``
+    prefix, else the absolute local path (as :func:`write_outputs` returns it)."""
+    if destination.startswith("s3://"):
+        return f"{destination.rstrip('/')}/{name}"
+    return str(Path(destination).resolve() / name)
+
+
 def write_outputs(destination: str | Path, *, files: dict[str, OutputValue], parquet: bool = False,
                   s3_client: Any = None) -> dict[str, str]:
     """Write ``files`` (file name → DataFrame | dict | Path, encodings in the module docstring) to

@@ -4,14 +4,24 @@
 - `batch_items_payload(batch)`: the `batch_items` array (API doc §12), as the spec wrote it.
 - `instructions_as_batch_items(batch, visible_columns)`: legacy instructions as one `batch_items` task page.
 - `study_payload(study, batch_id, internal_name)`: the study body (seed "Publishing a batch"; API doc §6.1).
+- `instruction_payloads(job)`: the job's instructions as payload dicts in the order participants see them
+  (either layout), what the report parser and the aggregation read answers against.
 
 Text reaches Prolific as written: models are dumped in JSON mode, nothing is re-typed.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from taskbuilder.jobspec.layout import BatchSpec
 from taskbuilder.jobspec.study import StudySpec
+
+if TYPE_CHECKING:
+    from taskbuilder.jobspec import AnnotationJob
+
+INSTRUCTION_TYPES = {"multiple_choice", "multiple_choice_with_free_text", "free_text", "free_text_with_unit", "file_upload"}
+"""The ``batch_items`` item types that are instructions (answered by participants), not displayed content."""
 
 
 def instructions_payload(batch: BatchSpec) -> list[dict]:
@@ -62,3 +72,20 @@ def study_payload(study: StudySpec, batch_id: str, internal_name: str) -> dict:
     payload["data_collection_id"] = batch_id
     payload["data_collection_metadata"] = {"annotators_per_task": study.annotators_per_task}
     return payload
+
+
+def instruction_payloads(job: AnnotationJob) -> list[dict[str, Any]]:
+    """The job's instructions as API payload dicts (API doc §4.3 shape: ``type``, ``description``,
+    ``options[{label, value}]``, ``answer_limit``), in the order participants see them: the legacy
+    instructions (:func:`instructions_payload`) or the instruction items of the spec's ``batch_items`` pages,
+    page by page, row by row, column by column (§12)."""
+    if job.batch.instructions is not None:
+        return instructions_payload(job.batch)
+    return [
+        item
+        for page in batch_items_payload(job.batch) or []
+        for row in page.get("rows", [])
+        for column in row.get("columns", [])
+        for item in column.get("items", [])
+        if item.get("type") in INSTRUCTION_TYPES
+    ]

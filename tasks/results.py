@@ -15,34 +15,18 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from taskbuilder.aggregate import AggregateResult, aggregate
+from taskbuilder.aggregate import AggregateResult
 from taskbuilder.outputs import write_outputs
 from taskbuilder.jobspec import AnnotationJob
-from taskbuilder.payloads import batch_items_payload, instructions_payload
-from taskbuilder.report import ParsedReport, read_report
+from taskbuilder.job_results import aggregate_parsed, participants_with_status
+from taskbuilder.payloads import instruction_payloads
+from taskbuilder.report import read_report
 from taskbuilder.result_views import labels_view, participants_view, summary_markdown
 
 from tasks.logs import run_logger
 
 ARTIFACT_ROWS = 20
 """Rows of labels and participants shown in the table artifacts."""
-
-
-INSTRUCTION_TYPES = {"multiple_choice", "multiple_choice_with_free_text", "free_text", "free_text_with_unit", "file_upload"}
-
-
-def instruction_payloads(job: AnnotationJob) -> list[dict[str, Any]]:
-    """The job's instructions as API payload dicts, in the order participants see them (either layout)."""
-    if job.batch.instructions is not None:
-        return instructions_payload(job.batch)
-    return [
-        item
-        for page in batch_items_payload(job.batch) or []
-        for row in page.get("rows", [])
-        for column in row.get("columns", [])
-        for item in column.get("items", [])
-        if item.get("type") in INSTRUCTION_TYPES
-    ]
 
 
 class ReportNotParsed(RuntimeError):
@@ -88,19 +72,6 @@ def aggregate_results(
     return parsed.responses, result
 
 
-def aggregate_parsed(job: AnnotationJob, parsed: ParsedReport, instructions: list[dict[str, Any]]) -> AggregateResult:
-    """:func:`taskbuilder.aggregate.aggregate` of ``parsed`` with the job's columns and thresholds."""
-    return aggregate(
-        parsed,
-        instructions,
-        id_column=job.dataset.id_column,
-        gold_column=job.dataset.gold_column_in(list(parsed.column_names)),
-        attention_check_column=job.dataset.attention_check_column,
-        min_agreement=job.min_agreement,
-        min_gold_accuracy=job.min_gold_accuracy,
-    )
-
-
 def not_parsed(error: Exception, kept_at: Any) -> ReportNotParsed:
     """The one-line :class:`ReportNotParsed` for ``error``, naming where the raw report is kept."""
     reason = " ".join(str(error).split()) or type(error).__name__
@@ -123,9 +94,7 @@ def write_results(
     ``labels`` (keyed on the id column, displayed text first, 3 decimals), ``participants`` and the Markdown
     ``results-summary``.
     """
-    participants = result.participants.copy()
-    status_of = {s.get("participant_id"): s.get("status") for s in submissions}
-    participants["submission_status"] = participants["participant_id"].map(status_of).fillna("")
+    participants = participants_with_status(result.participants, submissions)
     locations = write_outputs(
         destination,
         files={

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from botocore.config import Config
 
-from taskbuilder.outputs import write_outputs
+from taskbuilder.outputs import output_location, write_outputs
 
 RCLONE = Path(sys.executable).parent / "rclone"
 ACCESS_KEY, SECRET_KEY = "AKIDOUTPUTS", "outputs-secret-not-real"
@@ -89,11 +89,18 @@ def test_local_folder_gets_every_file_text_unchanged(tmp_path):
     assert json.loads((folder / "summary.json").read_text(encoding="utf-8")) == files["summary.json"]
 
 
+def test_output_location_is_where_write_outputs_puts_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    locations = write_outputs("out/run1", files={"run.json": {"a": 1}})
+    assert output_location("out/run1", "run.json") == locations["run.json"] == str(tmp_path.resolve() / "out" / "run1" / "run.json")
+
+
 def test_s3_prefix_reads_back_identical_to_local(tmp_path, s3_endpoint):
     files = _files(tmp_path)
     local = write_outputs(tmp_path / "local", files=files)
     remote = write_outputs(f"s3://{BUCKET}/jobs/run1/", files=files, s3_client=_client(s3_endpoint))
     assert remote == {name: f"s3://{BUCKET}/jobs/run1/{name}" for name in files}
+    assert {name: output_location(f"s3://{BUCKET}/jobs/run1/", name) for name in files} == remote
     client = _client(s3_endpoint)
     for name in files:
         body = client.get_object(Bucket=BUCKET, Key=f"jobs/run1/{name}")["Body"].read()
