@@ -140,10 +140,12 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
     report = validate_csv(csv_path, job)
     assert report.ok, report.format_text()
     upload_path = prepare_upload(csv_path, report, job, work_dir / "upload")
-    job_key = job.job_key(sha256_file(upload_path))
+    csv_sha256 = sha256_file(upload_path)
+    job_key, fingerprint = job.job_key(csv_sha256), job.work_fingerprint(csv_sha256)
     v1 = "/api/v1"
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=60) as api:
         workspace_id = _collect(api, f"{v1}/workspaces/", {"limit": 200, "offset": 0})[0]["id"]
+        _collect(api, f"{v1}/data-collection/batches", {"workspace_id": workspace_id})  # the flow's check of the job's tags
         datasets = f"{v1}/data-collection/datasets"
         dataset_id = api.post(datasets, json={"name": job.dataset.name, "workspace_id": workspace_id}).raise_for_status().json()["id"]
         api.get(f"{datasets}/{dataset_id}/status").raise_for_status()
@@ -153,7 +155,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         _wait(lambda: api.get(f"{datasets}/{dataset_id}/status").json()["status"], {"READY"}, interval_seconds)
 
         batches = f"{v1}/data-collection/batches"
-        name = tag_name(job.batch.name, job_key)
+        name = tag_name(job.batch.name, job_key, fingerprint)
         assert not [b for b in _collect(api, batches, {"workspace_id": workspace_id}) if b["name"] == name]
         batch_id = api.post(batches, json={"name": name, "workspace_id": workspace_id, "dataset_id": dataset_id,
                                            "task_details": job.batch.task_details.model_dump(mode="json")}).raise_for_status().json()["id"]
@@ -167,7 +169,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
         api.get(f"{batches}/{batch_id}").raise_for_status()
 
         studies = f"{v1}/studies/"
-        internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
+        internal_name = tag_name(job.study.internal_name or job.study.name, job_key, fingerprint)
         assert not [s for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name]
         study_id = api.post(studies, json=study_payload(job.study, batch_id, internal_name)).raise_for_status().json()["id"]
         assert [s["id"] for s in _collect(api, studies, {"limit": 200, "offset": 0}) if s.get("internal_name") == internal_name] == [study_id]
