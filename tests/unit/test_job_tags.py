@@ -75,3 +75,13 @@ def test_look_up_without_refusal_leaves_other_work_out():
 def test_an_untagged_name_matches_only_itself():
     batches = [_batch("b1", "plain"), _batch("b2", "plain [job:k]")]
     assert [b.id for b in of_job(batches, "plain", "batch", "u")] == ["b1"]
+
+
+def test_study_controls_without_a_record_find_the_study_by_key_in_either_form():
+    from flows.study_control import _of_job
+
+    studies = [SimpleNamespace(id="s1", internal_name=tag_name("small", "k", FINGERPRINT)),
+               SimpleNamespace(id="s2", internal_name=tag_name("small", "k")),
+               SimpleNamespace(id="s3", internal_name=tag_name("small", "k-round-2", FINGERPRINT)),
+               SimpleNamespace(id="s4", internal_name=None)]
+    assert [s.id for s in _of_job(studies, tag_name("small", "k"))] == ["s1", "s2"]
