@@ -163,10 +163,11 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
     assert report.ok, report.format_text()
     assert report.task_group_column is None and job.dataset.version in (None, 4), "B3's kind of job only"
     upload_path = prepare_upload(csv_path, report, job, work_dir / "upload")
-    job_key = job.job_key(sha256_file(upload_path))
+    csv_sha256 = sha256_file(upload_path)
+    job_key, fingerprint = job.job_key(csv_sha256), job.work_fingerprint(csv_sha256)
     types = field_types(report.columns, id_column=job.dataset.id_column, column_types=job.dataset.column_types)
-    batch_name = tag_name(job.batch.name, job_key)
-    internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
+    batch_name = tag_name(job.batch.name, job_key, fingerprint)
+    internal_name = tag_name(job.study.internal_name or job.study.name, job_key, fingerprint)
     filename = f"{Path(job.dataset.csv.rsplit('/', 1)[-1]).stem or 'dataset'}.csv"
     task_groups = task_group_count(report.rows, job.batch.tasks_per_group)
     places = task_groups * job.study.annotators_per_task
@@ -202,6 +203,7 @@ def plain_job(job, base_url: str, token: str, interval_seconds: float, work_dir:
             workspaces = _collect(api, f"{v1}/workspaces/", page_size=200)
             assert len(workspaces) == 1, workspaces
             workspace_id = workspaces[0]["id"]
+        assert not job_batch_ids()  # the job's tags on the server, read before anything is priced (tasks/job_tags.py)
         # the account's quote before anything is created (tasks/costs.py price_job)
         currency = get(f"{v1}/users/me/").get("currency_code") or "GBP"
         quote = post(f"{v1}/study-cost-calculator/", StudyCostRequest(reward=job.study.reward, total_available_places=places).body())

@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (PYTHON, Result, arguments, byte_compile_project, command_line, machine_cpu_seconds, median,  # noqa: E402
                                parent_pid, pids_whose_command, process_tree_cpu_seconds, scratch, seconds)
+from taskbuilder.jobkey import job_key_of  # noqa: E402
 
 COUNTER = Path(__file__).resolve().parent / "prefect_request_counter"
 """Folder whose ``sitecustomize`` counts a process's Prefect API requests (flow runs' and CLI runs' figures)."""
@@ -107,7 +108,6 @@ SANDBOX_SETTINGS = {
 RATE_LIMIT = (20, 10.0)
 POLLING = {"interval_seconds": 0.5, "max_interval_seconds": 2.0}  # both sides; the CLI's default on the sandbox
 WINDOW_SECONDS = 10.0
-JOB_TAG = re.compile(r"\[job:([^\]]+)\]$")
 
 
 def stamp(value: str) -> float:
@@ -141,14 +141,13 @@ def resources(control, api, names: list[str]) -> dict:
             elif path.endswith("/transition"):
                 posts["publishes"] += 1
     workspace_id = api.get("/api/v1/workspaces/").json()["results"][0]["id"]
-    batches = Counter(JOB_TAG.search(b["name"]).group(1) for b in api.get(
-        "/api/v1/data-collection/batches", params={"workspace_id": workspace_id}).json()["results"] if JOB_TAG.search(b["name"]))
+    batches = Counter(job_key_of(b["name"]) for b in api.get(
+        "/api/v1/data-collection/batches", params={"workspace_id": workspace_id}).json()["results"] if job_key_of(b["name"]))
     studies: Counter = Counter()
     offset = 0
     while True:
         page = api.get("/api/v1/studies/", params={"limit": 200, "offset": offset}).json()
-        studies.update(JOB_TAG.search(s.get("internal_name") or "").group(1) for s in page["results"]
-                       if JOB_TAG.search(s.get("internal_name") or ""))
+        studies.update(job_key_of(s.get("internal_name")) for s in page["results"] if job_key_of(s.get("internal_name")))
         offset += len(page["results"])
         if not page["results"] or offset >= page["meta"]["count"]:
             break

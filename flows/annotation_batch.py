@@ -21,7 +21,7 @@ from prefect import flow
 
 from taskbuilder.aggregate import select_submissions_to_approve
 from taskbuilder.cost import BudgetExceeded, CostRefused
-from taskbuilder.jobkey import sha256_file, storage_slug
+from taskbuilder.jobkey import sha256_file, storage_slug, tag_name
 from taskbuilder.polling import PollSettings
 from taskbuilder.jobspec import AnnotationJob
 
@@ -30,6 +30,7 @@ from flows.job_finish import base_summary, finish_job
 from flows.job_round import DEFAULT_DATASET_VERSION, PublishRejected, RoundPlan, collect_round, draft_round, job_run, price_round, publish_gate, published_before
 from tasks.connection import ProlificConnection, open_client
 from tasks.inputs import InputInvalid, prepare_upload_file, stage_csv, validate_input
+from tasks.job_tags import JobChanged, refuse_other_work
 from tasks.live_results import raise_alert_once
 from tasks.payments import pay_job_bonuses, reject_flagged
 from tasks.quality import quality_filters, update_blocklist_group
@@ -136,19 +137,23 @@ def _run_locked(
 ) -> dict[str, Any]:
     logger = run_logger()
     workspace_id = _workspace_id(job, connection)
+    fingerprint = job.work_fingerprint(csv_sha256)
+    # a host with no record of the job: the server's tags tell, before anything is priced, recorded or created
+    refuse_other_work(connection, workspace_id, tag_name(job.batch.name, job_key, fingerprint))
     update_job_record(
         job_key,
         connection.base_url,
         workspace_id=workspace_id,
         spec=job.model_dump(mode="json"),
         output_location=destination,
-        fingerprint=job.work_fingerprint(csv_sha256),
+        fingerprint=fingerprint,
         dataset_columns=list(report.columns),
         polling=polling.model_dump(mode="json"),
     )
     group_filters = quality_filters(connection, workspace_id, job.quality)  # live: groups found before anything is created
     project_id = job.project_id or os.environ.get("PROLIFIC_PROJECT_ID")
-    run = job_run(job, job_key, connection, polling, destination, work_dir, workspace_id, report, project_id, group_filters)
+    run = job_run(job, job_key, fingerprint, connection, polling, destination, work_dir, workspace_id, report, project_id,
+                  group_filters)
     if job.adaptive is not None or job.pilot is not None:
         from flows.rounds import run_rounds
 
@@ -187,14 +192,11 @@ def _run_locked(
     return finish_job(summary, job_key, connection, destination, work_dir)
 
 
-class JobChanged(InputInvalid):
-    """A job key that already has resources was re-run with a different CSV or different work fields."""
-
-
 def _refuse_changed_job(job_key: str, connection: ProlificConnection, fingerprint: str) -> None:
     """Raise :class:`JobChanged` when the job's record was made from other work (CSV bytes, dataset,
     batch or study fields): re-running would reuse resources that do not match the spec. Run-control
-    fields (publish, budget, output, ...) may change between runs."""
+    fields (publish, budget, output, ...) may change between runs. Without a record (another host or
+    Prefect server) the work tags on the server tell (:func:`tasks.job_tags.refuse_other_work`)."""
     record = load_job_record(job_key, connection.base_url)
     if not record or not record.get("fingerprint") or record["fingerprint"] == fingerprint:
         return

@@ -48,11 +48,13 @@ DEFAULT_DATASET_VERSION = 4
 
 @dataclass(frozen=True)
 class JobRun:
-    """What every round of one job shares: the spec, the job key, the API, where outputs go, the validated
+    """What every round of one job shares: the spec, the job key and work fingerprint, the API, where outputs go, the validated
     input (``report``: columns, rows, task-group column) and the dataset path (``version``, V4 ``types``)."""
 
     job: AnnotationJob
     job_key: str
+    fingerprint: str
+    """The job's work fingerprint (``AnnotationJob.work_fingerprint``); every round's tags carry it."""
     connection: ProlificConnection
     polling: PollSettings
     destination: str
@@ -104,14 +106,14 @@ class RoundDraft:
     names: dict[str, str] = field(default_factory=dict)
 
 
-def job_run(job: AnnotationJob, job_key: str, connection: ProlificConnection, polling: PollSettings, destination: str,
-            work_dir: Path, workspace_id: str, report: Any, project_id: str | None,
+def job_run(job: AnnotationJob, job_key: str, fingerprint: str, connection: ProlificConnection, polling: PollSettings,
+            destination: str, work_dir: Path, workspace_id: str, report: Any, project_id: str | None,
             study_filters: list[dict[str, Any]] | None = None) -> JobRun:
     """The :class:`JobRun` of a validated job (dataset path and V4 schema types from the spec and ``report``)."""
     version = job.dataset.version or DEFAULT_DATASET_VERSION
     types = _schema_types(job, report) if version == 4 else None
-    return JobRun(job, job_key, connection, polling, destination, work_dir, workspace_id, report, version, types, project_id,
-                  tuple(study_filters or ()))
+    return JobRun(job, job_key, fingerprint, connection, polling, destination, work_dir, workspace_id, report, version, types,
+                  project_id, tuple(study_filters or ()))
 
 
 def published_before(key: str, connection: ProlificConnection) -> bool:
@@ -150,7 +152,7 @@ def draft_round(run: JobRun, plan: RoundPlan) -> RoundDraft:
     job, connection, key = run.job, run.connection, plan.key
     if plan.number > 1:  # first: a round's record is part of the job, never a job of its own (tasks.records)
         update_job_record(key, connection.base_url, round_of=run.job_key, round=plan.number, kind=plan.kind)
-    batch_name = tag_name(job.batch.name, key)
+    batch_name = tag_name(job.batch.name, key, run.fingerprint)  # a round's subset file: still the job's work
     dataset_id, import_id, batch_items = _dataset(run, plan, batch_name)
     task_details = job.batch.task_details.model_dump(mode="json") if job.batch.task_details else None
     batch_id = create_once(create_batch, "batch", connection, key, run.workspace_id, batch_name, dataset_id, task_details,
@@ -161,7 +163,7 @@ def draft_round(run: JobRun, plan: RoundPlan) -> RoundDraft:
     batch = wait_for_batch(connection, batch_id, run.polling)
     dataset_id = _dataset_in_use(key, connection, batch, dataset_id)
 
-    internal_name = tag_name(job.study.internal_name or job.study.name, key)
+    internal_name = tag_name(job.study.internal_name or job.study.name, key, run.fingerprint)
     same = plan.annotators_per_task == job.study.annotators_per_task
     study = job.study if same else job.study.model_copy(update={"annotators_per_task": plan.annotators_per_task})
     study_payload = with_filters(payloads.study_payload(study, batch_id, internal_name), list(run.study_filters))  # live

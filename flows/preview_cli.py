@@ -61,11 +61,15 @@ def _preview(job, api_url: str, output_dir: str | None, *, sandboxed: bool) -> i
     from taskbuilder.polling import PollSettings
     from tasks.connection import ProlificConnection
     from tasks.inputs import InputInvalid
+    from tasks.job_tags import JobChanged
 
     connection = ProlificConnection(base_url=api_url, token_secret_block=job.token_secret_block)
     polling = PollSettings(**({"interval_seconds": 0.5, "max_interval_seconds": 2.0} if sandboxed else {}))
     try:
         summary = preview_job(job=job, connection=connection, polling=polling, output_dir=output_dir)
+    except JobChanged as error:
+        typer.echo(f"Refused: {error}", err=True)
+        return 2
     except InputInvalid as error:
         typer.echo(f"The input has errors; nothing was created on Prolific.\n{error}", err=True)
         return 2

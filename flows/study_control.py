@@ -3,7 +3,8 @@ stop, add places. Each acts once, through the documented transitions (:mod:`task
 
 The job is found by its key: its record (:mod:`tasks.records`) names the study and the spec (token block,
 ``max_budget``); without a record (a job run on another Prefect server) the study is looked up on the API by
-the job's tagged ``internal_name`` (``"<internal_name> [job:<key>]"``), which the caller passes.
+the job key of the tagged ``internal_name`` the caller passes (``"<internal_name> [job:<key>]"``; a study's tag
+may also carry a work tag, :func:`taskbuilder.jobkey.tag_name`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from prefect import flow
 
 from taskbuilder.client import normalise_base_url
+from taskbuilder.jobkey import job_key_of
 
 from tasks.connection import ProlificConnection, open_client
 from tasks.records import load_job_record
@@ -29,12 +31,18 @@ def _job(job_key: str, base_url: str, internal_name: str | None) -> tuple[Prolif
     study_id = record.get("study_id")
     if not study_id and internal_name:
         with open_client(connection) as client:
-            found = sorted((s for s in client.list_studies() if s.internal_name == internal_name), key=lambda s: str(s.published_at or ""))
+            found = sorted(_of_job(client.list_studies(), internal_name), key=lambda s: str(s.published_at or ""))
         study_id = found[0].id if found else None
     if not study_id:
         raise StudyControlRefused(f"job {job_key!r} has no study on {base_url} (no job record names one"
                                   + (f", and no study is named {internal_name!r}" if internal_name else "") + "): nothing to do.")
     return connection, study_id, record
+
+
+def _of_job(studies: list[Any], internal_name: str) -> list[Any]:
+    """The ``studies`` under the job key of ``internal_name`` (whatever their work tag), else those of that exact name."""
+    key = job_key_of(internal_name)
+    return [s for s in studies if (job_key_of(s.internal_name) == key if key else s.internal_name == internal_name)]
 
 
 @flow(name="pause-study", log_prints=False)

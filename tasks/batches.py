@@ -19,6 +19,7 @@ from taskbuilder.polling import PollSettings, wait_for_status
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
 from tasks.datasets import NO_REASON
+from tasks.job_tags import of_job
 from tasks.logs import run_logger
 from tasks.reconcile import oldest, settle_before_lookup
 from tasks.records import update_job_record
@@ -35,17 +36,21 @@ def create_batch(
     task_details: dict[str, Any] | None,
     batch_items: list[dict[str, Any]] | None,
 ) -> str:
-    """Return the id of the job's batch, creating it only if the workspace has none of that name.
+    """Return the id of the job's batch, creating it only if the workspace has none under the job key.
 
-    ``name`` already carries the job key (``"<name> [job:<key>]"``). Look-up first
-    (``GET …/batches?workspace_id=``; on a retry after a settle wait, see :mod:`tasks.reconcile`), then
-    ``POST …/batches`` (→ 201) with ``dataset_id``, ``task_details`` and, in the current layout,
-    ``batch_items``; then a second look-up keeps the oldest if a late create made two.
+    ``name`` already carries the job key and work tag (``"<name> [job:<key> work:<12 hex>]"``). Look-up
+    first by the job key (``GET …/batches?workspace_id=``; on a retry after a settle wait, see
+    :mod:`tasks.reconcile`), then ``POST …/batches`` (→ 201) with ``dataset_id``, ``task_details`` and, in
+    the current layout, ``batch_items``; then a second look-up keeps the oldest if a late create made two.
+    A batch under the key made from other work raises :class:`tasks.job_tags.JobChanged` before any create.
     """
     logger = run_logger()
     settle_before_lookup(connection)
     with open_client(connection) as client:
-        existing = [batch for batch in client.list_batches(workspace_id) if batch.name == name]
+        def of_this_job() -> list[Any]:
+            return of_job(client.list_batches(workspace_id), name, "batch", connection.base_url)
+
+        existing = of_this_job()
         if existing:
             batch = oldest(existing)
             logger.info("Found batch %s (%s, %s): not creating another", batch.id, name, batch.status)
@@ -54,7 +59,7 @@ def create_batch(
                 name=name, workspace_id=workspace_id, dataset_id=dataset_id, task_details=task_details, batch_items=batch_items
             )
             logger.info("Created batch %s (%s)", created.id, name)
-            same = [b for b in client.list_batches(workspace_id) if b.name == name]
+            same = of_this_job()
             batch = oldest(same) if same else created
             if len(same) > 1:
                 extra = [b.id for b in same if b.id != batch.id]

@@ -26,6 +26,7 @@ from taskbuilder.upload import upload_file
 
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
+from tasks.job_tags import of_job
 from tasks.logs import run_logger
 from tasks.reconcile import oldest, settle_before_lookup
 from tasks.records import known_job_record, update_job_record
@@ -46,9 +47,10 @@ def create_dataset(
     """Return the id of the job's dataset, creating it only when the job has no batch yet.
 
     The API has no dataset look-up, but the job's batch (named ``batch_name``, which carries the job
-    key) names its dataset: when the workspace has that batch (``GET …/batches?workspace_id=``, the
-    oldest if several), its ``dataset_id`` is the job's dataset, whatever this host remembers (a
-    re-run from another machine or Prefect home creates nothing). Else ``POST
+    key and work tag) names its dataset: when the workspace has a batch under that job key
+    (``GET …/batches?workspace_id=``, the oldest if several), its ``dataset_id`` is the job's dataset,
+    whatever this host remembers (a re-run from another machine or Prefect home creates nothing). A
+    batch under the key made from other work raises :class:`tasks.job_tags.JobChanged` (nothing created). Else ``POST
     /api/v1/data-collection/datasets`` with ``{name, workspace_id, schema?}`` (→ 201, §1.1): with a
     ``schema`` a V4 dataset, without one a V3 dataset. The result is cached under the job key. When a
     create's response is lost (the server made it, the client never heard) the retry makes a second one:
@@ -81,9 +83,10 @@ def create_dataset(
 
 
 def _dataset_of_job_batch(connection: ProlificConnection, workspace_id: str, batch_name: str) -> str | None:
-    """The dataset id of the oldest batch named ``batch_name`` in the workspace, else ``None``."""
+    """The dataset id of the oldest batch of the job (the job key of ``batch_name``) in the workspace, else
+    ``None``; :class:`tasks.job_tags.JobChanged` when one was made from other work."""
     with open_client(connection) as client:
-        batches = [batch for batch in client.list_batches(workspace_id) if batch.name == batch_name]
+        batches = of_job(client.list_batches(workspace_id), batch_name, "batch", connection.base_url)
     if not batches:
         return None
     batch = oldest(batches)

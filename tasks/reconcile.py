@@ -26,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from taskbuilder.models import StudyStatus
 
 from tasks.connection import ProlificConnection, open_client
+from tasks.job_tags import of_job
 from tasks.logs import run_logger
 from tasks.retry import API_TASK_OPTIONS, previous_attempt_unanswered
 
@@ -59,7 +60,8 @@ def sweep_duplicates(
 ) -> list[str]:
     """Last look at the end of a run for resources of this job that a late create left behind.
 
-    Lists batches named ``batch_name`` in the workspace and studies with ``internal_name``. A study
+    Lists the batches in the workspace and the studies under the job key of ``batch_name`` and
+    ``internal_name`` (:func:`tasks.job_tags.of_job`; ones of other work are not this job's). A study
     other than ``study_id`` that is still UNPUBLISHED is deleted (``DELETE /api/v1/studies/{id}/``); a
     published one, or a batch other than ``batch_id`` (the API cannot delete batches), is returned as a
     note for the job record and ``run.json``. Returns the notes (empty when nothing was left behind).
@@ -67,11 +69,12 @@ def sweep_duplicates(
     logger = run_logger()
     notes: list[str] = []
     with open_client(connection) as client:
-        extra_batches = [b.id for b in client.list_batches(workspace_id) if b.name == batch_name and b.id != batch_id]
+        batches = of_job(client.list_batches(workspace_id), batch_name, "batch", connection.base_url, refuse=False)
+        extra_batches = [b.id for b in batches if b.id != batch_id]
         if extra_batches:
             notes.append(f"unused duplicate batches of this job (no cost; the API cannot delete them): {extra_batches}")
-        for study in client.list_studies():
-            if study.internal_name != internal_name or study.id == study_id:
+        for study in of_job(client.list_studies(), internal_name, "study", connection.base_url, refuse=False):
+            if study.id == study_id:
                 continue
             if str(study.status) == StudyStatus.UNPUBLISHED:
                 client.delete_study(study.id)

@@ -20,6 +20,7 @@ from taskbuilder.polling import PollSettings, wait_for_status
 
 from tasks.caching import CREATE_TASK_OPTIONS
 from tasks.connection import ProlificConnection, open_client
+from tasks.job_tags import of_job
 from tasks.logs import run_logger
 from tasks.reconcile import oldest, settle_before_lookup
 from tasks.progress import report_progress
@@ -32,25 +33,30 @@ STUDY_DONE = {StudyStatus.AWAITING_REVIEW, StudyStatus.COMPLETED}
 
 @task(name="create-study", **API_TASK_OPTIONS, **CREATE_TASK_OPTIONS)
 def create_study(connection: ProlificConnection, job_key: str, payload: dict[str, Any]) -> str:
-    """Return the id of the job's study, creating it only if no study has its ``internal_name``.
+    """Return the id of the job's study, creating it only if no study carries the job key.
 
-    ``payload["internal_name"]`` carries the job key. Look-up first (``GET /api/v1/studies/``; on a
-    retry after a settle wait, see :mod:`tasks.reconcile`), then ``POST /api/v1/studies/`` with
-    ``data_collection_method: AI_TASK_BUILDER_BATCH``; then a second look-up keeps the oldest and
-    deletes an unpublished duplicate that a late create left (``DELETE /api/v1/studies/{id}/``).
+    ``payload["internal_name"]`` carries the job key and work tag. Look-up first by the job key
+    (``GET /api/v1/studies/``; on a retry after a settle wait, see :mod:`tasks.reconcile`), then
+    ``POST /api/v1/studies/`` with ``data_collection_method: AI_TASK_BUILDER_BATCH``; then a second
+    look-up keeps the oldest and deletes an unpublished duplicate that a late create left
+    (``DELETE /api/v1/studies/{id}/``). A study under the key made from other work raises
+    :class:`tasks.job_tags.JobChanged` before any create.
     """
     logger = run_logger()
     settle_before_lookup(connection)
     internal_name = payload["internal_name"]
     with open_client(connection) as client:
-        existing = [study for study in client.list_studies() if study.internal_name == internal_name]
+        def of_this_job() -> list[Any]:
+            return of_job(client.list_studies(), internal_name, "study", connection.base_url)
+
+        existing = of_this_job()
         if existing:
             study = oldest(existing)
             logger.info("Found study %s (%s): not creating another", study.id, study.status)
         else:
             created = client.create_study(payload)
             logger.info("Created study %s with %s places", created.id, created.total_available_places)
-            same = [s for s in client.list_studies() if s.internal_name == internal_name]
+            same = of_this_job()
             study = oldest(same) if same else created
             for duplicate in same:
                 if duplicate.id != study.id and str(duplicate.status) == StudyStatus.UNPUBLISHED:

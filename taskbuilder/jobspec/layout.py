@@ -124,7 +124,7 @@ class TaskDetails(SpecModel):
 class BatchSpec(SpecModel):
     """The batch: task details, instructions (legacy) or batch_items (current), task grouping."""
 
-    name: NonBlank = Field(description="Batch name; the job key is appended as ` [job:<key>]`.")
+    name: NonBlank = Field(description="Batch name; the job key is appended as ` [job:<key> work:<12 hex>]`.")
     task_details: TaskDetails | None = Field(
         default=None, description="Task name, introduction and steps shown to participants.")
     tasks_per_group: int = Field(

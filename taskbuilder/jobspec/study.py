@@ -58,7 +58,7 @@ class StudySpec(BaseModel):
 
     name: NonBlank = Field(description="Study title shown to participants.")
     internal_name: str | None = Field(
-        default=None, description="Name seen only by you; the job key is appended as ` [job:<key>]`.")
+        default=None, description="Name seen only by you; the job key is appended as ` [job:<key> work:<12 hex>]`.")
     description: str = Field(default="", description="Participant-facing description (basic HTML).")
     reward: int = Field(description="Reward per submission in cents/pence (minor units), a whole number: 300 = £3.00.")
     estimated_completion_time: int = Field(description="Estimated minutes per submission (whole minutes).")

@@ -21,6 +21,7 @@ import yaml
 from botocore.config import Config
 
 from deployments.webhooks import sign
+from taskbuilder.jobkey import job_key_of
 from taskbuilder.jobspec import AnnotationJob
 from tests.deployments.stack import BIN, WEBHOOK_SECRET_BLOCK, Stack, free_port, pause_monitor_schedule, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
@@ -292,7 +293,7 @@ def test_approval_from_a_deployment_both_ways_and_over_budget(stack, work):
     with sandbox_api(stack) as api:
         internal_names = [s.get("internal_name") or "" for s in api.get("/studies/", params={"limit": 200}).json()["results"]]
     for name in jobs.values():
-        assert sum(1 for n in internal_names if n.endswith(f"[job:{name}]")) == 1, name
+        assert sum(1 for n in internal_names if job_key_of(n) == name) == 1, name
 
 
 def test_webhook_rejects_forged_stale_acknowledges_a_redelivery_and_turns_a_good_one_into_the_event(stack, work):

@@ -12,6 +12,7 @@ import datetime as dt
 import httpx
 import pytest
 
+from taskbuilder.jobkey import job_key_of
 from taskbuilder.jobspec import AnnotationJob
 from tests.deployments.stack import postgres_cluster, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
@@ -46,10 +47,9 @@ def test_ten_jobs_on_postgres_with_two_workers_create_once_within_the_rate_limit
         workspace = api.get("/workspaces/").json()["results"][0]["id"]
         batches = api.get("/data-collection/batches", params={"workspace_id": workspace}).json()["results"]
         for job in jobs:  # each job's resources exist once, and its study was published once
-            tag = f"[job:{job['name']}]"
-            mine = [s for s in studies if (s.get("internal_name") or "").endswith(tag)]
+            mine = [s for s in studies if job_key_of(s.get("internal_name")) == job["name"]]
             assert len(mine) == 1, (job["name"], len(mine))
-            assert sum(1 for b in batches if b["name"].endswith(tag)) == 1, job["name"]
+            assert sum(1 for b in batches if job_key_of(b["name"]) == job["name"]) == 1, job["name"]
             publishes = [r for r in requests if r["method"] == "POST" and r["path"].rstrip("/") == f"/api/v1/studies/{mine[0]['id']}/transition"]
             assert len(publishes) == 1, job["name"]
         assert sum(1 for r in requests if r["method"] == "POST" and r["path"].rstrip("/") == "/api/v1/data-collection/datasets") == JOBS

@@ -20,6 +20,7 @@ import pytest
 
 from flows.annotation_batch import annotation_batch
 from taskbuilder.client import ClientTimeouts
+from taskbuilder.jobkey import job_key_of, tag_of
 from taskbuilder.polling import PollSettings
 from taskbuilder.jobspec import AnnotationJob
 from tasks.connection import ProlificConnection
@@ -71,6 +72,22 @@ def _run(sandbox, spec: Path, **kwargs):
     return annotation_batch(job=job, connection=connection, polling=FAST, **kwargs)
 
 
+def batches_and_studies(sandbox) -> tuple[list[dict], list[dict]]:
+    """The workspace's batches and the account's studies on the sandbox, as the API lists them."""
+    headers = {"Authorization": f"Token {sandbox.token}"}
+    with httpx.Client(base_url=sandbox.base_url, headers=headers, timeout=30) as api:
+        workspace = api.get("/api/v1/workspaces/").json()["results"][0]["id"]
+        batches = api.get("/api/v1/data-collection/batches", params={"workspace_id": workspace}).json()["results"]
+        studies = api.get("/api/v1/studies/").json()["results"]
+    return batches, studies
+
+
+def tags_on_server(sandbox) -> set:
+    """The :class:`~taskbuilder.jobkey.JobTag` of every batch and study on the sandbox."""
+    batches, studies = batches_and_studies(sandbox)
+    return {tag_of(b["name"]) for b in batches} | {tag_of(s.get("internal_name")) for s in studies}
+
+
 def resources(sandbox, job_key: str, lost_responses: bool = False) -> dict[str, int]:
     """What exists on the sandbox for ``job_key``, and how often each effect was carried out there.
 
@@ -78,19 +95,15 @@ def resources(sandbox, job_key: str, lost_responses: bool = False) -> dict[str, 
     a ``lost_response`` rule was set (done on the server, then the connection dropped); a ``drop``
     (also status 0) is not carried out.
     """
-    headers = {"Authorization": f"Token {sandbox.token}"}
-    with httpx.Client(base_url=sandbox.base_url, headers=headers, timeout=30) as api:
-        workspace = api.get("/api/v1/workspaces/").json()["results"][0]["id"]
-        batches = api.get("/api/v1/data-collection/batches", params={"workspace_id": workspace}).json()["results"]
-        studies = api.get("/api/v1/studies/").json()["results"]
+    batches, studies = batches_and_studies(sandbox)
     log = sandbox.requests()
 
     def carried_out(request: dict) -> bool:
         return 200 <= request["status"] < 300 or (lost_responses and request["status"] == 0)
 
     return {
-        "batches": sum(1 for b in batches if b["name"].endswith(f"[job:{job_key}]")),
-        "studies": sum(1 for s in studies if (s.get("internal_name") or "").endswith(f"[job:{job_key}]")),
+        "batches": sum(1 for b in batches if job_key_of(b["name"]) == job_key),
+        "studies": sum(1 for s in studies if job_key_of(s.get("internal_name")) == job_key),
         "dataset creates": sum(
             1 for r in log
             if r["method"] == "POST" and r["path"].rstrip("/") == "/api/v1/data-collection/datasets" and carried_out(r)

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from flows.annotation_batch import annotation_batch
+from taskbuilder.jobkey import job_key_of
 from taskbuilder.jobspec import AnnotationJob
 from tasks.connection import ProlificConnection
 from tasks.results import ReportNotParsed
@@ -46,7 +47,7 @@ def _batch_of(sandbox, job_key: str) -> str:
     with httpx.Client(base_url=sandbox.base_url, headers=headers, timeout=30) as api:
         workspace = api.get("/api/v1/workspaces/").json()["results"][0]["id"]
         batches = api.get("/api/v1/data-collection/batches", params={"workspace_id": workspace}).json()["results"]
-    [batch] = [b for b in batches if b["name"].endswith(f"[job:{job_key}]")]
+    [batch] = [b for b in batches if job_key_of(b["name"]) == job_key]
     return batch["id"]
 
 

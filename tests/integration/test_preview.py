@@ -7,7 +7,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from flows.annotation_batch import annotation_batch
+from flows.annotation_batch import JobChanged, annotation_batch
 from flows.cli import app
 from flows.preview import PreviewRefused, preview_job
 from taskbuilder.jobspec import AnnotationJob
@@ -53,6 +53,22 @@ def test_preview_makes_a_draft_and_a_test_page_once_and_the_run_reuses_the_draft
     assert _creates(sandbox) == {"datasets": 1, "batches": 1, "studies": 1, "test_studies": 1, "publish": 1}
     with pytest.raises(PreviewRefused, match="draft only"):
         preview_job(job=job, connection=connection, polling=FAST)
+
+
+def test_a_preview_of_changed_work_under_a_used_name_is_refused_on_a_host_that_remembers_nothing(tmp_path, sandbox):
+    from tests.integration.test_resumption import _forget_this_host
+
+    spec = write_small_job(tmp_path / "job", publish=False, wait_for_completion=False)
+    connection = ProlificConnection(base_url=sandbox.base_url)
+    first = annotation_batch(job=AnnotationJob.from_yaml(spec), connection=connection, polling=FAST)
+    forget, other_storage = _forget_this_host(tmp_path)
+    forget(first["job_key"], sandbox.base_url)
+    csv = tmp_path / "job" / "data.csv"
+    csv.write_text(csv.read_text().replace("Broken on arrival", "Broken"))
+    before = _creates(sandbox)
+    with other_storage, pytest.raises(JobChanged, match="for other work"):
+        preview_job(job=AnnotationJob.from_yaml(spec), connection=connection, polling=FAST)
+    assert _creates(sandbox) == before  # no dataset, batch, study or test study made; nothing published
 
 
 def test_preview_command_prints_the_url(tmp_path, sandbox, monkeypatch):

@@ -8,13 +8,14 @@ import json
 import httpx
 import pytest
 
-from flows.annotation_batch import annotation_batch
+from flows.annotation_batch import JobChanged, annotation_batch
+from taskbuilder.jobkey import JobTag
 from taskbuilder.jobspec import AnnotationJob
 from tasks.connection import ProlificConnection
-from tasks.records import record_name
+from tasks.records import load_job_record, record_name
 
 from tests.integration.jobs import write_small_job
-from tests.integration.test_exactly_once import FAST, QUICK_SANDBOX, resources
+from tests.integration.test_exactly_once import FAST, QUICK_SANDBOX, resources, tags_on_server
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "isolated_results")
 
@@ -86,3 +87,56 @@ def test_a_rerun_from_a_host_that_remembers_nothing_creates_nothing(tmp_path, sa
     assert json.loads((tmp_path / "out" / "run.json").read_text())["dataset_id"] == batch["dataset_id"]
     counts = resources(sandbox, first["job_key"])
     assert counts == {"batches": 1, "studies": 1, "dataset creates": 1, "publishes": 1, "uploads": 1}  # not uploaded again
+
+
+def test_a_changed_csv_under_the_same_name_is_refused_from_a_host_that_remembers_nothing(tmp_path, sandbox):
+    sandbox.settings(**QUICK_SANDBOX)
+    spec = write_small_job(tmp_path)  # run to completion: published, answered, outputs written
+    first = _run(sandbox, spec)
+    assert first["statuses"]["study"] == "COMPLETED"
+    fingerprint = load_job_record(first["job_key"], sandbox.base_url)["fingerprint"]
+    assert tags_on_server(sandbox) == {JobTag(first["job_key"], fingerprint[:12])}
+    run_json = (tmp_path / "out" / "run.json").read_bytes()
+    forget, other_storage = _forget_this_host(tmp_path)
+    forget(first["job_key"], sandbox.base_url)
+    csv = tmp_path / "data.csv"
+    original = csv.read_text()
+    csv.write_text(original.replace("I loved it", "I loved it so much"))
+
+    seen = len(sandbox.requests())
+    with other_storage:
+        with pytest.raises(JobChanged, match="already used on Prolific .* for other work") as refused:
+            _run(sandbox, spec)
+        assert first["batch_id"] in str(refused.value) and "new `name:`" in str(refused.value)
+        after = sandbox.requests()[seen:]
+        assert any(r["method"] == "GET" and r["path"].startswith("/api/v1/data-collection/batches") for r in after)
+        assert [(r["method"], r["path"]) for r in after if r["method"] != "GET"] == []  # nothing created, priced, uploaded, published
+        assert not any(r["target"] == "s3" for r in after)
+        assert (tmp_path / "out" / "run.json").read_bytes() == run_json  # the first run's outputs are not replaced
+        assert load_job_record(first["job_key"], sandbox.base_url) is None  # nothing recorded that would refuse the CSV restored
+
+        csv.write_text(original)  # the same work again: adopted, nothing made twice
+        again = _run(sandbox, spec)
+    assert (again["dataset_id"], again["batch_id"], again["study_id"]) == (first["dataset_id"], first["batch_id"], first["study_id"])
+    counts = resources(sandbox, first["job_key"])
+    assert counts == {"batches": 1, "studies": 1, "dataset creates": 1, "publishes": 1, "uploads": 1}
+
+
+def test_resources_tagged_in_the_older_form_are_adopted(tmp_path, sandbox, monkeypatch):
+    import flows.job_round
+    from taskbuilder.jobkey import tag_name
+
+    sandbox.settings(**QUICK_SANDBOX)
+    spec = write_small_job(tmp_path, publish=False, wait_for_completion=False)
+    with monkeypatch.context() as older:  # a run by a version whose tags had no work part
+        older.setattr(flows.job_round, "tag_name", lambda name, key, fingerprint=None: tag_name(name, key))
+        first = _run(sandbox, spec)
+    assert tags_on_server(sandbox) == {JobTag(first["job_key"], None)}
+    forget, other_storage = _forget_this_host(tmp_path)
+    forget(first["job_key"], sandbox.base_url)
+    with other_storage:  # the older form cannot tell the work: the job is found by its key, as before
+        second = _run(sandbox, spec, publish=True)
+    assert (second["dataset_id"], second["batch_id"], second["study_id"]) == (
+        first["dataset_id"], first["batch_id"], first["study_id"])
+    counts = resources(sandbox, first["job_key"])
+    assert counts == {"batches": 1, "studies": 1, "dataset creates": 1, "publishes": 1, "uploads": 1}

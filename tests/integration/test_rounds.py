@@ -19,11 +19,15 @@ import yaml
 
 from flows.annotation_batch import annotation_batch
 from taskbuilder.client import ClientTimeouts
+from taskbuilder.jobkey import JobTag
 from taskbuilder.jobspec import AnnotationJob
 from taskbuilder.polling import PollSettings
+from taskbuilder.rounds import round_key
 from tasks.connection import ProlificConnection
+from tasks.records import load_job_record
 
 from tests.integration.jobs import write_small_job
+from tests.integration.test_exactly_once import tags_on_server
 
 FAST = PollSettings(interval_seconds=0.2, max_interval_seconds=0.5, dataset_timeout_seconds=60, batch_timeout_seconds=60,
                     study_timeout_seconds=120)
@@ -104,6 +108,8 @@ def test_three_rounds_one_of_everything_per_round_and_the_money_counted(tmp_path
     spec = _spec(tmp_path)
     summary = _run(sandbox, spec)
     _check_three_rounds(sandbox, summary, tmp_path / "job" / "out")
+    work = load_job_record(summary["job_key"], sandbox.base_url)["fingerprint"][:12]  # every round carries the job's work
+    assert tags_on_server(sandbox) == {JobTag(round_key(summary["job_key"], n), work) for n in (1, 2, 3)}
     assert before - _balance(sandbox) == summary["total_cost_cents"], "the summary's cost is not the balance's fall"
     assert _spent(summary) == summary["total_cost_cents"], "payments.spent is not every round's spending"
     assert json.loads((tmp_path / "job" / "out" / "summary.json").read_text())["stopped"] is None
