@@ -60,6 +60,15 @@ class AggregateResult:
     summary: dict
 
 
+def is_in(column: pd.Series, candidates: object) -> np.ndarray:
+    """``column.isin(candidates)`` as a boolean array (one per row), by a hash look-up of the candidates'
+    distinct values. pandas 3's Arrow-backed strings check ``isin`` by making a pyarrow scalar of every
+    candidate in Python: 3.8 s for 333,334 datapoint ids against 1,000,000 answers' ids (B5), 0.08 s this way.
+    ``candidates``: a Series, an array, a list, a set or dict keys."""
+    values = candidates if isinstance(candidates, (pd.Series, pd.Index, np.ndarray, list)) else list(candidates)
+    return pd.Index(values).unique().get_indexer(column) >= 0
+
+
 def dawid_skene(tasks: np.ndarray, workers: np.ndarray, labels: np.ndarray, *, n_iter: int = 100,
                 tol: float = 1e-5) -> np.ndarray:
     """Dawid & Skene (1979) EM estimate of each task's true-label posterior.
@@ -237,20 +246,20 @@ def aggregate(report: ParsedReport | pd.DataFrame, instructions: list[dict], *, 
         labels, instruction_stats, agreement = _aggregate_instruction(instructions[i], rows, attention)
         labels = _with_unanswered(labels, datapoints["datapoint_id"], instructions[i]["description"])
         instruction_stats["datapoints_without_votes"] = int(
-            (~labels["datapoint_id"].isin(attention) & (labels["votes"] == "{}")).sum())
+            (~is_in(labels["datapoint_id"], attention) & (labels["votes"] == "{}").to_numpy()).sum())
         labels["_order"] = i
         label_parts.append(labels)
         if agreement is not None:
             agreement_parts.append(agreement)
         if gold and i == choice[0]:
             gold_parts.append(_gold_answers(rows, instructions[i], gold))
-            instruction_stats["gold"] = _gold_summary(labels[~labels["datapoint_id"].isin(attention)], gold,
+            instruction_stats["gold"] = _gold_summary(labels[~is_in(labels["datapoint_id"], attention)], gold,
                                                       instructions[i])
         stats.append(instruction_stats)
 
     labels = _labels_table(label_parts, datapoints, attention, id_column)
     participants = _participants_table(responses, agreement_parts, gold_parts, min_agreement, min_gold_accuracy)
-    unanswered = int((~datapoints["datapoint_id"].isin(responses["datapoint_id"])).sum())
+    unanswered = int((~is_in(datapoints["datapoint_id"], responses["datapoint_id"])).sum())
     if unanswered:
         warnings.warn(f"{unanswered} of {len(datapoints)} datapoints got no answer (returned or timed-out "
                       "submissions, a stopped study, too few places): they are in labels with an empty label "
@@ -343,7 +352,7 @@ def _aggregate_instruction(instruction: dict, rows: pd.DataFrame,
 
 def _with_unanswered(labels: pd.DataFrame, datapoint_ids: pd.Series, description: str) -> pd.DataFrame:
     """``labels`` of one instruction plus a row for every datapoint it lacks (no label, no votes)."""
-    missing = datapoint_ids[~datapoint_ids.isin(labels["datapoint_id"])]
+    missing = datapoint_ids[~is_in(datapoint_ids, labels["datapoint_id"])]
     if not len(missing):
         return labels
     empty = pd.DataFrame({"datapoint_id": missing.to_numpy(), "instruction": description, "label": "", "tie": False,
@@ -388,7 +397,7 @@ def _value_counts(chosen: list, answer_codes: np.ndarray, dp_codes: np.ndarray, 
 def _gold_answers(rows: pd.DataFrame, instruction: dict, gold: dict[str, tuple[int, ...]]) -> pd.DataFrame:
     """``participant_id``, ``correct`` for each answer to the first choice instruction on a gold datapoint."""
     parsed = _selected_options(rows["answer"], instruction)
-    on_gold = rows[rows["datapoint_id"].isin(gold.keys())]
+    on_gold = rows[is_in(rows["datapoint_id"], gold.keys())]
     correct = [parsed[a] == gold[d] for d, a in zip(on_gold["datapoint_id"], on_gold["answer"])]
     return pd.DataFrame({"participant_id": on_gold["participant_id"], "correct": correct})
 
@@ -413,7 +422,7 @@ def _add_dawid_skene(labels: pd.DataFrame, votes: pd.DataFrame, values: list[str
 def _gold_summary(kept: pd.DataFrame, gold: dict[str, tuple[int, ...]], instruction: dict) -> dict:
     """Accuracy of the majority-vote and Dawid-Skene labels (``kept`` = labels without attention checks)
     on gold datapoints; a tie counts as wrong. None for a multi-select instruction."""
-    on_gold = kept[kept["datapoint_id"].isin(gold.keys())]
+    on_gold = kept[is_in(kept["datapoint_id"], gold.keys())]
     result = {"datapoints": int(len(on_gold)), "majority_vote_accuracy": None, "dawid_skene_accuracy": None}
     if instruction.get("answer_limit", 1) == 1 and len(on_gold):
         values = [o["value"] for o in instruction["options"]]
@@ -428,7 +437,7 @@ def _labels_table(parts: list[pd.DataFrame], datapoints: pd.DataFrame, attention
     if not parts:
         return pd.DataFrame(columns=[*LABEL_COLUMNS, *datapoints.columns[1:]])
     labels = pd.concat(parts, ignore_index=True)
-    labels = labels[~labels["datapoint_id"].isin(attention)]
+    labels = labels[~is_in(labels["datapoint_id"], attention)]
     position = pd.Series(range(len(datapoints)), index=datapoints["datapoint_id"])
     labels = (labels.assign(_dp=labels["datapoint_id"].map(position))
               .sort_values(["_dp", "_order"], kind="stable").drop(columns=["_dp", "_order"]))

@@ -20,6 +20,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from taskbuilder.aggregate import is_in
+
 PRIOR_STRENGTH = 20.0
 """Pseudo-answers of the Beta prior on each participant's accuracy (chosen on B10-like simulations, NOTES.md)."""
 _EPS = 1e-6
@@ -82,7 +84,7 @@ def one_coin_labels(responses: pd.DataFrame, labels: pd.DataFrame, instruction: 
     options = sorted({value for text in labels.loc[labels["instruction"] == instruction, "votes"]
                       for value in json.loads(text or "{}")})
     answered = responses.loc[(responses["instruction"] == instruction) & responses["answer"].isin(options)]
-    answered = answered.loc[answered["datapoint_id"].astype(str).isin(set(rows))]
+    answered = answered.loc[is_in(answered["datapoint_id"].astype(str), rows)]
     result = pd.DataFrame({"datapoint_id": rows.to_numpy(), "oc_label": "", "oc_confidence": 0.0})
     if answered.empty:
         return result
@@ -94,7 +96,7 @@ def one_coin_labels(responses: pd.DataFrame, labels: pd.DataFrame, instruction: 
     tied = ordered[:, -1] - ordered[:, -2] < 1e-12
     best = np.asarray(options + ["-"], dtype=object)[posterior.argmax(axis=1)]
     fitted = pd.DataFrame({"oc_label": np.where(tied, "", best), "oc_confidence": ordered[:, -1]}, index=task_ids)
-    found = result["datapoint_id"].isin(fitted.index).to_numpy()
+    found = is_in(result["datapoint_id"], fitted.index)
     picked = fitted.loc[result.loc[found, "datapoint_id"]]
     result.loc[found, "oc_label"] = picked["oc_label"].to_numpy()
     result.loc[found, "oc_confidence"] = picked["oc_confidence"].to_numpy()

@@ -247,3 +247,14 @@ def test_dataset_columns_named_like_label_columns_get_the_original_suffix():
     assert list(result.labels.columns) == [*LABEL_COLUMNS, "label_original", "votes_original", "text"]
     row = result.labels.iloc[0]
     assert (row["label"], row["label_original"], row["votes_original"]) == ("pos", "my own label", "12")
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_is_in_answers_as_isin_does(dtype):
+    from taskbuilder.aggregate import is_in
+
+    column = pd.Series(["a", "b", "c", "a", "é", ""], dtype=dtype)
+    for candidates in (pd.Series(["a", "é", "a"], dtype=dtype), ["b", "x"], {"c", ""}, {"a": 1, "zz": 2}.keys(), [],
+                       pd.Index(["b"]), np.array(["c", "é"], dtype=object)):
+        expected = column.isin(list(candidates)).to_numpy()
+        assert is_in(column, candidates).tolist() == expected.tolist(), candidates
