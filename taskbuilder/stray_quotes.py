@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 ID_LIKE = re.compile(r"\S{1,40}")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+NEWLINE_BYTE = re.compile(b"\n")
 
 
 def _reads_as_record(line: str, delimiter: str, least: int) -> bool:
@@ -23,6 +24,23 @@ def _reads_as_record(line: str, delimiter: str, least: int) -> bool:
     except csv.Error:  # a quote the line does not close: not a record on its own
         return False
     return len(fields) >= least and ID_LIKE.fullmatch(fields[0]) is not None
+
+
+def _may_hold_line_break(column: pa.ChunkedArray) -> bool:
+    """False only when no cell's characters hold a ``\n`` byte: each chunk's character bytes (the span its
+    offsets name) scanned in place, ~10x faster than matching every cell, and most files have no line break in
+    any cell. A chunk of another layout than ``string``/``large_string`` counts as may."""
+    for chunk in column.chunks:
+        if chunk.type not in (pa.string(), pa.large_string()):
+            return True
+        _, offsets, data = chunk.buffers()
+        if data is None or not len(chunk):
+            continue
+        bounds = np.frombuffer(offsets, dtype=np.int32 if chunk.type == pa.string() else np.int64)
+        start, end = int(bounds[chunk.offset]), int(bounds[chunk.offset + len(chunk)])
+        if NEWLINE_BYTE.search(memoryview(data)[start:end]) is not None:
+            return True
+    return False
 
 
 def cells_holding_records(column: pa.ChunkedArray, delimiter: str, width: int) -> tuple[np.ndarray, dict[int, int]]:
@@ -35,6 +53,8 @@ def cells_holding_records(column: pa.ChunkedArray, delimiter: str, width: int) -
     if width < 2:
         return np.zeros(0, dtype=np.int64), {}
     least = width - 1 if width >= 3 else width
+    if not _may_hold_line_break(column):
+        return np.zeros(0, dtype=np.int64), {}
     candidates = np.flatnonzero(pc.match_substring(column, "\n").to_numpy(zero_copy_only=False))
     found: dict[int, int] = {}
     for row in candidates.tolist():

@@ -268,3 +268,16 @@ def test_a_lone_cr_in_a_tsv_cell_survives_the_rewrite_for_upload(tmp_path, data)
     upload = prepare_upload(path, report, None, tmp_path / "out")
     assert load_table(upload).cells.values.tolist() == load_table(path).cells.values.tolist()
     assert any("\r" in cell for row in load_table(upload).cells.values.tolist() for cell in row)
+
+
+def test_the_line_break_scan_reads_only_the_cells_bytes():
+    import pyarrow as pa
+
+    from taskbuilder.stray_quotes import _may_hold_line_break
+
+    whole = pa.array(["a\nb", "plain", "more"])
+    assert _may_hold_line_break(pa.chunked_array([whole]))
+    assert not _may_hold_line_break(pa.chunked_array([whole.slice(1)]))  # the break is in the buffer, not in these cells
+    assert _may_hold_line_break(pa.chunked_array([pa.array(["x", "y\n"], type=pa.large_string())]))
+    assert not _may_hold_line_break(pa.chunked_array([pa.array(["x", None, ""])]))
+    assert _may_hold_line_break(pa.chunked_array([pa.array(["x"], type=pa.string_view())]))  # another layout: may
