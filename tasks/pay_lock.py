@@ -36,6 +36,10 @@ class PayLockUnavailable(Refusal):
     holding it too long): nothing was paid; the message says what to do."""
 
 
+class PayLockBusy(PayLockUnavailable):
+    """Another run held the job's pay lock for longer than the wait asked (``wait_seconds`` of :func:`pay_lock`)."""
+
+
 def pay_limit_name(job_key: str, base_url: str) -> str:
     """The global concurrency limit of the job's pay step: ``taskbuilder-pay-<slug of job key and API>``."""
     return f"taskbuilder-pay-{storage_slug(job_key, base_url)}"
@@ -73,22 +77,23 @@ def _ensure_limit(name: str, job_key: str, base_url: str) -> None:
 
 
 @contextmanager
-def pay_lock(job_key: str, base_url: str) -> Iterator[None]:
-    """Hold the job's pay lock for the ``with`` block (see the module docstring). Raises
-    :class:`PayLockUnavailable` before the block runs when the lock cannot be taken."""
+def pay_lock(job_key: str, base_url: str, wait_seconds: float = PAY_LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold the job's pay lock for the ``with`` block (see the module docstring), waiting at most ``wait_seconds``
+    for another holder. Raises :class:`PayLockUnavailable` before the block runs when the lock cannot be taken
+    (:class:`PayLockBusy` when another run held it all that time)."""
     from prefect.concurrency.sync import concurrency
 
     name = pay_limit_name(job_key, base_url)
     with ExitStack() as held:
         try:
             _ensure_limit(name, job_key, base_url)
-            held.enter_context(concurrency(name, occupy=1, timeout_seconds=PAY_LOCK_WAIT_SECONDS, strict=True,
+            held.enter_context(concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True,
                                            lease_duration=PAY_LEASE_SECONDS, raise_on_lease_renewal_failure=True))
         except PayLockUnavailable:
             raise
         except TimeoutError:
-            raise PayLockUnavailable(
-                f"another run has held job {job_key!r}'s pay lock {name!r} for over {PAY_LOCK_WAIT_SECONDS:g} s: this run "
+            raise PayLockBusy(
+                f"another run has held job {job_key!r}'s pay lock {name!r} for over {wait_seconds:g} s: this run "
                 "paid nothing; run the job again once the other run ended (it checks the record first)") from None
         except Exception as error:  # Prefect unreachable, or answering an error: never pay without the lock
             raise PayLockUnavailable(

@@ -36,12 +36,15 @@ from taskbuilder.payments import (attention_failures, bonus_budget_problem, csv_
 
 from tasks.connection import ProlificConnection, open_client
 from tasks.logs import run_logger
-from tasks.pay_lock import pay_lock
+from tasks.pay_lock import PayLockBusy, pay_lock
 from tasks.records import load_job_record, now_iso, update_job_record
 from tasks.results import instruction_payloads
 from tasks.retry import API_TASK_OPTIONS
 from tasks.studies import list_submissions
 
+SETTLE_LOCK_WAIT_SECONDS = 5.0
+"""How long ``settle`` waits for the pay lock: a holder is a pay step (or add-places) running now, and a pay step
+may send or check a pay call after the hand check, so settle does not wait it out (the pay step's wait is 900 s)."""
 PAY_ATTEMPTS = 3
 """Pay calls sent at most in one run, each only after the check says the earlier one did not pay."""
 
@@ -241,24 +244,36 @@ def settle_bonus_payment(job_key: str, base_url: str) -> str:
 
     Raises :class:`NothingToSettle` when the job has no record, no bonus payment, or one in another state
     (``created``/``refused``: no pay call was sent, the job's next run decides; ``paid``: nothing left to settle),
-    :class:`tasks.pay_lock.PayLockUnavailable` when the lock cannot be taken."""
+    :class:`tasks.pay_lock.PayLockUnavailable` when the lock cannot be taken (:class:`~tasks.pay_lock.PayLockBusy`
+    within :data:`SETTLE_LOCK_WAIT_SECONDS`: a pay step runs now, and waiting it out would record a check made before it)."""
     if load_job_record(job_key, base_url) is None:  # before the lock, which keeps its name in the record
         raise NothingToSettle(f"no job record for job key {job_key!r} on this Prefect server (the one the job ran "
                               "with: PREFECT_API_URL, or the local server `taskbuilder run` keeps)")
-    with pay_lock(job_key, base_url):
-        payment = (load_job_record(job_key, base_url) or {}).get("bonus_payment")
-        if not payment:
-            raise NothingToSettle(f"job {job_key!r} has no bonus payment: nothing to settle")
-        state, unit = payment.get("state"), _currency(payment)
-        what = f"bonus payment {payment.get('id')} ({money(int(payment.get('amount_cents') or 0), unit)})"
-        if state == "paid":
-            raise NothingToSettle(f"{what} is recorded as paid" + (
-                f" (settled by hand at {payment['settled_by_hand_at']})" if payment.get("settled_by_hand_at") else "")
-                + ": nothing to settle")
-        if state != "paying":
-            raise NothingToSettle(f"{what} is {state}: no pay call was sent, so there is nothing to settle (the job's "
-                                  "next run decides it from the spec and max_budget)")
-        update_job_record(job_key, base_url, bonus_payment={**payment, "state": "paid", "settled_by_hand_at": now_iso()})
+    try:
+        with pay_lock(job_key, base_url, wait_seconds=SETTLE_LOCK_WAIT_SECONDS):
+            return _settle_locked(job_key, base_url)
+    except PayLockBusy:
+        raise PayLockBusy(
+            f"a pay step of this job is running now (or an add-places of it): job {job_key!r}'s pay lock is held. Nothing "
+            "was recorded: a pay step may send or check a pay call after your check. Wait for that run to end; if it "
+            "stops at the pay step again, check the study's bonuses in Prolific's app again, then run settle") from None
+
+
+def _settle_locked(job_key: str, base_url: str) -> str:
+    """:func:`settle_bonus_payment` under the job's pay lock."""
+    payment = (load_job_record(job_key, base_url) or {}).get("bonus_payment")
+    if not payment:
+        raise NothingToSettle(f"job {job_key!r} has no bonus payment: nothing to settle")
+    state, unit = payment.get("state"), _currency(payment)
+    what = f"bonus payment {payment.get('id')} ({money(int(payment.get('amount_cents') or 0), unit)})"
+    if state == "paid":
+        raise NothingToSettle(f"{what} is recorded as paid" + (
+            f" (settled by hand at {payment['settled_by_hand_at']})" if payment.get("settled_by_hand_at") else "")
+            + ": nothing to settle")
+    if state != "paying":
+        raise NothingToSettle(f"{what} is {state}: no pay call was sent, so there is nothing to settle (the job's "
+                              "next run decides it from the spec and max_budget)")
+    update_job_record(job_key, base_url, bonus_payment={**payment, "state": "paid", "settled_by_hand_at": now_iso()})
     return (f"{what} of study {payment.get('study_id')} is now recorded as paid, settled by hand: this job will never send "
             "its pay call again. Run the job again to write its outputs.")
 

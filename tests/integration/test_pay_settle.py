@@ -64,3 +64,38 @@ def test_an_open_payment_is_settled_once(tmp_path):
     second = _settle(_spec(tmp_path, name))
     assert second.exit_code == 2 and "is recorded as paid (settled by hand at" in second.output
     assert load_job_record(name, API)["bonus_payment"] == stored
+
+
+@pytest.mark.timeout(120)
+def test_settle_while_a_pay_step_holds_the_lock_is_refused_at_once(tmp_path):
+    """A pay step running now may send or check a pay call after the hand check: settle must not wait for it (up to
+    the pay step's 900 s) and then record a check made before it, but say so at once and change nothing."""
+    import threading
+    import time
+
+    from tasks.pay_lock import pay_lock
+
+    name = f"settle-busy-{tmp_path.name}"
+    payment = {"id": "bp-3", "state": "paying", "study_id": "s-4", "amount_cents": 250, "currency": "GBP"}
+    update_job_record(name, API, bonus_payment=payment)
+    spec = _spec(tmp_path, name)
+    holding, release = threading.Event(), threading.Event()
+
+    def pay_step() -> None:
+        with pay_lock(name, API):
+            holding.set()
+            release.wait(100)
+
+    thread = threading.Thread(target=pay_step, daemon=True)
+    thread.start()
+    try:
+        assert holding.wait(60)
+        started = time.monotonic()
+        result = _settle(spec)
+        waited_seconds = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join(60)
+    assert result.exit_code == 1 and "a pay step of this job is running now" in result.output, result.output
+    assert waited_seconds < 60
+    assert load_job_record(name, API)["bonus_payment"] == payment  # unchanged
