@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ from taskbuilder.jobspec.problems import SpecProblem
 from taskbuilder.jobspec.rounds import ROUND_FIELDS, AdaptiveSpec, PilotSpec, round_problems
 from taskbuilder.jobspec.run_control import RUN_CONTROL_FIELDS, RunControl
 from taskbuilder.jobspec.study import StudySpec, is_study_text_field, known_study_fields
+
+
+ROUND_KEY_SUFFIX = re.compile(r"-round-(\d+)$")
+"""How the key of a later round of a job ends (``taskbuilder.rounds.round_key``: ``<job key>-round-<n>``)."""
 
 
 class _JobParts(SpecModel):
@@ -97,6 +102,11 @@ class AnnotationJob(RunControl, _JobParts):
             problems.append(("dataset.column_types", "column types are part of a V4 dataset's schema",
                              "remove dataset.version: 3, or remove column_types"))
         problems += round_problems(self.adaptive, self.pilot, self.dataset.id_column, self._has_single_choice())
+        later_round = ROUND_KEY_SUFFIX.search(self.name or "")
+        if later_round:
+            problems.append(("name", f"a name ending in -round-<number> is kept for the rounds of a job (round "
+                             f"{later_round.group(1)} of job {self.name[:later_round.start()]!r} runs under {self.name!r}, "
+                             "with its own record)", "choose a name that does not end in -round-<number>"))
         if (self.adaptive is not None or self.pilot is not None) and (self.bonus is not None or self.reject is not None):
             field = "bonus" if self.bonus is not None else "reject"
             problems.append((field, f"{field} works on a job of one study; adaptive and pilot run several studies",

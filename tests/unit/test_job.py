@@ -490,3 +490,15 @@ def test_documented_and_unknown_study_fields_pass_through_unknown_with_a_warning
     assert study_payload(job.study, "b1", "internal")["my_custom_flag"] is True
     assert study_payload(job.study, "b1", "internal")["device_compatibility"] == ["desktop"]
     assert [w.path for w in job.warnings() if "API documents" in w.message] == ["study.my_custom_flag"]
+
+
+@pytest.mark.parametrize("name, refused", [("survey-round-2", True), ("survey-round-12", True), ("survey-round", False),
+                                           ("round-2-survey", False), ("survey-round-two", False)])
+def test_a_name_shaped_like_a_later_rounds_key_is_refused(spec, name, refused):
+    spec["name"] = name
+    if not refused:
+        assert AnnotationJob.from_dict(spec).name == name
+        return
+    problems = _problems(spec)
+    message, hint = problems["name"]
+    assert "kept for the rounds of a job" in message and f"job 'survey' runs under '{name}'" in message and "choose a name" in hint
