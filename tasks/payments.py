@@ -26,6 +26,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from taskbuilder.client import normalise_base_url
 from taskbuilder.cost import cents, money
 from taskbuilder.errors import ConnectError, ProlificError, TransportError, Refusal
 from taskbuilder.job_spending import part_cents, study_cost_cents
@@ -246,6 +247,7 @@ def settle_bonus_payment(job_key: str, base_url: str) -> str:
     (``created``/``refused``: no pay call was sent, the job's next run decides; ``paid``: nothing left to settle),
     :class:`tasks.pay_lock.PayLockUnavailable` when the lock cannot be taken (:class:`~tasks.pay_lock.PayLockBusy`
     within :data:`SETTLE_LOCK_WAIT_SECONDS`: a pay step runs now, and waiting it out would record a check made before it)."""
+    base_url = next((url for url in _spellings(base_url) if load_job_record(job_key, url) is not None), base_url)
     if load_job_record(job_key, base_url) is None:  # before the lock, which keeps its name in the record
         raise NothingToSettle(f"no job record for job key {job_key!r} on this Prefect server (the one the job ran "
                               "with: PREFECT_API_URL, or the local server `taskbuilder run` keeps)")
@@ -257,6 +259,14 @@ def settle_bonus_payment(job_key: str, base_url: str) -> str:
             f"a pay step of this job is running now (or an add-places of it): job {job_key!r}'s pay lock is held. Nothing "
             "was recorded: a pay step may send or check a pay call after your check. Wait for that run to end; if it "
             "stops at the pay step again, check the study's bonuses in Prolific's app again, then run settle") from None
+
+
+def _spellings(base_url: str) -> list[str]:
+    """``base_url`` as the run most likely stored it (normalised: no trailing ``/`` or ``/api/v1``), then as given."""
+    try:
+        return list(dict.fromkeys((normalise_base_url(base_url), base_url)))
+    except ValueError:
+        return [base_url]
 
 
 def _settle_locked(job_key: str, base_url: str) -> str:
