@@ -196,8 +196,9 @@ def checked_cost(run: JobRun, draft: RoundDraft, price: JobPrice) -> PublishCost
         key="cost", markdown=f"# The account's cost of study {study_id}\n\n{cost.to_markdown()}", description="Before publishing"
     )
     run_logger().info(
-        "Study %s: %.2f %s checked (%s), budget %.2f, %s has %.2f", study_id, cost.checked_cents / 100,
-        cost.currency_code, cost.checked_source, cost.max_budget_cents / 100, cost.payer, cost.balance_cents / 100,
+        "Study %s: %.2f %s checked (%s) against max_budget %.2f %s; %s has %.2f %s", study_id,
+        cost.checked_cents / 100, cost.currency_code, cost.checked_source, cost.max_budget_cents / 100,
+        cost.currency_code, cost.payer, cost.balance_cents / 100, cost.currency_code,
     )
     return cost
 
