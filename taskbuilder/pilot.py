@@ -80,7 +80,7 @@ class PilotReport(BaseModel):
 
     def to_markdown(self) -> str:
         def show(value: object, unit: str = "") -> str:
-            return "unknown" if value is None else (f"{value:.2f}{unit}" if isinstance(value, float) else f"{value}{unit}")
+            return "unknown" if value is None else (f"{figure(value)}{unit}" if isinstance(value, float) else f"{value}{unit}")
 
         lines = [f"- datapoints: {self.datapoints} × {self.annotators_per_task} annotators",
                  *(f"- Krippendorff's α of `{name}`: {show(alpha)} (continue at ≥ {self.min_agreement})"

@@ -64,7 +64,9 @@ def create_dataset(
         update_job_record(job_key, connection.base_url, dataset_id=found)
         return found
     record = known_job_record(job_key, connection.base_url) or {}
-    attempts = int(record.get("dataset_create_attempts", 0)) + 1
+    # a create whose answer was recorded (the record names its dataset) is not a lost answer: that dataset is
+    # gone from the server (a sandbox restarted empty), and this create starts the count again
+    attempts = 1 if record.get("dataset_id") else int(record.get("dataset_create_attempts", 0)) + 1
     notes = []
     if attempts > 1:
         notes.append(

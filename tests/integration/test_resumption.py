@@ -55,6 +55,9 @@ def test_after_the_server_forgot_everything_the_job_is_made_again(tmp_path, sand
         {first[k] for k in ("dataset_id", "batch_id", "study_id")})
     assert second["statuses"] == {"dataset": "complete", "batch": "READY", "study": "UNPUBLISHED"}  # V4: the import job
     assert resources(sandbox, first["job_key"])["batches"] == 1
+    # the first create was answered and recorded: the dataset is gone, not a lost answer (no "extra dataset" note)
+    assert not any("extra empty dataset" in note for note in second["notes"]), second["notes"]
+    assert load_job_record(first["job_key"], sandbox.base_url)["dataset_create_attempts"] == 1
 
 
 def _forget_this_host(tmp_path):

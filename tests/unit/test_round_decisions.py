@@ -63,6 +63,7 @@ def test_the_pilot_shows_money_in_the_accounts_currency():
     assert "hourly reward 12.35 USD an hour" in sentence and "at the pilot's timing 720.00 USD;" in sentence
     assert "cents" not in sentence and "cents" not in markdown
     assert "Prolific recommends 9.00 USD" in markdown and "at that reward: 720.00 USD" in markdown
+    assert "(ratio 0.0011, continue at ≤ 0.0001)" in markdown and "0.00," not in markdown  # the digits that matter
 
 
 def _failing(**figures) -> PilotReport:
