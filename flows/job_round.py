@@ -317,7 +317,9 @@ def publish_gate(run: JobRun, plan: RoundPlan, draft: RoundDraft, price: JobPric
             raise
 
     cost = checked()
-    summary["cost"]["checked"] = cost.model_dump() if cost else None
+    # published before (a re-run that resumes): keep the figures checked by the run that published it
+    summary["cost"]["checked"] = (cost.model_dump() if cost else
+                                  ((known_job_record(plan.key, run.connection.base_url) or {}).get("cost") or {}).get("checked"))
     update_job_record(plan.key, run.connection.base_url, cost=summary["cost"])  # the results summary's estimate vs spent
     if not run.job.publish:
         run_logger().info("publish is false: study %s stays UNPUBLISHED (set publish: true to spend money)", draft.study_id)

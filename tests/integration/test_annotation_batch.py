@@ -91,6 +91,8 @@ def test_rerun_resumes_without_creating_or_publishing_again(tmp_path, sandbox):
     second = run(job, sandbox)
     assert (second["dataset_id"], second["batch_id"], second["study_id"]) == (first["dataset_id"], first["batch_id"], first["study_id"])
     assert creates(sandbox) == {"datasets": 1, "batches": 1, "studies": 1, "publish": 1}
+    # the figures checked before publishing stay in the summary (the re-run has nothing to check)
+    assert first["cost"]["checked"] and second["cost"]["checked"] == first["cost"]["checked"]
 
 
 def test_bad_csv_fails_before_any_api_call(tmp_path, sandbox):
