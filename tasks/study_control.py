@@ -25,7 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.errors import BadRequest, Refusal
-from taskbuilder.cost import counted, money
+from taskbuilder.cost import cents, counted, money
 from taskbuilder.job_spending import places_budget_problem
 from taskbuilder.models import StudyAction, StudyStatus
 
@@ -159,6 +159,7 @@ def _add_places_locked(connection: ProlificConnection, job_key: str, study_id: s
                    "from_places": pending["from_places"] if resuming else current, "to_places": target, "at": now_iso(),
                    "done": False}
         _record_places(job_key, connection, request)
+        added_cents = cents(client.calculate_study_cost(reward_cents=int(study.reward or 0), places=target - current).total_cost)
         fields = _places_fields(study.data_collection_metadata or {}, target)
         updated = client.update_study(study_id, **fields)
     _record_places(job_key, connection, {**request, "done": True})
@@ -167,7 +168,8 @@ def _add_places_locked(connection: ProlificConnection, job_key: str, study_id: s
                     f"study {study_id}: places {current} → {updated.total_available_places}"
                     + (f" (annotators per task {fields['data_collection_metadata']['annotators_per_task']})"
                        if "data_collection_metadata" in fields else "")
-                    + f"; the places now cost {money(spending.places_cents, currency)}, the job "
+                    + f"; the {counted(target - current, 'place')} added cost {money(added_cents, currency)} (fees and VAT "
+                    f"included), the study's places now {money(spending.places_cents, currency)}, the job "
                     f"{money(spending.total_cents, currency)} of max_budget {money(max_budget_cents, currency)}")
 
 

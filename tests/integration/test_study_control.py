@@ -64,9 +64,12 @@ def test_add_places_once_past_the_task_groups_a_repeat_needs_again_and_the_budge
     added = add_study_places(key, sandbox.base_url, 3)
     assert added["changed"] and added["places"] == 21  # 6 task groups × 3 annotators = 18, + 3
     assert patches(sandbox) == [{"total_available_places": 21, "data_collection_metadata": {"annotators_per_task": 4}}]
-    said = re.search(r"the places now cost ([\d,]+\.\d\d) ([A-Z]{3}), the job ([\d,]+\.\d\d) \2 of max_budget", added["message"])
+    said = re.search(r"the 3 places added cost ([\d,]+\.\d\d) ([A-Z]{3}) \(fees and VAT included\), the study's places now "
+                     r"([\d,]+\.\d\d) \2, the job ([\d,]+\.\d\d) \2 of max_budget", added["message"])
     assert said, added["message"]  # what the addition costs, in the account's currency
-    assert float(said.group(1).replace(",", "")) > 0 and float(said.group(3).replace(",", "")) >= float(said.group(1).replace(",", ""))
+    added_cost, places_cost, job_cost = (float(said.group(n).replace(",", "")) for n in (1, 3, 4))
+    assert 0 < added_cost < places_cost <= job_cost
+    assert abs(added_cost - places_cost * 3 / 21) < 0.02  # 3 of the 21 places, at one price per place
 
     repeat = add_study_places(key, sandbox.base_url, 3)
     assert not repeat["changed"] and "added already" in repeat["message"] and len(patches(sandbox)) == 1
