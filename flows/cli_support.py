@@ -109,6 +109,8 @@ def exit_now(code: int | str | None) -> None:
         from prefect.events.worker import EventsWorker
         from prefect.logging.handlers import APILogWorker
 
+        for worker in ("APILogWorker", "EventsWorker"):  # "Still processing items: 1 items remaining..." while the
+            logging.getLogger(worker).setLevel(logging.ERROR)  # drain sends the last ones: noise after the answer
         APILogWorker.drain_all()
         EventsWorker.drain_all()
     logging.shutdown()

@@ -63,3 +63,19 @@ def test_a_flow_runs_last_log_line_reaches_the_api_before_the_process_ends(prefe
             break
         time.sleep(0.5)
     assert marker in messages, messages
+
+
+def test_the_drain_of_queued_events_says_nothing_after_the_answer(prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
+    done = run_python("""
+        from prefect.events import emit_event
+        from flows.cli_support import exit_now
+
+        for n in range(50):  # queued: the drain at exit sends them
+            emit_event(event="taskbuilder.test.exit-drain", resource={"prefect.resource.id": f"taskbuilder.test.{n}"})
+        print("the answer")
+        exit_now(0)
+    """, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    assert done.returncode == 0 and done.stdout.strip() == "the answer", done.stderr[-2000:]
+    assert "Still processing items" not in done.stderr, done.stderr[-2000:]
