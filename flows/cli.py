@@ -308,7 +308,7 @@ def _run_flow(job, api_url: str, output_dir: str | None, *, sandboxed: bool, pol
 
 def closing_lines(summary: dict) -> list[str]:
     """What the run cost and paid, in the words of its summary (``run.json``): why it stopped early (``stopped``,
-    first, when set), the study's checked cost (or the quote; round 1's in a job in rounds), every round's studies and their total, the spending read after the study (rewards, fees, tax,
+    first, when set), that it resumed a job published before (``resumed``), the study's checked cost (or the quote; round 1's in a job in rounds), every round's studies and their total, the spending read after the study (rewards, fees, tax,
     bonuses) and the bonus payment's state. Amounts are cents in the summary, shown in the study's currency."""
     from taskbuilder.cost import money
 
@@ -316,6 +316,8 @@ def closing_lines(summary: dict) -> list[str]:
     checked, quote = cost.get("checked"), cost.get("quote") or {}
     currency = (checked or quote).get("currency_code", "")
     lines = [f"stopped: {summary['stopped']}"] if summary.get("stopped") else []
+    if summary.get("resumed") and not summary.get("rounds"):
+        lines.append("resumed: the job's study was published by an earlier run; this run created and published nothing")
     label = "cost of round 1" if summary.get("rounds") else "cost"
     if checked:
         lines.append(f"{label}: {money(checked['checked_cents'], currency)} (the study's own cost, checked before publishing)")

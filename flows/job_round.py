@@ -317,6 +317,7 @@ def publish_gate(run: JobRun, plan: RoundPlan, draft: RoundDraft, price: JobPric
             raise
 
     cost = checked()
+    summary["resumed"] = cost is None  # the study was published by an earlier run: this one publishes nothing
     # published before (a re-run that resumes): keep the figures checked by the run that published it
     summary["cost"]["checked"] = (cost.model_dump() if cost else
                                   ((known_job_record(plan.key, run.connection.base_url) or {}).get("cost") or {}).get("checked"))

@@ -93,6 +93,7 @@ def test_rerun_resumes_without_creating_or_publishing_again(tmp_path, sandbox):
     assert creates(sandbox) == {"datasets": 1, "batches": 1, "studies": 1, "publish": 1}
     # the figures checked before publishing stay in the summary (the re-run has nothing to check)
     assert first["cost"]["checked"] and second["cost"]["checked"] == first["cost"]["checked"]
+    assert (first["resumed"], second["resumed"]) == (False, True)  # the closing lines say so
 
 
 def test_bad_csv_fails_before_any_api_call(tmp_path, sandbox):

@@ -25,6 +25,14 @@ def test_a_published_job_says_what_it_cost_and_spent():
     assert "bonus: 11 participant(s), 5.50 GBP, paid" in lines and "rejected: 2 submission(s)" in lines
 
 
+def test_a_re_run_of_a_published_job_says_it_resumed_first():
+    lines = closing_lines({"published": True, "resumed": True, "cost": {"quote": {}, "checked": _checked(7200)}})
+    assert lines[0] == "resumed: the job's study was published by an earlier run; this run created and published nothing"
+    assert lines[1].startswith("cost: 72.00 GBP (the study's own cost")
+    assert not any(line.startswith("resumed") for line in closing_lines({"published": True, "resumed": False,
+                                                                          "cost": {"checked": _checked(7200)}}))
+
+
 def test_an_unpublished_job_shows_the_quote_and_that_nothing_was_spent():
     [line] = closing_lines({"published": False, "cost": {"quote": {"quote_cents": 1234, "currency_code": "USD"}, "checked": None}})
     assert line == "cost: 12.34 USD quoted by the account's calculator; nothing spent (not published)"
