@@ -132,3 +132,30 @@ def spec_job_key(job, given: str | None) -> str | None:
     from taskbuilder.jobkey import sha256_file
 
     return job.job_key(sha256_file(Path(job.dataset.csv)))
+
+
+def job_on_api(job_file: Path, api_url: str | None, job_key: str | None, *, needs_token: bool = False):
+    """``(job, API root, job key)`` of a command about a job that ran (``taskbuilder study …``, ``pay settle``), or
+    the line to print (exit 2) when one is missing: the spec (its ``SpecError``), the API root (``--api-url``, else
+    ``PROLIFIC_API_URL``), with ``needs_token`` the token (checked before Prefect starts, as ``run`` does; a spec
+    naming a Secret block has its own), the job key (:func:`spec_job_key`)."""
+    from taskbuilder.jobspec import SpecError
+
+    try:
+        job = load_spec(job_file)
+    except SpecError as error:
+        return str(error)
+    base_url = api_url or os.environ.get("PROLIFIC_API_URL")
+    if not base_url:
+        return "No API root: give --api-url or set PROLIFIC_API_URL (the API the job ran on)."
+    if needs_token and not job.token_secret_block:
+        from taskbuilder.credentials import MissingCredentials, resolve_api_token
+
+        try:
+            resolve_api_token()
+        except MissingCredentials as error:
+            return str(error)
+    job_key = spec_job_key(job, job_key)
+    if job_key is None:
+        return "The spec has no name and its dataset file is not here: give --job-key."
+    return job, base_url, job_key

@@ -13,10 +13,9 @@ Exit codes: 0 settled, 2 nothing to settle (no record, no payment, or one not wa
 
 from __future__ import annotations
 
-import os
 import typer
 
-from flows.cli_support import spec_job_key
+from flows.cli_support import job_on_api
 from flows.study_cli import ApiUrl, JobFile, JobKey, _job_records_server
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Settle a job's bonus payment after checking it by hand.")
@@ -28,21 +27,11 @@ def settle(job_file: JobFile, api_url: ApiUrl = None, job_key: JobKey = None) ->
 
     Use it after a run stopped saying "Check study ...'s bonuses in Prolific's app" (pay it there first if it was
     not paid). The job never sends its pay call again; its next run goes on. Sends nothing to Prolific."""
-    from taskbuilder.jobspec import AnnotationJob, SpecError
-
-    try:
-        job = AnnotationJob.from_yaml(job_file)
-    except SpecError as error:
-        typer.echo(str(error), err=True)
+    target = job_on_api(job_file, api_url, job_key)
+    if isinstance(target, str):
+        typer.echo(target, err=True)
         raise typer.Exit(2)
-    base_url = api_url or os.environ.get("PROLIFIC_API_URL")
-    if not base_url:
-        typer.echo("No API root: give --api-url or set PROLIFIC_API_URL (the API the job ran on).", err=True)
-        raise typer.Exit(2)
-    job_key = spec_job_key(job, job_key)
-    if job_key is None:
-        typer.echo("The spec has no name and its dataset file is not here: give --job-key.", err=True)
-        raise typer.Exit(2)
+    _, base_url, job_key = target
     from tasks.pay_lock import PayLockUnavailable
     from tasks.payments import NothingToSettle, settle_bonus_payment
 

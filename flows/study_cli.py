@@ -58,32 +58,15 @@ def add_places(
 
 
 def _control(command: str, job_file: Path, api_url: str | None, job_key: str | None, **extra) -> int:
+    from flows.cli_support import job_on_api
     from taskbuilder.errors import ProlificError
-    from flows.cli_support import spec_job_key
     from taskbuilder.jobkey import tag_name
-    from taskbuilder.jobspec import AnnotationJob, SpecError
 
-    try:
-        job = AnnotationJob.from_yaml(job_file)
-    except SpecError as error:
-        typer.echo(str(error), err=True)
+    target = job_on_api(job_file, api_url, job_key, needs_token=True)
+    if isinstance(target, str):
+        typer.echo(target, err=True)
         return 2
-    base_url = api_url or os.environ.get("PROLIFIC_API_URL")
-    if not base_url:
-        typer.echo("No API root: give --api-url or set PROLIFIC_API_URL (the API the job ran on).", err=True)
-        return 2
-    if not job.token_secret_block:  # answered before Prefect starts, as `run` does
-        from taskbuilder.credentials import MissingCredentials, resolve_api_token
-
-        try:
-            resolve_api_token()
-        except MissingCredentials as error:
-            typer.echo(str(error), err=True)
-            return 2
-    job_key = spec_job_key(job, job_key)
-    if job_key is None:
-        typer.echo("The spec has no name and its dataset file is not here: give --job-key.", err=True)
-        return 2
+    job, base_url, job_key = target
     internal_name = tag_name(job.study.internal_name or job.study.name, job_key)
     from flows import study_control
     from flows.cli_support import refusals_without_traceback

@@ -247,10 +247,11 @@ def settle_bonus_payment(job_key: str, base_url: str) -> str:
     (``created``/``refused``: no pay call was sent, the job's next run decides; ``paid``: nothing left to settle),
     :class:`tasks.pay_lock.PayLockUnavailable` when the lock cannot be taken (:class:`~tasks.pay_lock.PayLockBusy`
     within :data:`SETTLE_LOCK_WAIT_SECONDS`: a pay step runs now, and waiting it out would record a check made before it)."""
-    base_url = next((url for url in _spellings(base_url) if load_job_record(job_key, url) is not None), base_url)
-    if load_job_record(job_key, base_url) is None:  # before the lock, which keeps its name in the record
+    stored_under = next((url for url in _spellings(base_url) if load_job_record(job_key, url) is not None), None)
+    if stored_under is None:  # looked at before the lock, which keeps its name in the record
         raise NothingToSettle(f"no job record for job key {job_key!r} on this Prefect server (the one the job ran "
                               "with: PREFECT_API_URL, or the local server `taskbuilder run` keeps)")
+    base_url = stored_under
     try:
         with pay_lock(job_key, base_url, wait_seconds=SETTLE_LOCK_WAIT_SECONDS):
             return _settle_locked(job_key, base_url)
