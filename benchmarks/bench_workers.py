@@ -221,6 +221,8 @@ def main() -> None:
                                 f"{stack.flow_run_logs(failed['id'])[-2000:]}")
 
         flow_run_requests = wait_for_counts(counts_file, set(run_ids))
+        flow_run_cpu = [line["cpu_seconds"] for line in read_counts(counts_file)
+                        if line.get("flow_run_id") in set(run_ids) and "cpu_seconds" in line]
         env = {**stack.worker_env}
 
         def one_after_another(kind: str, command: Callable[[Path], list[str]]) -> dict:
@@ -290,6 +292,10 @@ def main() -> None:
     result.notes.append("CPU per job by process tree (s): " + "; ".join(
         f"{side}: " + ", ".join(f"{name} {value}" for name, value in sorted(tree.items()) if value >= 0.01)
         for side, tree in (("workers", parallel_processes), ("CLI", sequential_processes), ("plain", plain_processes))))
+    if flow_run_cpu:
+        result.details.update(flow_run_process_cpu_seconds=flow_run_cpu)
+        result.notes.append(f"CPU of one flow run's own process (its start and imports included): median {median(flow_run_cpu):.2f} s, "
+                            f"{sum(flow_run_cpu) / jobs:.2f} s per job of the workers' {parallel_processes.get('worker', 0):.2f} s")
     result.add(f"machine busy ({cores} cores)", f"{parallel_cpu['busy_seconds'] / parallel_cpu['all_seconds']:.0%}",
                f"{sequential_cpu['busy_seconds'] / sequential_cpu['all_seconds']:.0%}", "-", "(information)", None)
     result.add("CPU-bound floor of the parallel wall time (its CPU / cores)", seconds(floor_seconds),

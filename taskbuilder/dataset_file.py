@@ -1,5 +1,5 @@
 """The one entry to check a dataset file, whatever its format: JSONL (`taskbuilder.jsonl`) or CSV/TSV
-(`taskbuilder.validation`). `taskbuilder validate`, `run`'s first answer and the flow's validate-input task all
+(`taskbuilder.validation`). `taskbuilder validate`, `run`'s first answer and the flow's validation step all
 call it, so the three check a file the same way."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Prefect tasks for the user's input: fetch an ``s3://`` CSV, validate it, prepare the upload file.
+"""The user's input: fetch an ``s3://`` CSV (the ``stage-csv`` task, retried on S3 trouble), validate it and
+prepare the upload file (plain functions: no API call, nothing to retry, and a task run costs the Prefect server
+~30-60 ms of CPU and several requests and events; issue 18, NOTES.md "Lean runs").
 
 Nothing here calls the Prolific API: the flow runs these first, so bad input fails before anything
 is created remotely.
@@ -82,7 +84,6 @@ def stage_csv(csv: str, work_dir: Path) -> Path:
     return target
 
 
-@task(name="validate-input", cache_policy=NO_CACHE)
 def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
     """Run every CSV and spec check (:func:`taskbuilder.dataset_file.validate_dataset_file`: CSV, TSV or JSONL) and publish the report.
 
@@ -111,7 +112,6 @@ def validate_input(csv_path: Path, job: AnnotationJob) -> ValidationReport:
     return report
 
 
-@task(name="prepare-upload", cache_policy=NO_CACHE)
 def prepare_upload_file(csv_path: Path, report: ValidationReport, job: AnnotationJob, work_dir: Path) -> Path:
     """The file to upload: a JSONL file or a UTF-8 CSV as it is, else a checked rewrite of the CSV.
 

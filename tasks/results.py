@@ -1,8 +1,12 @@
-"""Prefect tasks that turn the downloaded report into the job's outputs and artifacts.
+"""The steps that turn the downloaded report into the job's outputs and artifacts.
 
 ``report.csv`` (as downloaded, kept first) → ``responses.csv`` (tidy) → ``labels.csv``, ``participants.csv``,
 ``summary.json`` (see :mod:`taskbuilder.report`, :mod:`taskbuilder.aggregate`), written to a folder or
 an ``s3://`` prefix (:mod:`taskbuilder.outputs`), with Prefect table and markdown artifacts.
+
+Plain functions called by the flows, not Prefect tasks: they call no API and are not retried, and a task run
+costs the Prefect server ~30-60 ms of CPU and several requests and events (issue 18, NOTES.md "Lean runs"). Their
+logs and artifacts belong to the flow run.
 """
 
 from __future__ import annotations
@@ -11,9 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.aggregate import AggregateResult
 from taskbuilder.outputs import write_outputs
@@ -34,7 +36,6 @@ class ReportNotParsed(RuntimeError):
     location (the message says where)."""
 
 
-@task(name="keep-raw-report", cache_policy=NO_CACHE)
 def keep_raw_report(report_path: Path, destination: str, name: str = "report.csv") -> dict[str, str]:
     """Write the downloaded report, byte for byte, to ``destination`` (folder or ``s3://`` prefix) as
     ``name`` (``report.csv``; a later round's ``report-round-<n>.csv``) before anything parses it; return
@@ -44,7 +45,6 @@ def keep_raw_report(report_path: Path, destination: str, name: str = "report.csv
     return locations
 
 
-@task(name="aggregate-results", cache_policy=NO_CACHE)
 def aggregate_results(
     job: AnnotationJob, report_path: Path, kept_at: str | None = None, dataset_columns: list[str] | None = None
 ) -> tuple[Any, AggregateResult]:
@@ -80,7 +80,6 @@ def not_parsed(error: Exception, kept_at: Any) -> ReportNotParsed:
     )
 
 
-@task(name="write-results", cache_policy=NO_CACHE)
 def write_results(
     responses: Any, result: AggregateResult, submissions: list[dict[str, Any]], destination: str,
     job: AnnotationJob | None = None, cost: dict[str, Any] | None = None,

@@ -60,12 +60,19 @@ if _OUT:
 
     _written: list[bool] = []
 
+    def _cpu_seconds() -> float:
+        """User + system CPU of this process so far (its threads included)."""
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return round(usage.ru_utime + usage.ru_stime, 3)
+
     def _write() -> None:
         if not _written:
             _written.append(True)
             with open(_OUT, "a") as out:
                 out.write(json.dumps({"pid": os.getpid(), "argv": sys.argv[:2], "flow_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
-                                      "requests": dict(_seen)}) + "\n")
+                                      "requests": dict(_seen), "cpu_seconds": _cpu_seconds()}) + "\n")
 
     atexit.register(_write)
     _os_exit = os._exit

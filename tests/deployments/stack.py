@@ -276,22 +276,20 @@ def postgres_cluster() -> Iterator[str]:
 
 def set_up_server(api_url: str, rate_limit: tuple[int, float], webhook_secret: str) -> None:
     """The one-off set-up of deployments/README.md, done from this process (no CLI start-up cost): the
-    ``taskbuilder`` process pool (``prefect work-pool create``), the ``prolific-api`` rate limit
+    ``taskbuilder`` process pool (``python -m deployments.work_pool``), the ``prolific-api`` rate limit
     (``prefect gcl create``), the job-record block type (``prefect block register -m tasks.records``)
     and a Secret block (the first block document, which makes the server create its encryption key)."""
     from prefect.blocks.system import Secret
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.workers.process import ProcessWorker
 
+    from deployments.work_pool import set_up_work_pool
     from tasks.records import JobRecord
 
     with temporary_settings({PREFECT_API_URL: api_url}):
+        set_up_work_pool(POOL)
         with get_client(sync_client=True) as client:
-            client.create_work_pool(
-                WorkPoolCreate(name=POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template())
-            )
             client.create_global_concurrency_limit(
                 GlobalConcurrencyLimitCreate(name=RATE_LIMIT, limit=rate_limit[0], slot_decay_per_second=rate_limit[1])
             )

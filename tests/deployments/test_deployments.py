@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -23,7 +24,7 @@ from botocore.config import Config
 from deployments.webhooks import sign
 from taskbuilder.jobkey import job_key_of
 from taskbuilder.jobspec import AnnotationJob
-from tests.deployments.stack import BIN, WEBHOOK_SECRET_BLOCK, Stack, free_port, pause_monitor_schedule, prefect_stack, wait_until
+from tests.deployments.stack import BIN, POOL, WEBHOOK_SECRET_BLOCK, Stack, free_port, pause_monitor_schedule, prefect_stack, wait_until
 from tests.integration.jobs import write_small_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -332,6 +333,32 @@ def test_no_flow_run_parameter_holds_the_token(stack):
         runs = api.post("/flow_runs/filter", json={"limit": 200}).raise_for_status().json()
     assert runs
     assert all(stack.sandbox.token not in json.dumps(run["parameters"]) for run in runs)
+
+
+def test_work_pool_starts_the_engine_directly_and_its_set_up_is_repeatable(stack):
+    """deployments/work_pool.py on the real server: the stack's pool starts each flow run as this interpreter's
+    ``-m prefect.engine`` (no supervisor process first); a pool whose template lost that default is updated
+    with its other settings kept, and a second set-up changes nothing."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    from deployments.work_pool import engine_command, set_up_work_pool
+
+    with get_client(sync_client=True) as client:
+        pool = client.read_work_pool(POOL)
+        assert pool.base_job_template["variables"]["properties"]["command"]["default"] == engine_command()
+        assert set_up_work_pool(POOL) == "unchanged"
+        name = f"pool-{uuid.uuid4().hex[:6]}"
+        assert set_up_work_pool(name) == "created"
+        template = client.read_work_pool(name).base_job_template
+        template["variables"]["properties"]["command"]["default"] = None
+        template["variables"]["properties"]["stream_output"]["default"] = False
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+        assert set_up_work_pool(name) == "updated"
+        properties = client.read_work_pool(name).base_job_template["variables"]["properties"]
+        assert properties["command"]["default"] == engine_command()
+        assert properties["stream_output"]["default"] is False
+        client.delete_work_pool(name)
 
 
 def test_rate_limited_client_is_throttled_by_the_server_limit(stack, monkeypatch):

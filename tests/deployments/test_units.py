@@ -63,12 +63,76 @@ def test_rate_limited_transport_takes_a_slot_before_each_request(monkeypatch):
     import tasks.ratelimit as ratelimit
 
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(ratelimit, "rate_limit", lambda name, occupy, strict: calls.append(("slot", name)))
+    monkeypatch.setattr(ratelimit, "take_slot", lambda name: calls.append(("slot", name)))
     inner = httpx.MockTransport(lambda request: (calls.append(("sent", request.url.path)), httpx.Response(200, json={}))[1])
     with httpx.Client(transport=ratelimit.RateLimitedTransport("prolific-api", inner=inner), base_url="http://api") as client:
         client.get("/a")
         client.get("/b")
     assert calls == [("slot", "prolific-api"), ("sent", "/a"), ("slot", "prolific-api"), ("sent", "/b")]
+
+
+def _fake_prefect_client(monkeypatch, answers: list):
+    """``tasks.ratelimit.prefect_client`` replaced: each increment takes the next of ``answers`` (a status code
+    with its headers and JSON); returns the list of (names, slots, mode) asked."""
+    import contextlib
+
+    import tasks.ratelimit as ratelimit
+
+    asked: list[tuple] = []
+
+    class Client:
+        def increment_concurrency_slots(self, names, slots, mode):
+            asked.append((tuple(names), slots, mode))
+            status, headers, body = answers.pop(0)
+            request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/increment")
+            response = httpx.Response(status, headers=headers, json=body, request=request)
+            if status >= 400:
+                raise httpx.HTTPStatusError("no", request=request, response=response)
+            return response
+
+    monkeypatch.setattr(ratelimit, "prefect_client", contextlib.contextmanager(lambda: (yield Client())))
+    monkeypatch.setattr(ratelimit, "_missing_until", {})
+    monkeypatch.setattr(ratelimit, "_warned", set())
+    return asked
+
+
+def test_take_slot_waits_the_servers_retry_after_on_423(monkeypatch):
+    import tasks.ratelimit as ratelimit
+
+    slept: list[float] = []
+    monkeypatch.setattr(ratelimit.time, "sleep", slept.append)
+    granted = [{"id": "x", "name": "prolific-api", "limit": 5}]
+    asked = _fake_prefect_client(monkeypatch, [(423, {"Retry-After": "0.35"}, {}), (423, {"Retry-After": "0.2"}, {}), (200, {}, granted)])
+    ratelimit.take_slot("prolific-api")
+    assert asked == [(("prolific-api",), 1, "rate_limit")] * 3
+    assert slept == [0.35, 0.2]
+
+
+def test_take_slot_skips_a_missing_limit_with_one_warning_and_asks_again_later(monkeypatch, caplog):
+    import logging
+
+    import tasks.ratelimit as ratelimit
+
+    asked = _fake_prefect_client(monkeypatch, [(200, {}, []), (200, {}, [])])
+    clock = [1000.0]
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock[0])
+    with caplog.at_level(logging.WARNING, logger="taskbuilder"):
+        ratelimit.take_slot("gone")
+        ratelimit.take_slot("gone")  # within the recheck time: not asked
+        clock[0] += ratelimit.MISSING_LIMIT_RECHECK_SECONDS + 1
+        ratelimit.take_slot("gone")
+    assert len(asked) == 2
+    assert [r.getMessage() for r in caplog.records].count(
+        "The Prefect rate limit 'gone' does not exist: Prolific API requests are not throttled "
+        "(create it: prefect gcl create gone --limit 5 --slot-decay-per-second 2)") == 1
+
+
+def test_take_slot_raises_other_prefect_errors(monkeypatch):
+    import tasks.ratelimit as ratelimit
+
+    _fake_prefect_client(monkeypatch, [(500, {}, {"detail": "boom"})])
+    with pytest.raises(httpx.HTTPStatusError):
+        ratelimit.take_slot("prolific-api")
 
 
 def test_open_client_wires_the_rate_limit_only_when_named(monkeypatch):
