@@ -10,7 +10,8 @@ deployment's project has a lock file and uv, a workspace ``PYTHONPATH``); the en
 deployment's ``set_working_directory`` pull step itself (``prefect.flows.load_flow_from_flow_run``).
 
 What. The pool's base job template is Prefect's default for ``process`` with the ``command`` variable's
-default set to ``<this interpreter> -m prefect.engine``: the project's virtual environment, which lives in
+default set to ``<this interpreter> -m deployments.flow_run`` (Prefect's engine, in a session of its own as
+the supervisor would start it: :mod:`deployments.flow_run`): the project's virtual environment, which lives in
 the project folder that every worker machine already needs at the same path (the deployments' pull step).
 A deployment or a run can still set ``command`` itself (``job_variables``). Run once per Prefect server,
 from the project's environment::
@@ -31,12 +32,30 @@ from typing import Any
 POOL_NAME = "taskbuilder"
 
 
+FLOW_RUN_MODULE = "deployments.flow_run"
+"""Prefect's engine in a session of its own (:mod:`deployments.flow_run`)."""
+ENGINE_MODULES = (FLOW_RUN_MODULE, "prefect.engine")
+"""The modules an engine command of this project runs (``prefect.engine``: an earlier set-up's)."""
+
+
 def engine_command(python: str | None = None) -> str:
-    """``"<python> -m prefect.engine"`` for ``python`` (default: this interpreter), quoted for the worker's
+    """``"<python> -m deployments.flow_run"`` for ``python`` (default: this interpreter), quoted for the worker's
     ``shlex`` split."""
     from prefect.utilities.processutils import command_to_string
 
-    return command_to_string([python or sys.executable, "-m", "prefect.engine"])
+    return command_to_string([python or sys.executable, "-m", FLOW_RUN_MODULE])
+
+
+def is_engine_command(command: str) -> bool:
+    """Whether ``command`` is ``<some interpreter> -m <one of ENGINE_MODULES>`` (this project's, maybe from another
+    path or an earlier set-up)."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return len(words) == 3 and words[1] == "-m" and words[2] in ENGINE_MODULES
 
 
 def pool_template(python: str | None = None) -> dict[str, Any]:
@@ -51,9 +70,11 @@ def pool_template(python: str | None = None) -> dict[str, Any]:
 
 def set_up_work_pool(name: str = POOL_NAME, python: str | None = None) -> str:
     """Create the process pool ``name`` with :func:`pool_template`, or set that ``command`` default in the
-    template of the pool that exists (its other settings kept). Uses the current ``PREFECT_API_URL``.
+    template of the pool that exists (its other settings kept). A pool whose ``command`` default is a command
+    of the user's own (not :func:`is_engine_command`) is left as it is. Uses the current
+    ``PREFECT_API_URL``.
 
-    Returns ``"created"``, ``"updated"`` or ``"unchanged"``. Raises ``ValueError`` when a pool of that name
+    Returns ``"created"``, ``"updated"``, ``"unchanged"`` or ``"kept"`` (the user's own command). Raises ``ValueError`` when a pool of that name
     exists with another type; Prefect's errors (``PrefectHTTPStatusError``, ``httpx.HTTPError``) propagate.
     Source: Prefect's ``POST /api/work_pools/``, ``PATCH /api/work_pools/{name}``."""
     from prefect.client.orchestration import get_client
@@ -72,8 +93,11 @@ def set_up_work_pool(name: str = POOL_NAME, python: str | None = None) -> str:
                              "'process' pool: delete it (prefect work-pool delete) or pick another name")
         template = copy.deepcopy(pool.base_job_template) or pool_template(python)
         variable = template.setdefault("variables", {}).setdefault("properties", {}).setdefault("command", {})
-        if variable.get("default") == command:
+        current = variable.get("default")
+        if current == command:
             return "unchanged"
+        if current and not is_engine_command(current):
+            return "kept"
         variable["default"] = command
         client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
         return "updated"
@@ -85,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=POOL_NAME, help=f"the pool's name (default {POOL_NAME}; the deployments use it)")
     args = parser.parse_args(argv)
     outcome = set_up_work_pool(args.name)
-    print(f"work pool {args.name!r} {outcome}: each flow run starts as {engine_command()}")
+    if outcome == "kept":
+        print(f"work pool {args.name!r} kept: its template's command is one of your own, not changed "
+              f"(this project's is {engine_command()}; prefect work-pool inspect {args.name} shows yours)")
+    else:
+        print(f"work pool {args.name!r} {outcome}: each flow run starts as {engine_command()}")
     return 0
 
 

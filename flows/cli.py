@@ -24,7 +24,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli_support import exit_now, load_spec as _load_spec, prefect_api as _prefect_api, refusals_without_traceback
+from flows.cli_support import load_spec as _load_spec, prefect_api as _prefect_api, refusals_without_traceback
+from tasks.process_exit import exit_now
 
 # Settings for the Prefect run this process starts (ephemeral server unless PREFECT_API_URL is set).
 for _name, _value in {
@@ -383,7 +384,7 @@ app.command()(__import__("flows.preview_cli", fromlist=["preview"]).preview)  # 
 
 def main() -> None:
     """Console entry point (``taskbuilder``): runs the command, then ends the process at once with its exit
-    code (:func:`flows.cli_support.exit_now`: Prefect's logs and events sent first, no interpreter teardown)."""
+    code (:func:`tasks.process_exit.exit_now`: Prefect's logs and events sent first, no interpreter teardown)."""
     try:
         app()
     except SystemExit as done:

@@ -1,7 +1,9 @@
-"""Bench-only: count the Prefect API requests of this process (B4, B8). Put this folder on ``PYTHONPATH`` with
+"""Count the Prefect API requests of this process (benchmarks B4, B8; the PostgreSQL scale test counts the
+rate-limit slots granted). Put this folder on ``PYTHONPATH`` with
 ``TASKBUILDER_COUNT_PREFECT_REQUESTS=<file>``: every request sent by Prefect's sync and async HTTP clients is
 counted by ``"METHOD /path-with-ids-replaced"``, and the counts are appended to the file as one JSON line at exit
-(``{pid, argv: the first two, flow_run_id: PREFECT__FLOW_RUN_ID or null, requests}``)
+(``{pid, argv: the first two, flow_run_id: PREFECT__FLOW_RUN_ID or null, requests, answered_2xx, cpu_seconds}``;
+``answered_2xx``: the requests whose answer was a success)
 (after Prefect's exit drains, which send logs and events: at exit, or in ``os._exit`` once the CLI drained them). Not imported by the project."""
 
 import atexit
@@ -13,6 +15,7 @@ import re
 _OUT = os.environ.get("TASKBUILDER_COUNT_PREFECT_REQUESTS")
 if _OUT:
     _seen: collections.Counter = collections.Counter()
+    _granted: collections.Counter = collections.Counter()  # "METHOD /path" → requests answered 2xx
     _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
     def _key(request) -> str:
@@ -25,11 +28,15 @@ if _OUT:
 
         def counted_sync(self, request, *args, **kwargs):
             _seen[_key(request)] += 1
-            return sync_send(self, request, *args, **kwargs)
+            response = sync_send(self, request, *args, **kwargs)  # raises on 4xx/5xx: not granted
+            _granted[_key(request)] += 1
+            return response
 
         async def counted_async(self, request, *args, **kwargs):
             _seen[_key(request)] += 1
-            return await async_send(self, request, *args, **kwargs)
+            response = await async_send(self, request, *args, **kwargs)
+            _granted[_key(request)] += 1
+            return response
 
         PrefectHttpxSyncClient.send, PrefectHttpxAsyncClient.send = counted_sync, counted_async
 
@@ -72,13 +79,13 @@ if _OUT:
             _written.append(True)
             with open(_OUT, "a") as out:
                 out.write(json.dumps({"pid": os.getpid(), "argv": sys.argv[:2], "flow_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
-                                      "requests": dict(_seen), "cpu_seconds": _cpu_seconds()}) + "\n")
+                                      "requests": dict(_seen), "answered_2xx": dict(_granted), "cpu_seconds": _cpu_seconds()}) + "\n")
 
     atexit.register(_write)
     _os_exit = os._exit
 
     def _exit_after_writing(code: int) -> None:
-        """The CLI ends with ``os._exit`` once Prefect's drains are done (``flows.cli_support.exit_now``): write first."""
+        """The CLI ends with ``os._exit`` once Prefect's drains are done (``tasks.process_exit.exit_now``: the CLI and a worker's flow run): write first."""
         _write()
         _os_exit(code)
 

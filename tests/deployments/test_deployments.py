@@ -337,8 +337,8 @@ def test_no_flow_run_parameter_holds_the_token(stack):
 
 def test_work_pool_starts_the_engine_directly_and_its_set_up_is_repeatable(stack):
     """deployments/work_pool.py on the real server: the stack's pool starts each flow run as this interpreter's
-    ``-m prefect.engine`` (no supervisor process first); a pool whose template lost that default is updated
-    with its other settings kept, and a second set-up changes nothing."""
+    ``-m deployments.flow_run`` (Prefect's engine, no supervisor process first); a pool whose template lost that default is updated
+    with its other settings kept, a second set-up changes nothing, and a command of the user's own is kept."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolUpdate
 
@@ -358,6 +358,14 @@ def test_work_pool_starts_the_engine_directly_and_its_set_up_is_repeatable(stack
         properties = client.read_work_pool(name).base_job_template["variables"]["properties"]
         assert properties["command"]["default"] == engine_command()
         assert properties["stream_output"]["default"] is False
+        own = "uv run --project /srv/labels python -m prefect.engine"
+        template["variables"]["properties"]["command"]["default"] = own
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+        assert set_up_work_pool(name) == "kept"
+        assert client.read_work_pool(name).base_job_template["variables"]["properties"]["command"]["default"] == own
+        template["variables"]["properties"]["command"]["default"] = "/old/checkout/.venv/bin/python -m prefect.engine"
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+        assert set_up_work_pool(name) == "updated"  # the project moved: its own command follows
         client.delete_work_pool(name)
 
 

@@ -203,3 +203,34 @@ def test_study_progress_percent():
     assert study_progress_percent(9, 18) == 50.0
     assert study_progress_percent(0, 0) == 0.0
     assert study_progress_percent(20, 18) == 100.0
+
+
+def test_engine_command_is_recognised_from_any_interpreter_path():
+    from deployments.work_pool import engine_command, is_engine_command
+
+    assert is_engine_command(engine_command())
+    assert is_engine_command(engine_command("/path with space/.venv/bin/python"))
+    assert is_engine_command("/old/.venv/bin/python -m prefect.engine")
+    assert engine_command().endswith(" -m deployments.flow_run")
+    assert not is_engine_command("uv run python -m prefect.engine")
+    assert not is_engine_command("python -m json.tool")
+    assert not is_engine_command("python -m prefect.engine --extra")
+    assert not is_engine_command("python 'unclosed")
+
+
+def test_flow_run_process_leaves_the_workers_session_then_runs_prefects_engine():
+    """``python -m deployments.flow_run``: a session of its own (so the worker's Ctrl-C does not reach it), then
+    ``prefect.engine`` as ``__main__`` (its own refusal of a bad flow run id shows it ran)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os, runpy, sys; import deployments.flow_run as f; "
+             "runpy.run_module = lambda name, **kw: print(os.getsid(0), os.getpid(), name, kw['run_name']); f.main()")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert out[0] == out[1] and int(out[0]) != os.getsid(0), out  # the session leader of a new session
+    assert out[2:] == ["prefect.engine", "__main__"]
+    engine = subprocess.run([sys.executable, "-m", "deployments.flow_run", "not-a-flow-run-id"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert engine.returncode == 1
+    assert "Invalid flow run id" in engine.stdout + engine.stderr

@@ -22,15 +22,15 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_exit_code_and_output_are_kept():
     done = run_python("""
-        from flows.cli_support import exit_now
+        from tasks.process_exit import exit_now
         print("written before the exit", end="")
         exit_now(3)
         print("never")
     """)
     assert (done.returncode, done.stdout) == (3, "written before the exit"), done.stderr
-    message = run_python("from flows.cli_support import exit_now; exit_now('what to do')")
+    message = run_python("from tasks.process_exit import exit_now; exit_now('what to do')")
     assert message.returncode == 1 and message.stderr.strip() == "what to do"
-    assert run_python("from flows.cli_support import exit_now; exit_now(None)").returncode == 0
+    assert run_python("from tasks.process_exit import exit_now; exit_now(None)").returncode == 0
 
 
 def test_a_flow_runs_last_log_line_reaches_the_api_before_the_process_ends(prefect_harness):
@@ -42,7 +42,7 @@ def test_a_flow_runs_last_log_line_reaches_the_api_before_the_process_ends(prefe
     done = run_python(f"""
         from prefect import flow, get_run_logger
         from prefect.runtime import flow_run
-        from flows.cli_support import exit_now
+        from tasks.process_exit import exit_now
 
         @flow(name="exit-now-check")
         def check():
@@ -70,7 +70,7 @@ def test_the_drain_of_queued_events_says_nothing_after_the_answer(prefect_harnes
 
     done = run_python("""
         from prefect.events import emit_event
-        from flows.cli_support import exit_now
+        from tasks.process_exit import exit_now
 
         for n in range(50):  # queued: the drain at exit sends them
             emit_event(event="taskbuilder.test.exit-drain", resource={"prefect.resource.id": f"taskbuilder.test.{n}"})
