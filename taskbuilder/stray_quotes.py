@@ -15,7 +15,9 @@ import pyarrow.compute as pc
 
 ID_LIKE = re.compile(r"\S{1,40}")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
-NEWLINE_BYTE = re.compile(b"\n")
+SCAN_WINDOW_BYTES = 8 << 20
+"""Bytes copied at a time to look for a line break with ``bytes.find`` (memchr): ~10x the speed of a regex search
+over the same memoryview (B1), for 8 MiB of memory at most."""
 
 
 def _reads_as_record(line: str, delimiter: str, least: int) -> bool:
@@ -38,7 +40,15 @@ def _may_hold_line_break(column: pa.ChunkedArray) -> bool:
             continue
         bounds = np.frombuffer(offsets, dtype=np.int32 if chunk.type == pa.string() else np.int64)
         start, end = int(bounds[chunk.offset]), int(bounds[chunk.offset + len(chunk)])
-        if NEWLINE_BYTE.search(memoryview(data)[start:end]) is not None:
+        if _holds_newline(memoryview(data), start, end):
+            return True
+    return False
+
+
+def _holds_newline(data: memoryview, start: int, end: int) -> bool:
+    """Whether ``data[start:end]`` holds a ``\n`` byte, looked for :data:`SCAN_WINDOW_BYTES` at a time."""
+    for window in range(start, end, SCAN_WINDOW_BYTES):
+        if bytes(data[window:min(window + SCAN_WINDOW_BYTES, end)]).find(b"\n") >= 0:
             return True
     return False
 

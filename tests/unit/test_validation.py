@@ -281,3 +281,20 @@ def test_the_line_break_scan_reads_only_the_cells_bytes():
     assert _may_hold_line_break(pa.chunked_array([pa.array(["x", "y\n"], type=pa.large_string())]))
     assert not _may_hold_line_break(pa.chunked_array([pa.array(["x", None, ""])]))
     assert _may_hold_line_break(pa.chunked_array([pa.array(["x"], type=pa.string_view())]))  # another layout: may
+
+
+def test_line_break_scan_finds_a_break_on_every_side_of_a_window_edge(monkeypatch):
+    """The scan copies a few bytes at a time (here 4): a ``\\n`` first, last, on an edge or past the span's end."""
+    import taskbuilder.stray_quotes as stray_quotes
+
+    monkeypatch.setattr(stray_quotes, "SCAN_WINDOW_BYTES", 4)
+    data = memoryview(b"abcdefghijklmnop")
+    for at in range(16):
+        text = bytearray(data)
+        text[at] = 10
+        assert stray_quotes._holds_newline(memoryview(bytes(text)), 0, 16), at
+        assert stray_quotes._holds_newline(memoryview(bytes(text)), at, at + 1), at
+        assert not stray_quotes._holds_newline(memoryview(bytes(text)), at + 1, 16), at
+        assert not stray_quotes._holds_newline(memoryview(bytes(text)), 0, at), at
+    assert not stray_quotes._holds_newline(data, 0, 16)
+    assert not stray_quotes._holds_newline(memoryview(b"abcd\nfgh"), 5, 8)  # the break lies before the span
