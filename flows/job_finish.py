@@ -17,8 +17,9 @@ from tasks.records import now_iso, update_job_record
 
 def finish_job(summary: dict[str, Any], job_key: str, connection: ProlificConnection, destination: str, work_dir: Path) -> dict[str, Any]:
     """Sweep for late duplicates of the first round's batch and study, read their final statuses, store the job
-    record (``published``, ``collected_at`` once ``labels.csv`` is written) and write ``run.json``; return the
-    summary (``names`` taken out, ``statuses``, ``notes`` and ``outputs["run.json"]`` added)."""
+    record (``published``, ``collected_at`` once ``labels.csv`` is written) and write ``run.json`` (not over the
+    ``run.json`` of a job collected before, when this run collected nothing: a re-launch that does not wait); return
+    the summary (``names`` taken out, ``statuses``, ``notes`` and ``outputs["run.json"]`` added)."""
     names = summary.pop("names")
     summary.setdefault("notes", [])
     summary["notes"] += sweep_duplicates(
@@ -37,6 +38,12 @@ def finish_job(summary: dict[str, Any], job_key: str, connection: ProlificConnec
     record = update_job_record(job_key, connection.base_url, statuses=summary["statuses"], notes=summary.pop("notes", []), **done)
     summary["notes"] = record.get("notes", [])
     summary["outputs"]["run.json"] = output_location(destination, "run.json")
+    if record.get("collected_at") and "labels.csv" not in summary["outputs"]:
+        # a launch that does not wait, of a job collected before: collect-report's run.json lists the outputs and
+        # payments, which this summary does not have; it stays as it is
+        run_logger().info("Job %s was collected at %s: %s kept as it was written then", job_key, record["collected_at"],
+                          summary["outputs"]["run.json"])
+        return summary
     run_json = work_dir / "run.json"
     run_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     write_outputs(destination, files={"run.json": run_json})

@@ -113,7 +113,8 @@ def _announce(record: dict[str, Any], status: str) -> dict[str, Any]:
         previous_status=previous, base_url=record["base_url"],
     )
     store_seen(record, status, announced=True)
-    run_logger().info("Study %s of job %r: %s → %s announced", record["study_id"], record["job_key"], previous, status)
+    run_logger().info("Study %s of job %r: %s → %s announced", record["study_id"], record["job_key"],
+                      previous or "(none announced before)", status)
     return {"job_key": record["job_key"], "study_id": record["study_id"], "previous_status": previous, "status": status, "event_id": event_id}
 
 

@@ -68,3 +68,24 @@ def test_two_hosts_collecting_one_job_at_once_pay_its_bonuses_once(tmp_path, san
     assert payments["bonus"]["state"] == "paid" and payments["bonus"]["id"] in ledger["pay_calls"]
     assert set(payments["spent"]) == {"rewards_cents", "fees_cents", "tax_cents", "bonuses_cents", "currency"}
     assert payments["spent"]["bonuses_cents"] == payments["bonus"]["total_amount_cents"] > 0
+
+
+def test_a_launch_that_does_not_wait_keeps_the_run_json_of_a_collected_job(tmp_path, sandbox):
+    """Found by a new-user pass: the job launched (not waiting), collected by collect-report, then launched again
+    as the docs show: the second launch created nothing and used to write its own run.json (no labels.csv, no
+    payments) over collect-report's; collect-report's stays."""
+    from flows.collect_report import collect_report
+
+    sandbox.settings(**QUICK_SANDBOX)
+    spec = write_small_job(tmp_path / "job", wait_for_completion=False, output_dir=str(tmp_path / "out"))
+    connection = ProlificConnection(base_url=sandbox.base_url)
+    launched = annotation_batch(job=AnnotationJob.from_yaml(spec), connection=connection, polling=FAST)
+    _wait_finished(sandbox, launched["study_id"])
+    collect_report(job_key=launched["job_key"], base_url=sandbox.base_url)
+    collected = (tmp_path / "out" / "run.json").read_text()
+    assert "labels.csv" in json.loads(collected)["outputs"]
+
+    again = annotation_batch(job=AnnotationJob.from_yaml(spec), connection=connection, polling=FAST)
+    assert again["study_id"] == launched["study_id"] and again["published"]
+    assert sandbox.count("POST", "/api/v1/studies") == 1
+    assert (tmp_path / "out" / "run.json").read_text() == collected
