@@ -50,7 +50,10 @@ def test_readme_set_up_commands_work_as_written_from_a_fresh_prefect_home():
         assert returncode == 0, log_path.read_text(errors="replace")[-4000:]
         api = f"http://127.0.0.1:{port}/api"
         with httpx.Client(base_url=api, timeout=30) as client:
-            assert client.get(f"/work_pools/{POOL}").json()["type"] == "process"
+            pool = client.get(f"/work_pools/{POOL}").json()
+            assert pool["type"] == "process"
+            command = pool["base_job_template"]["variables"]["properties"]["command"]["default"]
+            assert command.endswith(" -m deployments.flow_run"), command  # one process per flow run
             assert client.get(f"/v2/concurrency_limits/{RATE_LIMIT}").json()["limit"] == 5
             assert client.get("/block_types/slug/taskbuilder-job-record").status_code == 200
             deployments = client.post("/deployments/filter", json={}).json()
