@@ -68,11 +68,11 @@ def take_slot(limit_name: str) -> None:
         except httpx.HTTPStatusError as error:
             if error.response.status_code == UNUSABLE:
                 raise BadInput(f"The Prefect rate limit {limit_name!r} cannot throttle Prolific API requests: "
-                               f"{_detail(error.response)}; recreate it with a slot decay: prefect gcl delete "
+                               f"{_detail(error.response)}; recreate it with a limit of 1 or more and a slot decay: prefect gcl delete "
                                f"{limit_name}, then {CREATE_HINT.format(name=limit_name)}") from error
             if error.response.status_code != LOCKED:
                 raise
-            time.sleep(float(error.response.headers.get("Retry-After", "0.1")))
+            time.sleep(_retry_after_seconds(error.response))
             continue
         if not granted:
             with _lock:
@@ -82,6 +82,18 @@ def take_slot(limit_name: str) -> None:
                     run_logger().warning("The Prefect rate limit %r does not exist: Prolific API requests are not throttled "
                                          "(create it: %s)", limit_name, CREATE_HINT.format(name=limit_name))
         return
+
+
+def _retry_after_seconds(response: httpx.Response) -> float:
+    """The 423's ``Retry-After`` in seconds (Prefect sends a number); 0.1 when absent, 1.0 when not a number
+    (an HTTP date, say), never below 0."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return 0.1
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0
 
 
 def _detail(response: httpx.Response) -> str:

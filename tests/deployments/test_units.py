@@ -108,6 +108,18 @@ def test_take_slot_waits_the_servers_retry_after_on_423(monkeypatch):
     assert slept == [0.35, 0.2]
 
 
+def test_take_slot_survives_a_423_without_a_numeric_retry_after(monkeypatch):
+    import tasks.ratelimit as ratelimit
+
+    slept: list[float] = []
+    monkeypatch.setattr(ratelimit.time, "sleep", slept.append)
+    granted = [{"id": "x", "name": "prolific-api", "limit": 5}]
+    _fake_prefect_client(monkeypatch, [(423, {}, {}), (423, {"Retry-After": "Wed, 02 Dec 2026 01:00:00 GMT"}, {}),
+                                       (423, {"Retry-After": "-3"}, {}), (200, {}, granted)])
+    ratelimit.take_slot("prolific-api")
+    assert slept == [0.1, 1.0, 0.0]
+
+
 def test_take_slot_skips_a_missing_limit_with_one_warning_and_asks_again_later(monkeypatch, caplog):
     import logging
 
