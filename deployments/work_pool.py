@@ -104,11 +104,26 @@ def set_up_work_pool(name: str = POOL_NAME, python: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m deployments.work_pool [--name taskbuilder]``: one line saying what was done."""
+    """``python -m deployments.work_pool [--name taskbuilder]``: one line saying what was done; 0. A pool of another
+    type, or a Prefect server that does not answer or answers an error: one line on stderr saying so; 1."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default=POOL_NAME, help=f"the pool's name (default {POOL_NAME}; the deployments use it)")
     args = parser.parse_args(argv)
-    outcome = set_up_work_pool(args.name)
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    server = PREFECT_API_URL.value() or "Prefect's temporary local server (PREFECT_API_URL is not set)"
+    try:
+        outcome = set_up_work_pool(args.name)
+    except ValueError as error:
+        print(f"work pool {args.name!r} not set up: {error}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as error:
+        answer = (f"answered {error.response.status_code}" if isinstance(error, httpx.HTTPStatusError)
+                  else f"did not answer ({type(error).__name__}: {error})")
+        print(f"work pool {args.name!r} not set up: the Prefect server at {server} {answer}; start it "
+              "(prefect server start) or point PREFECT_API_URL at yours", file=sys.stderr)
+        return 1
     if outcome == "kept":
         print(f"work pool {args.name!r} kept: its template's command is one of your own, not changed "
               f"(this project's is {engine_command()}; prefect work-pool inspect {args.name} shows yours)")

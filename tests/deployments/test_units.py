@@ -108,6 +108,18 @@ def test_take_slot_waits_the_servers_retry_after_on_423(monkeypatch):
     assert slept == [0.35, 0.2]
 
 
+def test_take_slot_survives_a_423_without_a_numeric_retry_after(monkeypatch):
+    import tasks.ratelimit as ratelimit
+
+    slept: list[float] = []
+    monkeypatch.setattr(ratelimit.time, "sleep", slept.append)
+    granted = [{"id": "x", "name": "prolific-api", "limit": 5}]
+    _fake_prefect_client(monkeypatch, [(423, {}, {}), (423, {"Retry-After": "Wed, 02 Dec 2026 01:00:00 GMT"}, {}),
+                                       (423, {"Retry-After": "-3"}, {}), (200, {}, granted)])
+    ratelimit.take_slot("prolific-api")
+    assert slept == [0.1, 1.0, 0.0]
+
+
 def test_take_slot_skips_a_missing_limit_with_one_warning_and_asks_again_later(monkeypatch, caplog):
     import logging
 
@@ -234,3 +246,22 @@ def test_flow_run_process_leaves_the_workers_session_then_runs_prefects_engine()
                             text=True, timeout=120, env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert engine.returncode == 1
     assert "Invalid flow run id" in engine.stdout + engine.stderr
+
+
+def test_work_pool_set_up_without_a_reachable_prefect_server_says_so_in_one_line(capsys):
+    """``python -m deployments.work_pool`` with PREFECT_API_URL at a closed port: exit 1 and one line naming the
+    server and what to do, not a traceback."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.work_pool import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/api"
+    with temporary_settings({PREFECT_API_URL: url}):
+        assert main([]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and url in err and "not set up" in err and "prefect server start" in err, err
