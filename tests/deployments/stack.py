@@ -39,15 +39,17 @@ def free_port() -> int:
 def wait_until(check: Callable[[], Any], timeout_seconds: float, what: str, interval_seconds: float = 0.5) -> Any:
     """Call ``check`` until it returns something truthy; return it. ``TimeoutError`` naming ``what``."""
     deadline = time.monotonic() + timeout_seconds
+    last_error: BaseException | None = None
     while True:
         try:
             result = check()
-        except (httpx.HTTPError, OSError):
-            result = None
+        except (httpx.HTTPError, OSError) as error:
+            result, last_error = None, error
         if result:
             return result
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_seconds:.0f} s")
+            raise TimeoutError(f"{what}: not within {timeout_seconds:.0f} s"
+                               + (f" (last error: {type(last_error).__name__}: {last_error})" if last_error else ""))
         time.sleep(interval_seconds)
 
 

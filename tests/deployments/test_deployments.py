@@ -298,7 +298,7 @@ def test_approval_from_a_deployment_both_ways_and_over_budget(stack, work):
 
 
 def test_webhook_rejects_forged_stale_acknowledges_a_redelivery_and_turns_a_good_one_into_the_event(stack, work):
-    stack.wait_for_state(work["reject"]["flow_run_id"], {"FAILED"}, 240)  # a job not collected (never published)
+    stack.wait_for_state(work["reject"]["flow_run_id"], {"FAILED"}, 180)  # a job not collected (never published)
     record = record_of(work["reject"]["job"]["name"])
     body = json.dumps({"resource_id": record["study_id"], "event_type": "study.status.change", "metadata": {}, "status": "PAUSED"}).encode()
     url = stack.webhook_url + "/prolific/webhook"
