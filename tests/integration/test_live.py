@@ -69,8 +69,11 @@ def test_partial_results_while_active_are_fewer_and_among_the_final_ones(tmp_pat
     active = [(s, r) for s, r in watcher.snapshots if s["counts"]["status"] == "ACTIVE" and len(r)]
     assert active, f"no partial result with answers was seen while the study was ACTIVE ({len(watcher.snapshots)} partials)"
     final_answers = set(map(tuple, final[ANSWER_KEY].to_numpy()))
+    # fewer while answers still come in; a partial written after the last answer, before the study left ACTIVE,
+    # may hold them all (a loaded machine's CI run saw one)
+    assert any(len(responses) < len(final) for _, responses in active), [len(r) for _, r in active]
     for partial_summary, responses in active:
-        assert len(responses) < len(final)
+        assert len(responses) <= len(final)
         assert set(map(tuple, responses[ANSWER_KEY].to_numpy())) <= final_answers
         counts = partial_summary["counts"]
         assert counts["places_total"] == 18 and counts["task_groups_total"] == 6
