@@ -191,9 +191,12 @@ class Stack:
         another final state. Returns the flow run."""
         final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
+        seen: list[str] = []
+
         def check():
             run = self.flow_run(flow_run_id)
             state = run["state"]["type"] if run.get("state") else None
+            seen[:] = [f"{run.get('name')} {run['state']['name'] if run.get('state') else None}: {(run.get('state') or {}).get('message')}"]
             if state in state_types:
                 return run
             if state in final:
@@ -203,7 +206,7 @@ class Stack:
         try:
             return wait_until(check, timeout_seconds, f"flow run {flow_run_id} reaching {state_types}")
         except TimeoutError as error:
-            raise TimeoutError(f"{error}\n{self.logs()}") from None
+            raise TimeoutError(f"{error}; last seen: {seen[0] if seen else 'nothing'}\n{self.logs()}") from None
 
     def flow_runs_of(self, deployment_name: str) -> list[dict]:
         """Every flow run of deployment ``flow/deployment``, newest first."""
