@@ -59,8 +59,6 @@ from benchmarks.common import (PYTHON, Result, arguments, byte_compile_project, 
                                parent_pid, pids_whose_command, process_tree_cpu_seconds, scratch, seconds)
 from taskbuilder.jobkey import job_key_of  # noqa: E402
 
-COUNTER = Path(__file__).resolve().parent / "prefect_request_counter"
-"""Folder whose ``sitecustomize`` counts a process's Prefect API requests (flow runs' and CLI runs' figures)."""
 
 
 CPU_RATIO_AT_START = 8.26
@@ -175,14 +173,13 @@ def main() -> None:
 
     from benchmarks.bench_job import write_job
     from taskbuilder.jobspec import AnnotationJob
-    from tests.deployments.stack import BIN, postgres_cluster, prefect_stack
+    from tests.deployments.stack import BIN, postgres_cluster, prefect_stack, request_counting_env
 
     # a slot is granted a moment before the sandbox logs the request: one more second of decay (as the
     # deployment tests allow, tests/deployments/test_postgres_scale.py)
     limit_per_window = RATE_LIMIT[0] + RATE_LIMIT[1] * (WINDOW_SECONDS + 1)
     counts_file = Path(tempfile.mkdtemp(prefix="taskbuilder-b4-requests-")) / "prefect-requests.jsonl"
-    counting = {"TASKBUILDER_COUNT_PREFECT_REQUESTS": str(counts_file),  # every process of the workers' env counts its requests
-                "PYTHONPATH": os.pathsep.join(p for p in (str(COUNTER), os.environ.get("PYTHONPATH", "")) if p)}
+    counting = request_counting_env(counts_file)  # every process of the workers' env counts its requests
     with scratch("b4") as folder, postgres_cluster() as database_url, prefect_stack(
             database_url=database_url, workers=2, worker_limit=args.worker_limit, rate_limit=RATE_LIMIT,
             worker_env_extra=counting) as stack:

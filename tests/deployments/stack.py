@@ -279,6 +279,17 @@ def postgres_cluster() -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+REQUEST_COUNTER = REPO / "benchmarks" / "prefect_request_counter"
+"""Folder whose ``sitecustomize`` makes a process count its Prefect API requests (one JSON line at exit)."""
+
+
+def request_counting_env(counts_file: Path) -> dict[str, str]:
+    """Environment (``worker_env_extra``) that makes every process of the workers' environment count its Prefect
+    API requests into ``counts_file`` (:data:`REQUEST_COUNTER`)."""
+    return {"TASKBUILDER_COUNT_PREFECT_REQUESTS": str(counts_file),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REQUEST_COUNTER), os.environ.get("PYTHONPATH", "")) if p)}
+
+
 def set_up_server(api_url: str, rate_limit: tuple[int, float], webhook_secret: str) -> None:
     """The one-off set-up of deployments/README.md, done from this process (no CLI start-up cost): the
     ``taskbuilder`` process pool (``python -m deployments.work_pool``), the ``prolific-api`` rate limit

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-from pathlib import Path
 
 import httpx
 import pytest
 
 from taskbuilder.jobkey import job_key_of
 from taskbuilder.jobspec import AnnotationJob
-from tests.deployments.stack import postgres_cluster, prefect_stack, wait_until
+from tests.deployments.stack import postgres_cluster, prefect_stack, request_counting_env, wait_until
 from tests.integration.jobs import write_small_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(720)]
@@ -27,15 +25,12 @@ RATE_LIMIT = 6  # slots
 SLOT_DECAY_PER_SECOND = 3.0
 WINDOW_SECONDS = 10.0
 JOBS = 10
-COUNTER = Path(__file__).resolve().parents[2] / "benchmarks" / "prefect_request_counter"
-"""Folder whose ``sitecustomize`` makes each process of the workers' environment count its Prefect requests."""
 INCREMENT = "POST /api/v2/concurrency_limits/increment"
 
 
 def test_ten_jobs_on_postgres_with_two_workers_create_once_within_the_rate_limit(tmp_path):
     counts_file = tmp_path / "prefect-requests.jsonl"
-    counting = {"TASKBUILDER_COUNT_PREFECT_REQUESTS": str(counts_file),
-                "PYTHONPATH": os.pathsep.join(p for p in (str(COUNTER), os.environ.get("PYTHONPATH", "")) if p)}
+    counting = request_counting_env(counts_file)
     with postgres_cluster() as database_url, prefect_stack(
         database_url=database_url, workers=2, worker_limit=4, rate_limit=(RATE_LIMIT, SLOT_DECAY_PER_SECOND),
         worker_env_extra=counting,
