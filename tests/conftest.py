@@ -155,10 +155,13 @@ def isolated_results(tmp_path, monkeypatch):
         yield tmp_path / "storage"
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under ``pytest -n N`` (``make test``), keep a module's tests on one worker when they share a
     module-scoped fixture (a Prefect stack, a PostgreSQL cluster, a started server): started once, not once
-    per worker that happens to draw one of its tests. ``--dist loadgroup`` reads this group."""
+    per worker that happens to draw one of its tests. ``--dist loadgroup`` reads this group, in xdist's own
+    ``pytest_collection_modifyitems`` on each worker: this hook runs first (``tryfirst``), or the group is
+    added after xdist looked and a module's tests are spread over the workers, each with a stack of its own."""
     for item in items:
         definitions = getattr(item, "_fixtureinfo", None)
         scopes = {d.scope for defs in (definitions.name2fixturedefs.values() if definitions else ()) for d in defs}

@@ -206,7 +206,15 @@ class Stack:
         try:
             return wait_until(check, timeout_seconds, f"flow run {flow_run_id} reaching {state_types}")
         except TimeoutError as error:
-            raise TimeoutError(f"{error}; last seen: {seen[0] if seen else 'nothing'}\n{self.logs()}") from None
+            raise TimeoutError(f"{error}; last seen: {seen[0] if seen else 'nothing'}\n{self.state_history(flow_run_id)}\n{self.logs()}") from None
+
+    def state_history(self, flow_run_id: str) -> str:
+        """The run's states, oldest first, one per line (``timestamp type name: message``): what a timed-out wait
+        prints, to tell a run that never moved from one that moved and came back."""
+        with self.api() as api:
+            states = api.get("/flow_run_states/", params={"flow_run_id": flow_run_id}).json()
+        rows = sorted(states, key=lambda s: s.get("timestamp") or "") if isinstance(states, list) else []
+        return "states of the run:\n" + "\n".join(f"  {s.get('timestamp')} {s.get('type')} {s.get('name')}: {s.get('message')}" for s in rows)
 
     def flow_runs_of(self, deployment_name: str) -> list[dict]:
         """Every flow run of deployment ``flow/deployment``, newest first."""
