@@ -149,10 +149,10 @@ def _file_to_validate(file: Path | None, spec, scratch: Path) -> tuple[Path | No
             return Path(csv), []
         return None, [_spec_entry("dataset_missing", "error", "dataset.csv", f"{csv} does not exist or is not a file",
                                   "fix dataset.csv in the job spec (a path relative to the spec file)")]
-    from tasks.inputs import InputInvalid, stage_csv
+    from tasks.inputs import InputInvalid, download_s3_csv
 
     try:
-        return stage_csv.fn(csv, scratch), []
+        return download_s3_csv.fn(csv, scratch), []
     except InputInvalid as error:
         return None, [_spec_entry("dataset_missing", "error", "dataset.csv", str(error), "")]
 

@@ -60,10 +60,10 @@ def _input_refusal(job) -> Refusal | None:
     csv = job.dataset.csv
     with tempfile.TemporaryDirectory(prefix="taskbuilder-first-answer-") as scratch:
         if csv.startswith("s3://"):
-            from tasks.inputs import InputInvalid, stage_csv
+            from tasks.inputs import InputInvalid, download_s3_csv
 
             try:
-                path = stage_csv.fn(csv, Path(scratch))
+                path = download_s3_csv.fn(csv, Path(scratch))
             except InputInvalid as error:
                 return Refusal(f"{INPUT_ERRORS}\n{error}")
         else:

@@ -46,21 +46,30 @@ def _retry_s3_transient(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-@task(name="stage-csv", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_s3_transient, cache_policy=NO_CACHE)
 def stage_csv(csv: str, work_dir: Path) -> Path:
-    """Return a local path for the job's CSV: the path itself, or an ``s3://bucket/key`` downloaded.
+    """Return a local path for the job's CSV: the path itself (a plain check, no task run), or an
+    ``s3://bucket/key`` downloaded by the ``stage-csv`` task (:func:`download_s3_csv`, retried on S3 trouble).
 
-    S3 reads use boto3's default credential chain and ``AWS_ENDPOINT_URL`` (streamed to disk).
-    Raises :class:`InputInvalid` naming ``dataset.csv`` when the file is missing or S3 refuses (no
-    credentials, no such key, access denied); connection errors and 5xx are retried.
+    Raises :class:`InputInvalid` naming ``dataset.csv`` when the file is missing or S3 refuses.
     """
-    if not csv.startswith("s3://"):
-        path = Path(csv)
-        if not path.is_file():
-            raise InputInvalid(f"dataset.csv: {path.resolve()} does not exist or is not a file (written {csv!r}). Fix the "
-                               "path in the job spec: relative to the spec file, or in a form launch to the form's base "
-                               "folder (TASKBUILDER_FORM_BASE_DIR, else the worker's working directory).")
-        return path
+    if csv.startswith("s3://"):
+        return download_s3_csv(csv, work_dir)
+    path = Path(csv)
+    if not path.is_file():
+        raise InputInvalid(f"dataset.csv: {path.resolve()} does not exist or is not a file (written {csv!r}). Fix the "
+                           "path in the job spec: relative to the spec file, or in a form launch to the form's base "
+                           "folder (TASKBUILDER_FORM_BASE_DIR, else the worker's working directory).")
+    return path
+
+
+@task(name="stage-csv", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retry_s3_transient, cache_policy=NO_CACHE)
+def download_s3_csv(csv: str, work_dir: Path) -> Path:
+    """Download the ``s3://bucket/key`` CSV ``csv`` into ``work_dir`` (streamed to disk) and return its path.
+
+    S3 reads use boto3's default credential chain and ``AWS_ENDPOINT_URL``. Raises :class:`InputInvalid` naming
+    ``dataset.csv`` when S3 refuses (no credentials, no such key, access denied); connection errors and 5xx are
+    retried.
+    """
     import boto3  # only for an s3:// CSV: a local run never pays its import (~0.15 s)
     from botocore.exceptions import ClientError, NoCredentialsError
 

@@ -1,20 +1,17 @@
-"""The pre-flight task: checks that need no Prolific call, run before anything is created remotely.
+"""The pre-flight checks of a flow run: checks that need no Prolific call, run before anything is created remotely.
 
 See :mod:`taskbuilder.preflight`: the API URL is https (or loopback), the output location can be written,
-and no output file would overwrite the job's input.
+and no output file would overwrite the job's input. A plain function, not a task: no API call, nothing to
+retry, and a task run costs the Prefect server ~30 ms of CPU and its events (issue 18, NOTES.md "Lean runs").
 """
 
 from __future__ import annotations
-
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from taskbuilder.preflight import check_api_url, check_output_location, check_outputs_spare_inputs
 
 from tasks.logs import run_logger
 
 
-@task(name="preflight", cache_policy=NO_CACHE)
 def preflight(base_url: str, destination: str, inputs: list[str]) -> None:
     """Run the pre-flight checks for a job whose outputs go to `destination` (a folder or ``s3://`` prefix)
     and whose input files are `inputs` (the dataset CSV, the spec when known).

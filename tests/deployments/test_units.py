@@ -162,6 +162,20 @@ def test_open_client_wires_the_rate_limit_only_when_named(monkeypatch):
         assert client._http._transport.limit_name == "prolific-api"
 
 
+def test_rate_limited_transports_share_the_process_tls_context():
+    """A TLS context parses the whole CA bundle: one per process, not one per API step's client."""
+    from taskbuilder.client import shared_ssl_context
+    from tasks.ratelimit import RateLimitedTransport
+
+    first, second = RateLimitedTransport("prolific-api"), RateLimitedTransport("prolific-api")
+    try:
+        assert first._inner._pool._ssl_context is shared_ssl_context()
+        assert second._inner._pool._ssl_context is first._inner._pool._ssl_context
+    finally:
+        first.close()
+        second.close()
+
+
 def test_s3_spec_points_at_the_csv_and_resolves_output_dir(tmp_path):
     import yaml
 

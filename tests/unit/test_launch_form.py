@@ -187,7 +187,7 @@ def test_relative_paths_of_a_form_launch_resolve_against_the_base(tmp_path, monk
     assert job.dataset.csv == str(tmp_path / "data" / "missing.csv")
     assert output_dir == str(tmp_path / "results")
     with pytest.raises(InputInvalid) as caught:
-        stage_csv.fn(job.dataset.csv, tmp_path / "work")
+        stage_csv(job.dataset.csv, tmp_path / "work")
     assert str(tmp_path / "data" / "missing.csv") in str(caught.value)
     assert "TASKBUILDER_FORM_BASE_DIR" in str(caught.value)
 
