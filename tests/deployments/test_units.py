@@ -164,6 +164,8 @@ def test_open_client_wires_the_rate_limit_only_when_named(monkeypatch):
 
 def test_rate_limited_transports_share_the_process_tls_context():
     """A TLS context parses the whole CA bundle: one per process, not one per API step's client."""
+    import ssl
+
     from taskbuilder.client import shared_ssl_context
     from tasks.ratelimit import RateLimitedTransport
 
@@ -171,6 +173,8 @@ def test_rate_limited_transports_share_the_process_tls_context():
     try:
         assert first._inner._pool._ssl_context is shared_ssl_context()
         assert second._inner._pool._ssl_context is first._inner._pool._ssl_context
+        context = shared_ssl_context()  # shared, not loosened: certificates and host names are still checked
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     finally:
         first.close()
         second.close()
