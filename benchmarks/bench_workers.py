@@ -60,7 +60,6 @@ from benchmarks.common import (PYTHON, Result, arguments, byte_compile_project, 
 from taskbuilder.jobkey import job_key_of  # noqa: E402
 
 
-
 CPU_RATIO_AT_START = 8.26
 """Machine CPU per job, workers against the plain httpx script, at the start of issue 18's work: this benchmark
 (``--quick``, 6 jobs) run 2026-12-01 on the code before it (commit f4ff0d4, a throwaway worktree with these

@@ -33,6 +33,7 @@ import time
 import httpx
 
 from taskbuilder.client import shared_ssl_context
+from taskbuilder.error_details import extract_detail, response_body
 from taskbuilder.errors import BadInput, ConnectError
 from tasks.logs import run_logger
 from tasks.prefect_client import prefect_client
@@ -69,7 +70,7 @@ def take_slot(limit_name: str) -> None:
         except httpx.HTTPStatusError as error:
             if error.response.status_code == UNUSABLE:
                 raise BadInput(f"The Prefect rate limit {limit_name!r} cannot throttle Prolific API requests: "
-                               f"{_detail(error.response)}; recreate it with a limit of 1 or more and a slot decay: prefect gcl delete "
+                               f"{extract_detail(response_body(error.response), error.response.reason_phrase)}; recreate it with a limit of 1 or more and a slot decay: prefect gcl delete "
                                f"{limit_name}, then {CREATE_HINT.format(name=limit_name)}") from error
             if error.response.status_code != LOCKED:
                 raise
@@ -95,15 +96,6 @@ def _retry_after_seconds(response: httpx.Response) -> float:
         return max(0.0, float(value))
     except ValueError:
         return 1.0
-
-
-def _detail(response: httpx.Response) -> str:
-    """The ``detail`` of a Prefect error answer, else its text (first 300 characters)."""
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    return str(detail or response.text[:300] or response.reason_phrase)
 
 
 class RateLimitUnreachable(ConnectError):
