@@ -90,6 +90,12 @@ def stack_processes(stack, database_url: str) -> dict[str, int]:
     return roots
 
 
+def preloaders() -> dict[str, int]:
+    """The workers' flow-run preloaders (``deployments.flow_run_preload``): started by a worker's first flow run,
+    in sessions of their own, so in no worker's tree; the flow runs they fork are their children."""
+    return {f"flow-run-preloader-{n}": pid for n, pid in enumerate(pids_whose_command("-m deployments.flow_run_preload"))}
+
+
 def per_process(roots: dict[str, int], before: dict[str, float], jobs: int) -> dict[str, float]:
     """CPU seconds per job of each process tree since ``before``; postgres and worker trees summed."""
     after = process_tree_cpu_seconds(roots)
@@ -207,7 +213,7 @@ def main() -> None:
                 raise TimeoutError(f"parallel runs not finished after 1800 s\n{stack.logs()}")
             time.sleep(1)
         parallel_cpu = cpu_used_since(cpu_before)
-        parallel_processes = per_process(roots, tree_before, jobs)
+        parallel_processes = per_process({**roots, **preloaders()}, tree_before, jobs)  # started during the runs
         states = Counter(r["state"]["type"] for r in runs)
         parallel_seconds = max(stamp(r["end_time"]) for r in runs) - started
         parallel = resources(control, api, names)
@@ -217,8 +223,11 @@ def main() -> None:
                                 f"{stack.flow_run_logs(failed['id'])[-2000:]}")
 
         flow_run_requests = wait_for_counts(counts_file, set(run_ids))
-        flow_run_cpu = [line["cpu_seconds"] for line in read_counts(counts_file)
-                        if line.get("flow_run_id") in set(run_ids) and "cpu_seconds" in line]
+        cpu_of_run: Counter = Counter()  # a run forked by a preloader: its process and its child, both
+        for line in read_counts(counts_file):
+            if line.get("flow_run_id") in set(run_ids) and "cpu_seconds" in line:
+                cpu_of_run[line["flow_run_id"]] += line["cpu_seconds"]
+        flow_run_cpu = [round(value, 3) for value in cpu_of_run.values()]
         env = {**stack.worker_env}
 
         def one_after_another(kind: str, command: Callable[[Path], list[str]]) -> dict:
@@ -323,7 +332,11 @@ def wait_for_counts(path: Path, flow_run_ids: set[str], timeout_seconds: float =
     flow run's process ends a moment after its final state), or what is there after ``timeout_seconds``."""
     deadline = time.time() + timeout_seconds
     while True:
-        found = {line["flow_run_id"]: line["requests"] for line in read_counts(path) if line.get("flow_run_id") in flow_run_ids}
+        found: dict[str, Counter] = {}
+        for line in read_counts(path):  # a run forked by a worker's preloader: its process's line and its child's
+            if line.get("flow_run_id") in flow_run_ids:
+                found.setdefault(line["flow_run_id"], Counter()).update(line["requests"])
+        found = {run: dict(counts) for run, counts in found.items() if sum(counts.values())}
         if len(found) == len(flow_run_ids) or time.time() > deadline:
             return found
         time.sleep(0.5)

@@ -23,12 +23,27 @@ project's Prefect client (:func:`tasks.prefect_client.prefect_client`, one per p
 event loop (~85 ms of wall time and ~4 ms of CPU per slot, measured on the local server: ~0.7 ms and
 ~1 ms this way) and without the ``concurrency-limit.acquired`` event it emits for every slot, which the
 server stores (~4 ms of its CPU per slot). Issue 18, NOTES.md "Lean runs".
+
+One asker per machine: the processes of one machine (a worker's flow runs, CLI runs) take turns asking for a
+slot of one limit (a blocking ``flock`` on a file of this user's, :func:`machine_turn`), so a full limit is
+asked by one process per machine, not by every waiting one. Each refused ask costs the server a request and a
+row update, and every update restarts the limit's decay clock (Prefect decays by ``floor(decay × seconds since
+the row's last update)``): many askers on one machine made most asks refusals (B4: ~63 refused per 33 granted
+per flow run). Machines still contend through the server, which alone decides. While the limit is full (an
+ask was refused, or an ask had to wait for its pace), the asker that gets a slot sets the machine's next ask one
+decay interval later (:class:`Turn`, kept in the turn's file): sooner, the server would refuse it and restart the
+clock again. An ask that comes after its pace by itself sets none (demand fell: the limit's burst is free again).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 
@@ -63,6 +78,18 @@ def take_slot(limit_name: str) -> None:
     with _lock:
         if _missing_until.get(limit_name, 0.0) > time.monotonic():
             return
+    with machine_turn(limit_name) as turn:
+        paced = turn.wait()
+        refused = _ask_until_granted(limit_name)
+        # after a refusal the limit was full, and this grant took the slot that freed: the next slot frees one decay
+        # interval after this grant, and an ask before that is refused (and restarts the clock). A paced ask that
+        # was granted: still full, most likely. An ask that came after the pace by itself: demand fell, no pace.
+        turn.pace(_seconds_per_slot(limit_name) * PACE_MARGIN if refused or paced else 0.0)
+
+
+def _ask_until_granted(limit_name: str) -> bool:
+    """Ask until the server grants a slot; whether it refused one ask first (the limit was full)."""
+    refused = False
     while True:
         try:
             with prefect_client() as client:
@@ -74,7 +101,9 @@ def take_slot(limit_name: str) -> None:
                                f"{limit_name}, then {CREATE_HINT.format(name=limit_name)}") from error
             if error.response.status_code != LOCKED:
                 raise
-            time.sleep(_retry_after_seconds(error.response))
+            # a refusal restarted the limit's decay clock: no slot frees before one decay interval has passed
+            time.sleep(max(_retry_after_seconds(error.response), _seconds_per_slot(limit_name)))
+            refused = True
             continue
         if not granted:
             with _lock:
@@ -83,7 +112,122 @@ def take_slot(limit_name: str) -> None:
                     _warned.add(limit_name)
                     run_logger().warning("The Prefect rate limit %r does not exist: Prolific API requests are not throttled "
                                          "(create it: %s)", limit_name, CREATE_HINT.format(name=limit_name))
-        return
+        return refused
+
+
+_thread_turns: dict[str, threading.Lock] = {}
+_slot_seconds: dict[str, float] = {}
+
+
+def _seconds_per_slot(limit_name: str) -> float:
+    """``1 / slot_decay_per_second`` of the limit (read once per process and name: ``GET
+    /api/v2/concurrency_limits/{name}``); 0 when it cannot be read (then the server's ``Retry-After`` alone).
+
+    Why: the server answers a refused ask by updating the limit's row (its denied count), which moves the row's
+    ``updated`` time without decaying its active slots (Prefect 3.9 ``bulk_update_denied_slots``; the decay is
+    ``floor(decay × seconds since updated)``). After a refusal no slot frees until a whole decay interval has
+    passed with no other update, so an ask sooner than that (``Retry-After`` is a random interval around it)
+    is refused again and pushes the next free slot further away."""
+    with _lock:
+        if limit_name in _slot_seconds:
+            return _slot_seconds[limit_name]
+    seconds = 0.0
+    try:
+        with prefect_client() as client:
+            decay = float(client.read_global_concurrency_limit_by_name(limit_name).slot_decay_per_second or 0.0)
+        seconds = 1.0 / decay if decay > 0 else 0.0
+    except Exception:  # noqa: BLE001 - an optimisation only: the server's Retry-After still paces the asks
+        seconds = 0.0
+    with _lock:
+        _slot_seconds[limit_name] = seconds
+    return seconds
+
+
+PACE_MARGIN = 1.05
+"""A paced ask comes this much later than one decay interval after the grant (clocks and rounding)."""
+PACE_WAIT_LIMIT_SECONDS = 30.0
+
+
+class Turn:
+    """This machine's turn to ask (:func:`machine_turn`) and the time before which nobody on it should ask again,
+    shared in the turn's file (wall-clock seconds, as text), or in this process where there is no file."""
+
+    _in_process: dict[str, float] = {}
+
+    def __init__(self, limit_name: str, fd: int | None) -> None:
+        self.limit_name, self.fd = limit_name, fd
+
+    def _read(self) -> float:
+        if self.fd is None:
+            return self._in_process.get(self.limit_name, 0.0)
+        try:
+            return float(os.pread(self.fd, 64, 0).decode() or 0.0)
+        except (OSError, ValueError):
+            return 0.0
+
+    def wait(self) -> bool:
+        """Sleep until the time the last asker set (one decay interval after its grant; nothing when unset), at
+        most :data:`PACE_WAIT_LIMIT_SECONDS` (a clock set back); whether it slept."""
+        delay = self._read() - time.time()
+        if delay > 0:
+            time.sleep(min(delay, PACE_WAIT_LIMIT_SECONDS))
+            return True
+        return False
+
+    def pace(self, seconds: float) -> None:
+        """The next ask on this machine comes no sooner than ``seconds`` from now (0: at once)."""
+        value = time.time() + seconds if seconds > 0 else 0.0
+        if self.fd is None:
+            self._in_process[self.limit_name] = value
+            return
+        data = repr(value).encode()
+        try:
+            os.pwrite(self.fd, data, 0)
+            os.ftruncate(self.fd, len(data))
+        except OSError:
+            pass
+
+
+@contextmanager
+def machine_turn(limit_name: str) -> Iterator[Turn]:
+    """Hold this machine's turn to ask for a slot of ``limit_name`` on the current Prefect server: one thread of
+    this process at a time (a lock), one process of this user on this machine at a time (a blocking ``flock``
+    on ``<temp folder>/taskbuilder-rate-limits-<uid>/<digest of the server URL and name>.lock``; the kernel
+    wakes the next waiter, nothing polls; a process that dies lets go). Where there is no ``fcntl`` (Windows),
+    or the folder cannot be made this user's alone, only the threads take turns. Yields the :class:`Turn`."""
+    with _lock:
+        turn = _thread_turns.setdefault(limit_name, threading.Lock())
+    with turn:
+        fd = _open_turn_file(limit_name)
+        if fd is None:
+            yield Turn(limit_name, None)
+            return
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield Turn(limit_name, fd)
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _open_turn_file(limit_name: str) -> int | None:
+    try:
+        import fcntl  # noqa: F401 - POSIX only
+    except ImportError:
+        return None
+    from prefect.settings import PREFECT_API_URL
+
+    folder = os.path.join(tempfile.gettempdir(), f"taskbuilder-rate-limits-{os.getuid()}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return None
+        digest = hashlib.sha256(f"{PREFECT_API_URL.value() or ''}\n{limit_name}".encode()).hexdigest()[:24]
+        return os.open(os.path.join(folder, digest + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
 
 
 def _retry_after_seconds(response: httpx.Response) -> float:

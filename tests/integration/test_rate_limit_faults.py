@@ -78,3 +78,29 @@ def test_an_inactive_limit_lets_requests_through(prefect_limits):
     for _ in range(3):
         client._request("GET", "/users/me/")
     assert len(sent) == 3 and all(path.endswith("/users/me/") for path in sent), sent
+
+
+def test_after_a_refusal_the_next_ask_waits_a_whole_decay_interval(prefect_limits, monkeypatch):
+    """A refused ask moves the limit's row without decaying it, so asking again sooner than ``1 / decay`` is
+    refused again: each wait after a refusal is at least one decay interval, and a lone asker is refused at most
+    once per slot."""
+    import sys
+
+    import tasks.ratelimit as ratelimit
+
+    name = prefect_limits("paced-limit", limit=1, slot_decay_per_second=5.0)  # one slot per 0.2 s
+    waits: list[float] = []
+    real_sleep = ratelimit.time.sleep
+
+    def recorded(seconds: float) -> None:
+        if sys._getframe(1).f_globals.get("__name__") == "tasks.ratelimit":  # its waits, not other threads'
+            waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(ratelimit.time, "sleep", recorded)
+    client, sent = _client_counting_sends(name)
+    for _ in range(6):
+        client._request("GET", "/users/me/")
+    assert len(sent) == 6
+    assert waits and min(waits) >= 0.2, waits  # never sooner than the decay interval
+    assert len(waits) <= 6, waits  # at most one refusal per slot
