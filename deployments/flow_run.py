@@ -25,10 +25,10 @@ __all__ = ["ENGINE_MODULE", "main"]
 
 def main() -> None:
     """Leave the worker's session (where the platform has sessions); run the engine in a child of the worker's
-    preloader when one serves this run (:func:`deployments.flow_run_preload.run_through_preloader`: this process
+    preloader when one serves this run (:func:`deployments.preload_client.run_through_preloader`: this process
     then ends as that child did), else here (:func:`deployments.flow_run_engine.run_engine`)."""
     leave_session()
-    from deployments.flow_run_preload import run_through_preloader
+    from deployments.preload_client import run_through_preloader
 
     run_through_preloader()
     run_engine()

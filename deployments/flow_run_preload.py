@@ -40,264 +40,16 @@ Source: Linux ``fork(2)``, ``pidfd_open(2)``, ``unix(7)`` (``SCM_RIGHTS``, ``SO_
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import socket
 import struct
 import sys
 
-SWITCH = "TASKBUILDER_FLOW_RUN_PRELOAD"
-"""Environment variable: ``0`` (or ``false``, ``no``, ``off``) runs every flow run's engine in its own process."""
-IDLE_SECONDS = 900.0
-"""A preloader with no flow run for this long ends (``TASKBUILDER_FLOW_RUN_PRELOAD_IDLE_SECONDS``)."""
-PRELOAD_MODULES = ("prefect.engine", "prefect.flow_engine", "prefect.task_engine", "tasks.process_exit",
-                   "deployments.flow_run_engine")
-"""Imported by the preloader before the flow modules of ``deployments/prefect.yaml``."""
-FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1",
-                                                             "SIGUSR2") if hasattr(signal, name))
-RUN_CONTEXT_PREFIX = "PREFECT__"
-"""Variables a worker sets per flow run (``PREFECT__FLOW_RUN_ID``, ``PREFECT__WORKER_NAME`` ...): not settings."""
-CONNECT_TIMEOUT_SECONDS = 5.0
-STARTUP_WAIT_SECONDS = 60.0
-"""A run that finds a preloader starting (or starts one) waits this long at most for it to listen."""
-STARTUP_POLL_SECONDS = 0.05
-FAILED_START_SECONDS = 600.0
-"""After a preloader failed to start (``<key>.failed``), runs of its key run by themselves this long."""
-MAX_SOCKET_PATH_BYTES = 107
-"""A Unix socket's path on Linux (``sun_path``, 108 bytes with its NUL)."""
-CANNOT_SERVE = 2
-SETTINGS_FILES = ("prefect.toml", ".env", "pyproject.toml")
-"""Files Prefect reads its settings from in the working folder (Prefect 3.9 ``prefect/settings/sources.py``)."""
+from deployments.preload_client import (CANNOT_SERVE, CONNECT_TIMEOUT_SECONDS, FORWARDED_SIGNALS, IDLE_SECONDS,
+                                        PRELOAD_MODULES, receive_message, send_message)
+
 _started_in: list[str] = []  # the preloader's working folder at its start (``sys.path[0]`` under ``-m``)
-_HEADER = struct.Struct("!I")
-
-
-def enabled(environ: dict[str, str] | None = None) -> bool:
-    """Whether flow runs may go through a preloader here: Linux with ``os.pidfd_open`` and ``os.fork``, and
-    :data:`SWITCH` not off."""
-    environ = os.environ if environ is None else environ
-    if environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
-
-
-def socket_folder() -> str | None:
-    """``<temp folder>/taskbuilder-flow-runs-<uid>``, made with mode 0700; ``None`` when it exists but is not this
-    user's alone (nothing is served from a folder another user can write)."""
-    import tempfile
-
-    folder = os.path.join(tempfile.gettempdir(), f"taskbuilder-flow-runs-{os.getuid()}")
-    try:
-        os.mkdir(folder, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    info = os.lstat(folder)
-    import stat
-
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        return None
-    return folder
-
-
-def settings_folder(cwd: str) -> str:
-    """``cwd`` when it holds one of :data:`SETTINGS_FILES` (Prefect's settings at import depend on it), else ``""``:
-    a worker runs each flow run in a new temporary folder, which changes nothing at import."""
-    return cwd if any(os.path.exists(os.path.join(cwd, name)) for name in SETTINGS_FILES) else ""
-
-
-def preloader_key(executable: str, cwd: str, environ: dict[str, str], owner_pid: int) -> str:
-    """The preloader a flow run may use: its interpreter, :func:`settings_folder`, worker's pid and environment
-    (every variable but :data:`RUN_CONTEXT_PREFIX` ones), as 24 hex digits of a SHA-256."""
-    cwd = settings_folder(cwd)
-    settled = sorted((k, v) for k, v in environ.items() if not k.startswith(RUN_CONTEXT_PREFIX))
-    blob = json.dumps([executable, cwd, owner_pid, settled], separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:24]
-
-
-def _send(conn: socket.socket, message: dict, fds: list[int] | None = None) -> None:
-    data = json.dumps(message).encode()
-    if fds:
-        socket.send_fds(conn, [_HEADER.pack(len(data)) + data], fds)
-    else:
-        conn.sendall(_HEADER.pack(len(data)) + data)
-
-
-def _receive(conn: socket.socket, with_fds: int = 0) -> tuple[dict | None, list[int]]:
-    """One message (``None`` at end of stream) and the file descriptors sent with its first bytes."""
-    fds: list[int] = []
-    if with_fds:
-        first, fds, _, _ = socket.recv_fds(conn, _HEADER.size, with_fds)
-    else:
-        first = conn.recv(_HEADER.size)
-    while first and len(first) < _HEADER.size:
-        more = conn.recv(_HEADER.size - len(first))
-        if not more:
-            break
-        first += more
-    if len(first) < _HEADER.size:
-        for fd in fds:
-            os.close(fd)
-        return None, []
-    (size,) = _HEADER.unpack(first)
-    body = b""
-    while len(body) < size:
-        more = conn.recv(size - len(body))
-        if not more:
-            for fd in fds:
-                os.close(fd)
-            return None, []
-        body += more
-    return json.loads(body), fds
-
-
-# --- the flow run's side -------------------------------------------------------------------------------------
-
-
-def run_through_preloader() -> None:
-    """Run this flow run's engine in a child of the worker's preloader and end this process as the child ended.
-    Returns (having done nothing that changes the run) when no preloader can serve it; the caller then runs the
-    engine itself. Starts a preloader for later runs when none listens. Never returns once a child started."""
-    if not enabled() or not os.environ.get("PREFECT__FLOW_RUN_ID"):
-        return  # by hand (a flow run id as argument) or switched off: the engine runs here
-    folder = socket_folder()
-    owner = os.getppid()
-    if folder is None or owner <= 1:
-        return
-    environ = dict(os.environ)
-    key = preloader_key(sys.executable, os.getcwd(), environ, owner)
-    path = os.path.join(folder, key + ".sock")
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
-        return  # a long TMPDIR: no Unix socket there
-    conn = _connect(folder, key, owner, environ)
-    if conn is None:
-        return
-    try:
-        # no time limit from here: a child starts its engine only once the preloader has sent us its pid
-        conn.settimeout(None)
-        _send(conn, {"argv": sys.argv, "environ": environ, "cwd": os.getcwd()}, [0, 1, 2])
-        answer, _ = _receive(conn)
-    except OSError:
-        answer = None
-    if not answer or "pid" not in answer:
-        conn.close()  # refused (a changed file, a thread) or gone: no child runs; the next run starts a fresh one
-        return
-    child = int(answer["pid"])
-
-    def forward(signum, _frame):
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for signum in FORWARDED_SIGNALS:
-        signal.signal(signum, forward)
-    try:
-        status, _ = _receive(conn)
-    except OSError:
-        status = None
-    _end_as(child, status)
-
-
-def _connect(folder: str, key: str, owner: int, environ: dict[str, str]) -> socket.socket | None:
-    """A connection to the worker's preloader: the one listening, or one starting (started here when none is,
-    waited for up to :data:`STARTUP_WAIT_SECONDS`: its imports take about as long as this run's own would).
-    ``None`` when none can serve: one failed to start in the last :data:`FAILED_START_SECONDS`, or it ended
-    before listening, or it took too long."""
-    import time
-
-    path = os.path.join(folder, key + ".sock")
-    deadline = time.monotonic() + STARTUP_WAIT_SECONDS
-    started = None
-    while True:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            conn.settimeout(CONNECT_TIMEOUT_SECONDS)
-            conn.connect(path)
-            return conn
-        except OSError:
-            conn.close()
-        if _failed_recently(folder, key) or time.monotonic() > deadline:
-            return None
-        if not _starting(folder, key):
-            if started is not None and started.poll() is not None:
-                return None  # the one this run started ended without listening
-            if started is None:
-                started = _start_preloader(folder, key, owner, environ)
-                if started is None:
-                    return None
-        time.sleep(STARTUP_POLL_SECONDS)
-
-
-def _starting(folder: str, key: str) -> bool:
-    """Whether a preloader holds ``<key>.lock`` (starting or listening)."""
-    import fcntl
-
-    try:
-        fd = os.open(os.path.join(folder, key + ".lock"), os.O_RDWR | os.O_NOFOLLOW)
-    except OSError:  # none yet
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def _failed_recently(folder: str, key: str) -> bool:
-    import time
-
-    try:
-        return time.time() - os.stat(os.path.join(folder, key + ".failed")).st_mtime < FAILED_START_SECONDS
-    except OSError:
-        return False
-
-
-def _end_as(child: int, status: dict | None) -> None:
-    """End this process with the child's exit code, or by the signal that ended it."""
-    if status is None:  # the preloader is gone: wait for the child, whose exit code is lost
-        import time
-
-        while True:
-            try:
-                os.kill(child, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-        os._exit(1)
-    code = int(status["code"])
-    if code < 0:
-        for signum in FORWARDED_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-        os._exit(128 - code)  # a signal whose default action does not end a process
-    os._exit(code)
-
-
-def _start_preloader(folder: str, key: str, owner: int, environ: dict[str, str]):
-    """Start ``python -m deployments.flow_run_preload`` in a session of its own for the runs of this worker (the
-    same environment without the run's :data:`RUN_CONTEXT_PREFIX` variables); its ``Popen``, ``None`` when it
-    could not be started."""
-    import subprocess
-
-    env = {k: v for k, v in environ.items() if not k.startswith(RUN_CONTEXT_PREFIX)}
-    try:
-        return subprocess.Popen([sys.executable, "-m", "deployments.flow_run_preload", "--folder", folder, "--key", key,
-                          "--owner", str(owner)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-                         cwd=settings_folder(os.getcwd()) or "/")
-    except OSError:
-        return None
-
-
-# --- the preloader -------------------------------------------------------------------------------------------
-
 
 def _flow_modules(project: str) -> list[str]:
     """``flows.x`` for each ``flows/x.py`` entrypoint of ``deployments/prefect.yaml`` (none when it is missing)."""
@@ -446,7 +198,7 @@ def serve(folder: str, key: str, owner: int, idle_seconds: float = IDLE_SECONDS)
                 done, status = pid, 256
             if done:
                 try:
-                    _send(conn, {"code": os.waitstatus_to_exitcode(status)})
+                    send_message(conn, {"code": os.waitstatus_to_exitcode(status)})
                 except OSError:
                     pass
                 conn.close()
@@ -493,7 +245,7 @@ def _accept_and_fork(listener: socket.socket, own_fds: list[int], children: dict
         if struct.unpack("3i", pid_uid_gid)[1] != os.getuid():
             conn.close()
             return None
-        request, fds = _receive(conn, with_fds=3)
+        request, fds = receive_message(conn, with_fds=3)
     except (OSError, ValueError):
         conn.close()
         return None
@@ -509,7 +261,7 @@ def _accept_and_fork(listener: socket.socket, own_fds: list[int], children: dict
         for fd in fds:
             os.close(fd)
         try:
-            _send(conn, {"pid": pid})
+            send_message(conn, {"pid": pid})
             os.write(go_write, b"g")
         except OSError:
             pass  # the flow run's process is gone: without a go the child ends at once
@@ -566,7 +318,7 @@ def _become(request: dict, fds: list[int]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m deployments.flow_run_preload --folder F --key K --owner PID``: started by a flow run
-    (:func:`run_through_preloader`), not by hand."""
+    (:func:`deployments.preload_client.run_through_preloader`), not by hand."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m deployments.flow_run_preload")

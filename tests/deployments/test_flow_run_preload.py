@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments import flow_run_preload as preload
+from deployments import preload_client as preload
 from tests.deployments.stack import wait_until
 
 pytestmark = [pytest.mark.timeout(240),

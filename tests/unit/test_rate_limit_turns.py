@@ -25,11 +25,19 @@ HOLD = ("import sys, time; from tasks.ratelimit import machine_turn\n"
         "    print('held', flush=True); time.sleep(float(sys.argv[2]))\n")
 
 
+API_URL = "http://127.0.0.1:9/turns/api"
+"""The Prefect server the turns are for (never asked: the turn is taken first), the same in every process here."""
+
+
 @pytest.fixture
 def own_temp(tmp_path, monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("PREFECT_API_URL", API_URL)
     tempfile.tempdir = None
-    yield tmp_path
+    with temporary_settings({PREFECT_API_URL: API_URL}):
+        yield tmp_path
     tempfile.tempdir = None
 
 
