@@ -123,6 +123,9 @@ def serve(folder: str, key: str, owner: int, idle_seconds: float = IDLE_SECONDS)
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     _started_in.append(os.getcwd())
     import importlib
+    import time
+
+    importing_since_ns = time.time_ns()
 
     for name in PRELOAD_MODULES + tuple(_flow_modules(project)):
         try:
@@ -133,6 +136,8 @@ def serve(folder: str, key: str, owner: int, idle_seconds: float = IDLE_SECONDS)
 
     sys.modules.pop(ENGINE_MODULE, None)  # run as ``__main__`` by the child; its imports stay loaded
     snapshot = _watched_files()
+    if any(mtime is not None and mtime >= importing_since_ns for mtime in snapshot.values()):
+        return 0  # a file changed while it was imported: which code is loaded is not known; the next run starts anew
     if threading.active_count() > 1:
         return CANNOT_SERVE  # something started a Python thread at import: a fork would lose it
     threads_at_start = _native_threads()  # (OpenBLAS's pool; it stops and starts itself around a fork)
@@ -148,6 +153,7 @@ def serve(folder: str, key: str, owner: int, idle_seconds: float = IDLE_SECONDS)
     finally:
         os.umask(old_umask)
     listener.listen(16)
+    bound = os.stat(path).st_ino
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -158,25 +164,23 @@ def serve(folder: str, key: str, owner: int, idle_seconds: float = IDLE_SECONDS)
     children: dict[int, socket.socket] = {}  # child pid → its flow run's connection
     killed: set[int] = set()  # children whose flow run's process ended first
     closing = False
-    import time
-
     last_active = time.monotonic()
 
     def stop_listening():
+        """No more runs: the socket goes (if still this one's) and the lock too, so that a fresh preloader can
+        start at once while this one waits for the children it has."""
         nonlocal closing
         closing = True
         try:
-            os.unlink(path)
+            if os.stat(path).st_ino == bound:
+                os.unlink(path)
         except FileNotFoundError:
             pass
         listener.close()
+        os.close(lock)  # releases the flock (the file stays: removing it would race another preloader's flock)
 
     while True:
         if closing and not children:
-            try:
-                os.unlink(os.path.join(folder, key + ".lock"))  # its key names a worker that is gone or idle
-            except FileNotFoundError:
-                pass
             return 0
         watch = [wake_read, owner_fd, *(c for p, c in children.items() if p not in killed)]
         watch += [] if closing else [listener]
@@ -237,16 +241,23 @@ def _accept_and_fork(listener: socket.socket, own_fds: list[int], children: dict
     """Accept one flow run and fork its child; in the preloader, record the child. The child never returns: it
     waits until the flow run's process has its pid (a ``go`` on a pipe; without it, it ends at once), then runs
     the engine and ends."""
-    conn, _ = listener.accept()
-    conn.settimeout(CONNECT_TIMEOUT_SECONDS)
+    import time
+
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return None
+    deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS  # for the whole request, however it trickles in
     fds: list[int] = []
     try:
         pid_uid_gid = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         if struct.unpack("3i", pid_uid_gid)[1] != os.getuid():
             conn.close()
             return None
-        request, fds = receive_message(conn, with_fds=3)
+        request, fds = receive_message(conn, with_fds=3, deadline=deadline)
     except (OSError, ValueError):
+        for fd in fds:
+            os.close(fd)
         conn.close()
         return None
     if request is None or len(fds) != 3 or _native_threads() > threads_at_start:
@@ -255,16 +266,25 @@ def _accept_and_fork(listener: socket.socket, own_fds: list[int], children: dict
         conn.close()
         return None
     go_read, go_write = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to be had (EAGAIN, ENOMEM): the run runs by itself, the others go on
+        for fd in (*fds, go_read, go_write):
+            os.close(fd)
+        conn.close()
+        return None
     if pid:
         os.close(go_read)
         for fd in fds:
             os.close(fd)
         try:
+            # the run's process takes the child (its ack) or, gone or given up, does not: only then a go
             send_message(conn, {"pid": pid})
-            os.write(go_write, b"g")
-        except OSError:
-            pass  # the flow run's process is gone: without a go the child ends at once
+            ack, _ = receive_message(conn, deadline=time.monotonic() + CONNECT_TIMEOUT_SECONDS)
+            if ack == {"ack": pid}:
+                os.write(go_write, b"g")
+        except (OSError, ValueError):
+            pass  # without a go the child ends at once
         os.close(go_write)
         conn.settimeout(None)
         children[pid] = conn
@@ -283,10 +303,29 @@ def _accept_and_fork(listener: socket.socket, own_fds: list[int], children: dict
         for fd in own_fds:
             os.close(fd)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _become(request, fds)
     except BaseException:  # noqa: BLE001 - never back into the preloader's loop
         os._exit(70)
+    try:
+        _become(request, fds)
+    except KeyboardInterrupt:  # as Python ends on one: by SIGINT
+        _flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:  # noqa: BLE001 - as Python ends on an uncaught exception: its traceback, exit 1
+        import traceback
+
+        traceback.print_exc()
+        _flush()
+        os._exit(1)
     os._exit(0)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _become(request: dict, fds: list[int]) -> None:
@@ -311,6 +350,9 @@ def _become(request: dict, fds: list[int]) -> None:
     import random
 
     random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:  # each run its own draws, as a process of its own has (the hash seed stays shared)
+        numpy.random.seed()
     from deployments.flow_run_engine import run_engine
 
     run_engine()

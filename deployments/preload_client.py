@@ -29,7 +29,11 @@ FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT"
 RUN_CONTEXT_PREFIX = "PREFECT__"
 """Variables a worker sets per flow run (``PREFECT__FLOW_RUN_ID``, ``PREFECT__WORKER_NAME`` ...): not settings."""
 CONNECT_TIMEOUT_SECONDS = 5.0
-STARTUP_WAIT_SECONDS = 60.0
+ANSWER_TIMEOUT_SECONDS = 30.0
+"""A preloader that does not answer a run's request this soon is given up on (the run runs by itself)."""
+STATUS_AFTER_EXIT_SECONDS = 5.0
+"""After its child ended, a run waits this long for the preloader's report of how."""
+STARTUP_WAIT_SECONDS = 30.0
 """A run that finds a preloader starting (or starts one) waits this long at most for it to listen."""
 STARTUP_POLL_SECONDS = 0.05
 FAILED_START_SECONDS = 600.0
@@ -40,6 +44,8 @@ CANNOT_SERVE = 2
 SETTINGS_FILES = ("prefect.toml", ".env", "pyproject.toml")
 """Files Prefect reads its settings from in the working folder (Prefect 3.9 ``prefect/settings/sources.py``)."""
 _HEADER = struct.Struct("!I")
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""A request holds a process's environment: far below this."""
 
 
 def enabled(environ: dict[str, str] | None = None) -> bool:
@@ -94,32 +100,52 @@ def send_message(conn: socket.socket, message: dict, fds: list[int] | None = Non
         conn.sendall(_HEADER.pack(len(data)) + data)
 
 
-def receive_message(conn: socket.socket, with_fds: int = 0) -> tuple[dict | None, list[int]]:
-    """One message (``None`` at end of stream) and the file descriptors sent with its first bytes."""
+def receive_message(conn: socket.socket, with_fds: int = 0,
+                    deadline: float | None = None) -> tuple[dict | None, list[int]]:
+    """One message and the file descriptors (at most ``with_fds``) sent with its first bytes; ``(None, [])`` at end
+    of stream. ``deadline`` (``time.monotonic()``): the whole message by then, else ``TimeoutError`` (an
+    ``OSError``); ``None``: the socket's own timeout per read. Descriptors are closed when it raises."""
+    import time
+
     fds: list[int] = []
-    if with_fds:
-        first, fds, _, _ = socket.recv_fds(conn, _HEADER.size, with_fds)
-    else:
-        first = conn.recv(_HEADER.size)
-    while first and len(first) < _HEADER.size:
-        more = conn.recv(_HEADER.size - len(first))
-        if not more:
-            break
-        first += more
-    if len(first) < _HEADER.size:
+
+    def read(size: int) -> bytes:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the message did not come in time")
+            conn.settimeout(left)
+        if with_fds and not fds and not received:
+            data, new_fds, _, _ = socket.recv_fds(conn, size, with_fds)
+            fds.extend(new_fds)
+            return data
+        return conn.recv(size)
+
+    received = bytearray()
+    try:
+        while len(received) < _HEADER.size:
+            more = read(_HEADER.size - len(received))
+            if not more:
+                raise EOFError
+            received += more
+        (size,) = _HEADER.unpack(bytes(received))
+        if size > MAX_MESSAGE_BYTES:
+            raise ValueError(f"a message of {size} bytes")
+        body = bytearray()
+        while len(body) < size:
+            more = read(size - len(body))
+            if not more:
+                raise EOFError
+            body += more
+        return json.loads(bytes(body)), fds
+    except EOFError:
         for fd in fds:
             os.close(fd)
         return None, []
-    (size,) = _HEADER.unpack(first)
-    body = b""
-    while len(body) < size:
-        more = conn.recv(size - len(body))
-        if not more:
-            for fd in fds:
-                os.close(fd)
-            return None, []
-        body += more
-    return json.loads(body), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
 def run_through_preloader() -> None:
@@ -140,12 +166,14 @@ def run_through_preloader() -> None:
     conn = _connect(folder, key, owner, environ)
     if conn is None:
         return
+    import time
+
     try:
-        # no time limit from here: a child starts its engine only once the preloader has sent us its pid
-        conn.settimeout(None)
+        # a child starts its engine only once this process has acknowledged its pid: until then, giving up (no
+        # answer in ANSWER_TIMEOUT_SECONDS, a refusal, the preloader gone) leaves no child running
         send_message(conn, {"argv": sys.argv, "environ": environ, "cwd": os.getcwd()}, [0, 1, 2])
-        answer, _ = receive_message(conn)
-    except OSError:
+        answer, _ = receive_message(conn, deadline=time.monotonic() + ANSWER_TIMEOUT_SECONDS)
+    except (OSError, ValueError):
         answer = None
     if not answer or "pid" not in answer:
         conn.close()  # refused (a changed file, a thread) or gone: no child runs; the next run starts a fresh one
@@ -161,10 +189,43 @@ def run_through_preloader() -> None:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
     try:
-        status, _ = receive_message(conn)
+        conn.settimeout(None)
+        send_message(conn, {"ack": child})
     except OSError:
-        status = None
-    _end_as(child, status)
+        conn.close()  # the ack did not go: the child ends without running
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        return
+    _end_as(child, _wait_for_status(conn, child))
+
+
+def _wait_for_status(conn: socket.socket, child: int) -> dict | None:
+    """The child's end as the preloader reports it; ``None`` when the preloader is gone or says nothing within
+    :data:`STATUS_AFTER_EXIT_SECONDS` of the child's end (a pidfd on the child: no polling)."""
+    import select
+
+    try:
+        child_fd = os.pidfd_open(child)
+    except OSError:
+        child_fd = None
+    try:
+        watch = [conn] + ([child_fd] if child_fd is not None else [])
+        while True:
+            ready, _, _ = select.select(watch, [], [])
+            if conn in ready:
+                status, _ = receive_message(conn)
+                return status
+            watch = [conn]  # the child ended: its status is on its way, or the preloader is stuck
+            ready, _, _ = select.select(watch, [], [], STATUS_AFTER_EXIT_SECONDS)
+            if not ready:
+                return None
+            status, _ = receive_message(conn)
+            return status
+    except (OSError, ValueError):
+        return None
+    finally:
+        if child_fd is not None:
+            os.close(child_fd)
 
 
 def _connect(folder: str, key: str, owner: int, environ: dict[str, str]) -> socket.socket | None:
@@ -225,7 +286,7 @@ def _failed_recently(folder: str, key: str) -> bool:
 
 def _end_as(child: int, status: dict | None) -> None:
     """End this process with the child's exit code, or by the signal that ended it."""
-    if status is None:  # the preloader is gone: wait for the child, whose exit code is lost
+    if status is None:  # the preloader is gone or stuck: wait for the child, whose exit code is lost
         import time
 
         while True:
@@ -239,7 +300,10 @@ def _end_as(child: int, status: dict | None) -> None:
     if code < 0:
         for signum in FORWARDED_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
-        signal.signal(-code, signal.SIG_DFL)
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL, SIGSTOP: no handler to reset, they end it as they are
+            pass
         os.kill(os.getpid(), -code)
         os._exit(128 - code)  # a signal whose default action does not end a process
     os._exit(code)

@@ -79,8 +79,14 @@ def take_slot(limit_name: str) -> None:
         if _missing_until.get(limit_name, 0.0) > time.monotonic():
             return
     with machine_turn(limit_name) as turn:
+        if turn.unreachable():
+            raise httpx.ConnectError("the Prefect server did not answer another process of this machine a moment ago")
         paced = turn.wait()
-        refused = _ask_until_granted(limit_name)
+        try:
+            refused = _ask_until_granted(limit_name)
+        except httpx.TransportError:
+            turn.mark_unreachable()
+            raise
         # after a refusal the limit was full, and this grant took the slot that freed: the next slot frees one decay
         # interval after this grant, and an ask before that is refused (and restarts the clock). A paced ask that
         # was granted: still full, most likely. An ask that came after the pace by itself: demand fell, no pace.
@@ -146,46 +152,66 @@ def _seconds_per_slot(limit_name: str) -> float:
 PACE_MARGIN = 1.05
 """A paced ask comes this much later than one decay interval after the grant (clocks and rounding)."""
 PACE_WAIT_LIMIT_SECONDS = 30.0
+UNREACHABLE_SECONDS = 10.0
+"""After an asker found the Prefect server not answering, the others of its machine give up at once this long."""
 
 
 class Turn:
-    """This machine's turn to ask (:func:`machine_turn`) and the time before which nobody on it should ask again,
-    shared in the turn's file (wall-clock seconds, as text), or in this process where there is no file."""
+    """This machine's turn to ask (:func:`machine_turn`), with what the last asker left for the next: the time
+    before which nobody on it should ask (its pace), and the time until which the Prefect server is taken as not
+    answering. Kept in the turn's file (two wall-clock times, as text), or in this process where there is none."""
 
-    _in_process: dict[str, float] = {}
+    _in_process: dict[str, tuple[float, float]] = {}
 
     def __init__(self, limit_name: str, fd: int | None) -> None:
         self.limit_name, self.fd = limit_name, fd
 
-    def _read(self) -> float:
+    def _read(self) -> tuple[float, float]:
         if self.fd is None:
-            return self._in_process.get(self.limit_name, 0.0)
+            return self._in_process.get(self.limit_name, (0.0, 0.0))
         try:
-            return float(os.pread(self.fd, 64, 0).decode() or 0.0)
-        except (OSError, ValueError):
-            return 0.0
+            words = os.pread(self.fd, 128, 0).decode().split()
+            values = [float(word) for word in words[:2]] + [0.0, 0.0]
+        except (OSError, ValueError, UnicodeDecodeError):
+            return 0.0, 0.0
+        return tuple(v if v == v and abs(v) != float("inf") else 0.0 for v in values[:2])  # no nan, no inf
 
-    def wait(self) -> bool:
-        """Sleep until the time the last asker set (one decay interval after its grant; nothing when unset), at
-        most :data:`PACE_WAIT_LIMIT_SECONDS` (a clock set back); whether it slept."""
-        delay = self._read() - time.time()
-        if delay > 0:
-            time.sleep(min(delay, PACE_WAIT_LIMIT_SECONDS))
-            return True
-        return False
-
-    def pace(self, seconds: float) -> None:
-        """The next ask on this machine comes no sooner than ``seconds`` from now (0: at once)."""
-        value = time.time() + seconds if seconds > 0 else 0.0
+    def _write(self, not_before: float, unreachable_until: float) -> None:
         if self.fd is None:
-            self._in_process[self.limit_name] = value
+            self._in_process[self.limit_name] = (not_before, unreachable_until)
             return
-        data = repr(value).encode()
+        data = f"{not_before!r} {unreachable_until!r}".encode()
         try:
             os.pwrite(self.fd, data, 0)
             os.ftruncate(self.fd, len(data))
         except OSError:
             pass
+
+    def wait(self) -> bool:
+        """Sleep until the time the last asker set (one decay interval after its grant; nothing when unset), at
+        most the longer of :data:`PACE_WAIT_LIMIT_SECONDS` and two decay intervals (a clock set back); whether it
+        slept."""
+        delay = self._read()[0] - time.time()
+        if delay <= 0:
+            return False
+        if delay > PACE_WAIT_LIMIT_SECONDS:
+            delay = min(delay, max(PACE_WAIT_LIMIT_SECONDS, 2 * _seconds_per_slot(self.limit_name)))
+        time.sleep(delay)
+        return True
+
+    def pace(self, seconds: float) -> None:
+        """The next ask on this machine comes no sooner than ``seconds`` from now (0: at once)."""
+        self._write(time.time() + seconds if seconds > 0 else 0.0, 0.0)
+
+    def unreachable(self) -> bool:
+        """Whether the last asker found the Prefect server not answering less than
+        :data:`UNREACHABLE_SECONDS` ago."""
+        return self._read()[1] > time.time()
+
+    def mark_unreachable(self) -> None:
+        """The Prefect server did not answer this asker (after its client's retries): the askers waiting behind it
+        give up at once for :data:`UNREACHABLE_SECONDS` rather than each wait as long again."""
+        self._write(self._read()[0], time.time() + UNREACHABLE_SECONDS)
 
 
 @contextmanager

@@ -66,6 +66,12 @@ class Runs:
                     found.append(int(entry.name))
         return found
 
+    def serving_besides(self, old: int) -> int:
+        """A preloader listening other than ``old`` (which may still be reaping its children)."""
+        return wait_until(lambda: next((p for p in self.preloaders() if p != old), None)
+                          and list(self.folder.glob("*.sock")) and next(p for p in self.preloaders() if p != old),
+                          120, "a fresh preloader listening")
+
     def serving(self) -> int:
         """The one preloader listening, once it listens (its socket is there)."""
         return wait_until(lambda: len(self.preloaders()) == 1 and list(self.folder.glob("*.sock"))
@@ -166,15 +172,23 @@ def test_a_killed_run_process_takes_its_child_with_it(runs):
     _refused(runs)
 
 
+def test_a_child_killed_outright_ends_its_run_by_the_same_signal(runs):
+    preloader = runs.serving()
+    process, child = _waiting_child(runs, preloader, set(children_of(preloader)))
+    os.kill(child, signal.SIGKILL)  # the OOM killer, say: the worker must see -9, as from a run by itself
+    process.wait(30)
+    assert process.returncode == -signal.SIGKILL, process.communicate()[0][-2000:]
+
+
 def test_two_runs_at_once_are_two_children(runs):
     preloader = runs.serving()
     one, child_one = _waiting_child(runs, preloader, set(children_of(preloader)))
     two, child_two = _waiting_child(runs, preloader, set(children_of(preloader)))
     assert child_one != child_two and {child_one, child_two} <= set(children_of(preloader))
     for process in (one, two):
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)  # the engine's KeyboardInterrupt: it ends by SIGINT, as by itself
         process.wait(30)
-        assert process.returncode != 0
+        assert process.returncode == -signal.SIGINT
     wait_until(lambda: not (alive(child_one) or alive(child_two)) or None, 30, "both children ending")
 
 
@@ -193,6 +207,27 @@ def test_a_changed_settings_file_makes_the_preloader_refuse_and_end(runs):
         profiles.unlink()
     _refused(runs)  # the fresh one saw the file go: refused again, and ends
     wait_until(lambda: not runs.preloaders() or None, 30, "that preloader ending")
+
+
+def test_a_change_while_a_run_goes_on_does_not_hold_up_the_next_runs(runs):
+    _refused(runs)  # starts one (the test before ended its)
+    preloader = runs.serving()
+    process, child = _waiting_child(runs, preloader, set(children_of(preloader)))
+    profiles = Path(runs.env["PREFECT_HOME"]) / "profiles.toml"
+    profiles.parent.mkdir(parents=True, exist_ok=True)
+    profiles.write_text('active = "default"\n\n[profiles.default]\n')
+    try:
+        _refused(runs)  # refused: by itself; the old preloader stops listening but keeps its running child
+        started = time.monotonic()
+        _refused(runs)  # a fresh preloader starts at once (the old one let go of the key's lock)
+        assert time.monotonic() - started < 20
+        fresh = runs.serving_besides(preloader)
+        assert fresh != preloader and alive(preloader) and alive(child)
+    finally:
+        process.kill()
+        process.wait(10)
+        profiles.unlink()
+    wait_until(lambda: not alive(preloader) or None, 30, "the old preloader ending after its last child")
 
 
 def test_switched_off_or_by_hand_no_preloader(runs):

@@ -124,3 +124,29 @@ def test_a_paced_grant_makes_the_next_asker_on_the_machine_wait(own_temp):
         started = time.monotonic()
         turn.wait()
         assert time.monotonic() - started < 0.2
+
+
+def test_a_server_that_did_not_answer_one_asker_fails_the_next_at_once(own_temp):
+    import httpx
+
+    from tasks.ratelimit import take_slot
+
+    with pytest.raises(httpx.TransportError) as first:  # nothing listens at API_URL: the first asker's own failure
+        take_slot("limit-a")
+    assert "another process" not in str(first.value)
+    started = time.monotonic()
+    with pytest.raises(httpx.ConnectError, match="another process of this machine"):
+        take_slot("limit-a")  # the next one of the machine gives up at once (its client's retries not waited)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_corrupted_turn_file_makes_nobody_wait(own_temp):
+    with machine_turn("limit-a") as turn:
+        turn.pace(0.0)
+    (lock,) = (own_temp / f"taskbuilder-rate-limits-{os.getuid()}").iterdir()
+    for junk in ("nan nan", "inf inf", "not a number", "\xff\xfe"):
+        lock.write_bytes(junk.encode("latin-1"))
+        with machine_turn("limit-a") as turn:
+            started = time.monotonic()
+            assert turn.wait() is False and not turn.unreachable(), junk
+            assert time.monotonic() - started < 0.2
