@@ -47,7 +47,7 @@ import struct
 import sys
 
 from deployments.preload_client import (CANNOT_SERVE, CONNECT_TIMEOUT_SECONDS, FORWARDED_SIGNALS, IDLE_SECONDS,
-                                        PRELOAD_MODULES, receive_message, send_message)
+                                        PRELOAD_MODULES, SETTINGS_FILES, receive_message, send_message)
 
 _started_in: list[str] = []  # the preloader's working folder at its start (``sys.path[0]`` under ``-m``)
 
@@ -64,31 +64,24 @@ def _flow_modules(project: str) -> list[str]:
     return sorted({path.replace("/", ".") for path in found})
 
 
+def _mtime_ns(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
 def _watched_files() -> dict[str, int | None]:
     """Modification times (ns) of every imported module's file and of Prefect's settings files (``None``: absent)."""
     paths = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
     home = os.environ.get("PREFECT_HOME") or os.path.join(os.path.expanduser("~"), ".prefect")
     paths.update({os.path.join(home, "profiles.toml"), os.environ.get("PREFECT_PROFILES_PATH")})
-    paths.update(os.path.join(os.getcwd(), name) for name in ("prefect.toml", ".env", "pyproject.toml"))
-    times: dict[str, int | None] = {}
-    for path in paths:
-        if isinstance(path, str) and path:
-            try:
-                times[path] = os.stat(path).st_mtime_ns
-            except OSError:
-                times[path] = None
-    return times
+    paths.update(os.path.join(os.getcwd(), name) for name in SETTINGS_FILES)
+    return {path: _mtime_ns(path) for path in paths if isinstance(path, str) and path}
 
 
 def _changed(snapshot: dict[str, int | None]) -> bool:
-    for path, before in snapshot.items():
-        try:
-            now: int | None = os.stat(path).st_mtime_ns
-        except OSError:
-            now = None
-        if now != before:
-            return True
-    return False
+    return any(_mtime_ns(path) != before for path, before in snapshot.items())
 
 
 def _native_threads() -> int:

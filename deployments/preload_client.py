@@ -2,7 +2,8 @@
 start one when none listens and wait for it, hand it this run, then end as the child it forked ended; and what
 both sides share: the socket folder, the key of a preloader, the messages.
 
-Only the standard library is imported here: this runs in every flow run's process before anything else.
+Only the standard library is imported here (and :mod:`taskbuilder.private_folder`, itself standard library only):
+this runs in every flow run's process before anything else.
 
 Source: Linux ``unix(7)`` (``SCM_RIGHTS``), ``flock(2)``; Python ``socket.send_fds``/``recv_fds``.
 """
@@ -59,22 +60,11 @@ def enabled(environ: dict[str, str] | None = None) -> bool:
 
 def socket_folder() -> str | None:
     """``<temp folder>/taskbuilder-flow-runs-<uid>``, made with mode 0700; ``None`` when it exists but is not this
-    user's alone (nothing is served from a folder another user can write)."""
-    import tempfile
+    user's alone (nothing is served from a folder another user can write):
+    :func:`taskbuilder.private_folder.private_temp_folder`."""
+    from taskbuilder.private_folder import private_temp_folder
 
-    folder = os.path.join(tempfile.gettempdir(), f"taskbuilder-flow-runs-{os.getuid()}")
-    try:
-        os.mkdir(folder, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    info = os.lstat(folder)
-    import stat
-
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        return None
-    return folder
+    return private_temp_folder("taskbuilder-flow-runs")
 
 
 def settings_folder(cwd: str) -> str:

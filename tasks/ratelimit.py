@@ -50,6 +50,7 @@ import httpx
 from taskbuilder.client import shared_ssl_context
 from taskbuilder.error_details import extract_detail, response_body
 from taskbuilder.errors import BadInput, ConnectError
+from taskbuilder.private_folder import private_temp_folder
 from tasks.logs import run_logger
 from tasks.prefect_client import prefect_client
 
@@ -237,22 +238,31 @@ def machine_turn(limit_name: str) -> Iterator[Turn]:
             os.close(fd)  # releases the flock
 
 
+_turn_paths: dict[tuple[str, str, str], str | None] = {}
+
+
 def _open_turn_file(limit_name: str) -> int | None:
+    """The turn file of ``limit_name`` on the current Prefect server, opened (its path found once per process, temp
+    folder, server and name); ``None`` without ``fcntl`` or a folder of this user's alone."""
     try:
         import fcntl  # noqa: F401 - POSIX only
     except ImportError:
         return None
     from prefect.settings import PREFECT_API_URL
 
-    folder = os.path.join(tempfile.gettempdir(), f"taskbuilder-rate-limits-{os.getuid()}")
+    server = PREFECT_API_URL.value() or ""
+    key = (tempfile.gettempdir(), server, limit_name)
+    if key not in _turn_paths:
+        folder = private_temp_folder("taskbuilder-rate-limits")
+        digest = hashlib.sha256(f"{server}\n{limit_name}".encode()).hexdigest()[:24]
+        _turn_paths[key] = os.path.join(folder, digest + ".lock") if folder else None
+    path = _turn_paths[key]
+    if path is None:
+        return None
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        info = os.lstat(folder)
-        if info.st_uid != os.getuid() or info.st_mode & 0o077:
-            return None
-        digest = hashlib.sha256(f"{PREFECT_API_URL.value() or ''}\n{limit_name}".encode()).hexdigest()[:24]
-        return os.open(os.path.join(folder, digest + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError:
+        del _turn_paths[key]  # the folder went (a temp cleaner): looked for again next time
         return None
 
 
