@@ -93,7 +93,8 @@ def test_after_a_refusal_the_next_ask_waits_a_whole_decay_interval(prefect_limit
     real_sleep = ratelimit.time.sleep
 
     def recorded(seconds: float) -> None:
-        if sys._getframe(1).f_globals.get("__name__") == "tasks.ratelimit":  # its waits, not other threads'
+        caller = sys._getframe(1)  # the waits after a refusal (not the pace's rest of an interval, nor other threads')
+        if caller.f_globals.get("__name__") == "tasks.ratelimit" and caller.f_code.co_name == "_ask_until_granted":
             waits.append(seconds)
         real_sleep(seconds)
 
